@@ -1,0 +1,6 @@
+//! Protocol logic, sans-IO: every function takes the current time as a parameter
+//! (`std::time::Instant`, supplied by the caller) and never reads a clock or touches a
+//! socket, so the whole protocol can run under simulated time.
+
+pub mod backoff;
+pub mod seqno;
