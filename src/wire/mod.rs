@@ -6,6 +6,8 @@
 
 pub mod checksum;
 pub mod error;
+pub mod mh;
+pub mod mh_option;
 
 pub use error::{Error, ErrorKind, ReceiverAction};
 
