@@ -6,6 +6,8 @@
 
 pub mod checksum;
 pub mod error;
+pub mod ext_header;
+pub mod icmpv6;
 
 pub use error::{Error, ErrorKind, ReceiverAction};
 
