@@ -46,6 +46,9 @@ pub enum ErrorKind {
     BadIcmpv6,
     /// Not an IPv6 packet.
     NotIpv6,
+    /// An IPv6 option (RFC 8200 §4.2) whose type this node does not recognise and whose
+    /// two high-order bits say not to skip it.
+    UnrecognizedOption,
 }
 
 impl ErrorKind {
@@ -65,6 +68,7 @@ impl ErrorKind {
             ErrorKind::BadRoutingType => "bad-routing-type",
             ErrorKind::BadIcmpv6 => "bad-icmpv6",
             ErrorKind::NotIpv6 => "not-ipv6",
+            ErrorKind::UnrecognizedOption => "unrecognized-option",
         }
     }
 }
