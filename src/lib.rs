@@ -1,9 +1,11 @@
 //! mip6d: a Mobile IPv6 daemon (RFC 6275) with Distributed Servers.
 //!
 //! The crate is layered as described in `DESIGN.md`: `wire` turns bytes into typed
-//! messages and back, and knows nothing of sockets, clocks or state.
+//! messages and back; `crypto` holds return routability; `proto` the sans-IO protocol
+//! logic; `ctl` the operator's command line.
 
 pub mod crypto;
 pub mod ctl;
+pub mod hex;
 pub mod proto;
 pub mod wire;

@@ -1,7 +1,16 @@
 //! `mip6ctl`: the operator's command line.
 
-use clap::{Parser, Subcommand};
+pub mod capture;
+pub mod decode;
+
+use clap::{Args, Parser, Subcommand};
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use crate::hex;
+use crate::wire::packet;
 
 /// Inspect Mobile IPv6 traffic and control a running mip6d.
 #[derive(Parser, Debug)]
@@ -12,9 +21,146 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Decode captured IPv6 packets: Mobility Header, Home Address option, Type 2
+    /// Routing Header, DHAAD, Mobile Prefix and Router Advertisement messages.
+    Decode(DecodeArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["pcap", "hex"])))]
+struct DecodeArgs {
+    /// A pcap or pcapng capture (link types Ethernet, raw IP, IPv6, Linux cooked).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Whole IPv6 packets in hex, one argument per packet.
+    #[arg(long, value_name = "HEX", num_args = 1..)]
+    hex: Vec<String>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Binding management key (20 bytes, hex): verify the Binding Authorization Data of
+    /// Binding Updates and Acknowledgements.
+    #[arg(long, value_name = "HEX")]
+    kbm: Option<String>,
+}
+
+/// Exit status for input that could not be read at all (as opposed to malformed packets,
+/// which are reported per packet).
+const EXIT_UNREADABLE: u8 = 2;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Decode(args) => match run_decode(&args, &mut io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // A reader that stops early (`| head`) is not an error of the input.
+            Err(DecodeError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                ExitCode::SUCCESS
+            }
+            Err(DecodeError::Output(e)) => {
+                eprintln!("mip6ctl decode: writing output: {e}");
+                ExitCode::FAILURE
+            }
+            Err(DecodeError::Input(msg)) => {
+                eprintln!("mip6ctl decode: {msg}");
+                ExitCode::from(EXIT_UNREADABLE)
+            }
+        },
+    }
+}
+
+/// Why decoding stopped: unreadable input (exit status 2) or a failed write.
+#[derive(Debug)]
+enum DecodeError {
+    Input(String),
+    Output(io::Error),
+}
+
+impl From<String> for DecodeError {
+    fn from(msg: String) -> Self {
+        DecodeError::Input(msg)
+    }
+}
+
+fn parse_kbm(text: &str) -> Result<[u8; 20], String> {
+    let bytes = hex::decode(text).map_err(|e| format!("--kbm: {e}"))?;
+    bytes.as_slice().try_into().map_err(|_| {
+        format!(
+            "--kbm: expected 20 bytes (40 hex digits), got {}",
+            bytes.len()
+        )
+    })
+}
+
+fn emit_one(
+    out: &mut dyn Write,
+    args: &DecodeArgs,
+    kbm: Option<&[u8; 20]>,
+    index: usize,
+    ipv6: Result<&[u8], String>,
+) -> Result<(), DecodeError> {
+    let write_err = DecodeError::Output;
+    let (kind, detail) = match ipv6 {
+        Ok(raw) => match packet::parse(raw) {
+            Ok(p) => {
+                if args.json {
+                    let v = decode::render_json(index, raw, &p, kbm);
+                    writeln!(out, "{v}").map_err(write_err)?;
+                } else {
+                    write!(
+                        out,
+                        "#{index} {}",
+                        decode::render_text_checked(raw, &p, kbm)
+                    )
+                    .map_err(write_err)?;
+                }
+                return Ok(());
+            }
+            Err(e) => (e.kind.name().to_string(), e.to_string()),
+        },
+        Err(detail) => ("link-layer".to_string(), detail),
+    };
+    if args.json {
+        let v = decode::render_json_unreadable(index, &kind, &detail);
+        writeln!(out, "{v}").map_err(write_err)
+    } else {
+        writeln!(out, "#{index} not decoded: {detail}").map_err(write_err)
+    }
+}
+
+fn run_decode(args: &DecodeArgs, out: &mut dyn Write) -> Result<(), DecodeError> {
+    let kbm = args.kbm.as_deref().map(parse_kbm).transpose()?;
+    if let Some(path) = &args.pcap {
+        let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut reader = capture::CaptureReader::new(BufReader::new(file))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut index = 0;
+        while let Some(frame) = reader
+            .next_frame()
+            .map_err(|e| format!("{}: frame {}: {e}", path.display(), index + 1))?
+        {
+            index += 1;
+            emit_one(
+                out,
+                args,
+                kbm.as_ref(),
+                index,
+                capture::ipv6_payload(&frame),
+            )?;
+        }
+    } else {
+        // Validate every argument before printing anything, so a typo in the third packet
+        // does not leave half a report behind.
+        let packets = args
+            .hex
+            .iter()
+            .enumerate()
+            .map(|(i, h)| hex::decode(h).map_err(|e| format!("--hex argument {}: {e}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, p) in packets.iter().enumerate() {
+            emit_one(out, args, kbm.as_ref(), i + 1, Ok(p))?;
+        }
+    }
+    Ok(())
 }

@@ -6,11 +6,11 @@
 
 pub mod checksum;
 pub mod error;
-pub mod packet;
-pub mod mh;
-pub mod mh_option;
 pub mod ext_header;
 pub mod icmpv6;
+pub mod mh;
+pub mod mh_option;
+pub mod packet;
 
 pub use error::{Error, ErrorKind, ReceiverAction};
 
