@@ -9,3 +9,6 @@ pub mod ctl;
 pub mod hex;
 pub mod proto;
 pub mod wire;
+
+#[cfg(test)]
+mod testutil;

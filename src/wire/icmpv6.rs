@@ -1301,15 +1301,7 @@ mod tests {
         );
     }
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::testutil::XorShift;
 
     fn parse_all(b: &[u8]) {
         let _ = Icmpv6Repr::parse_checked(b, &mn(), &ha());
