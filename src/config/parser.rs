@@ -724,12 +724,14 @@ impl<'c> FileParser<'c> {
                         ),
                     ))
                 }
-                TokKind::Word if t.text == kw::INCLUDE => return Err(self.err(
-                    t.start,
-                    format!(
+                TokKind::Word if t.text == kw::INCLUDE => {
+                    return Err(self.err(
+                        t.start,
+                        format!(
                         "expected {expecting}, found `include`, which is only allowed at top level"
                     ),
-                )),
+                    ))
+                }
                 TokKind::Word => match kw::lookup(scope, &t.text) {
                     Some(def) => {
                         self.bump();
@@ -1087,10 +1089,10 @@ impl<'c> FileParser<'c> {
                 TokKind::Word if t.text.contains(':') || t.text.contains('.') => {
                     let peer = self.address("a peer home address")?;
                     let next = self.peek();
-                    let local = if next.kind == TokKind::Word && is_bool_word(&next.text) {
-                        None
+                    let local = if next.kind == TokKind::Word && next.text.contains(':') {
+                        Some(self.address("a local address")?)
                     } else {
-                        Some(self.address("a local address or a boolean")?)
+                        None
                     };
                     let accept = self.boolean("a binding policy")?;
                     self.semi("a CnBindingPolicySet entry")?;
