@@ -162,11 +162,11 @@ fn block_structure() {
 fn home_link_needs_its_addresses() {
     assert_err(
         "MnHomeLink \"eth0\" { HomeAgentAddress 2001:db8::1; }",
-        "t.conf:1:52: expected `HomeAddress <address>/<length>;` in MnHomeLink \"eth0\", found its closing `}` without one",
+        "t.conf:1:51: expected `HomeAddress <address>/<length>;` in MnHomeLink \"eth0\", found its closing `}` without one",
     );
     assert_err(
         "MnHomeLink \"eth0\" { HomeAddress 2001:db8::2/64; }",
-        "t.conf:1:50: expected `HomeAgentAddress <address>;` in MnHomeLink \"eth0\", found its closing `}` without one (write `HomeAgentAddress ::;` to find the home agent with DHAAD)",
+        "t.conf:1:49: expected `HomeAgentAddress <address>;` in MnHomeLink \"eth0\", found its closing `}` without one (write `HomeAgentAddress ::;` to find the home agent with DHAAD)",
     );
     assert_err(
         "MnHomeLink \"eth0\" { HomeAgentAddress ::; HomeAddress 2001:db8::2/64; HomePrefix 2001:db9::/64; }",
@@ -187,7 +187,7 @@ fn ipsec_policy_sets() {
     );
     assert_err(
         &format!("{head} }}"),
-        "t.conf:1:77: expected `HomeAddress` or `IPsecPolicy` before the `}` of the IPsecPolicySet opened at 1:16",
+        "t.conf:1:76: expected `HomeAddress` or `IPsecPolicy` before the `}` of the IPsecPolicySet opened at 1:16",
     );
     assert_err(
         &format!("{head} IPsecPolicy Mh UseAH; }}"),

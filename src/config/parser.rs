@@ -190,6 +190,14 @@ impl<'c> FileParser<'c> {
         }
     }
 
+    /// Start of the token just consumed, e.g. a block's closing `}`.
+    fn prev_start(&self) -> Pos {
+        match self.i.checked_sub(1).and_then(|j| self.toks.get(j)) {
+            Some(t) => t.start,
+            None => Pos { line: 1, col: 1 },
+        }
+    }
+
     fn loc(&self, p: Pos) -> Location {
         Location {
             file: self.file.clone(),
@@ -849,7 +857,7 @@ impl<'c> FileParser<'c> {
             }
             p.semi(&format!("`{}`", def.name))
         })?;
-        let close = self.prev_end();
+        let close = self.prev_start();
         let Some((home_address, hoa_at)) = hoa else {
             return Err(self.err(
                 close,
@@ -959,7 +967,7 @@ impl<'c> FileParser<'c> {
             p.semi(&format!("`{}`", def.name))
         })?;
         if stage < 3 {
-            let close = self.prev_end();
+            let close = self.prev_start();
             return Err(self.err(
                 close,
                 format!(
@@ -1220,7 +1228,7 @@ impl<'c> FileParser<'c> {
             }
             p.semi(&format!("`{}`", def.name))
         })?;
-        let close = self.prev_end();
+        let close = self.prev_start();
         let missing = |what: &str| {
             self.err(
                 close,
