@@ -411,3 +411,36 @@ fn role_checks() {
         vec!["expected at least one `Interface \"<name>\";` to serve as home agent on with NodeConfig HA (role set on the command line), found none"]
     );
 }
+
+/// Every row of the keyword table reaches a handler: writing the keyword with a bad value
+/// must complain about the value, never call the keyword unknown.
+#[test]
+fn every_table_keyword_is_accepted_where_the_table_says() {
+    use mip6d::config::keywords::{Kind, Scope, STATEMENTS};
+    for def in STATEMENTS {
+        if matches!(def.kind, Kind::Reserved) {
+            continue;
+        }
+        let text = match def.scope {
+            Scope::Global => format!("{} }}", def.name),
+            Scope::Interface => format!("Interface \"e\" {{ {} }}", def.name),
+            Scope::MnHomeLink => format!("MnHomeLink \"e\" {{ {} }}", def.name),
+            Scope::IpsecPolicySet if def.name == "HomeAgentAddress" => {
+                "IPsecPolicySet { HomeAgentAddress }".to_string()
+            }
+            Scope::IpsecPolicySet => format!(
+                "IPsecPolicySet {{ HomeAgentAddress ::2; HomeAddress ::3/64; {} }}",
+                def.name
+            ),
+            Scope::DistributedServer => format!("DistributedServer \"d\" {{ {} }}", def.name),
+            Scope::Peers => format!("DistributedServer \"d\" {{ Peers {{ {} }}", def.name),
+        };
+        let e = err(&text);
+        assert!(
+            e.contains("found `}`") && !e.contains(&format!("found `{}`", def.name)),
+            "{} rejected in {:?}: {e}",
+            def.name,
+            def.scope
+        );
+    }
+}
