@@ -2,8 +2,9 @@
 //!
 //! The crate is layered as described in `DESIGN.md`: `wire` turns bytes into typed
 //! messages and back; `crypto` holds return routability; `proto` the sans-IO protocol
-//! logic; `ctl` the operator's command line.
+//! logic; `config` reads `mip6d.conf`; `ctl` is the operator's command line.
 
+pub mod config;
 pub mod crypto;
 pub mod ctl;
 pub mod hex;
