@@ -31,13 +31,26 @@ fn every_keyword_is_documented() {
 }
 
 #[test]
-fn renders_without_warnings() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/mip6d.conf.5");
-    let out = Command::new("groff")
-        .args(["-man", "-ww", "-z"])
-        .arg(&path)
-        .output()
-        .expect("groff is needed for this test (package groff-base, see scripts/setup)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.is_empty(), "groff: {stderr}");
+fn every_man_page_renders_without_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut pages = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let out = Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .expect("groff is needed for this test (package groff-base, see scripts/setup)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "groff on {}: {stderr}",
+            path.display()
+        );
+        pages += 1;
+    }
+    assert!(
+        pages >= 3,
+        "expected mip6d.8, mip6ctl.8 and mip6d.conf.5, found {pages}"
+    );
 }
