@@ -2,11 +2,13 @@
 //!
 //! The crate is layered as described in `DESIGN.md`: `wire` turns bytes into typed
 //! messages and back; `crypto` holds return routability; `proto` the sans-IO protocol
-//! logic; `config` reads `mip6d.conf`; `ctl` is the operator's command line.
+//! logic; `config` reads `mip6d.conf`; `daemon` is the event loop, signals, systemd
+//! integration and the control socket; `ctl` is the operator's command line.
 
 pub mod config;
 pub mod crypto;
 pub mod ctl;
+pub mod daemon;
 pub mod hex;
 pub mod proto;
 pub mod wire;

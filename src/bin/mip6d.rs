@@ -1,11 +1,14 @@
-//! The Mobile IPv6 daemon. For now it reads, checks and prints its configuration; the
-//! daemon roles themselves are not implemented yet.
+//! The Mobile IPv6 daemon. It reads and checks its configuration, then runs the event
+//! loop (signals, control socket, systemd notification); the protocol roles plug into the
+//! loop as they are implemented.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, ValueEnum};
 use mip6d::config::{self, Config, ConfigError, Datapath, NodeRole, ParseOptions};
+use mip6d::daemon::reload::{Overrides, Source};
+use mip6d::daemon::{daemonize, logging, Daemon, Settings};
 
 const DEFAULT_CONFIG: &str = "/etc/mip6d.conf";
 
@@ -108,34 +111,33 @@ fn load(args: &Args) -> Result<(Config, Vec<ConfigError>, PathBuf), ()> {
 }
 
 fn main() -> ExitCode {
+    // Before anything opens a file or a socket: see ensure_stdio_open.
+    if let Err(e) = daemonize::ensure_stdio_open() {
+        eprintln!("mip6d: cannot open /dev/null: {e}");
+        return ExitCode::from(1);
+    }
     let args = Args::parse();
     let Ok((mut cfg, mut warnings, path)) = load(&args) else {
         return ExitCode::from(1);
     };
-    if let Some(role) = [
-        (args.correspondent_node, NodeRole::Cn),
-        (args.home_agent, NodeRole::Ha),
-        (args.mobile_node, NodeRole::Mn),
-    ]
-    .iter()
-    .find(|(on, _)| *on)
-    .map(|(_, r)| *r)
-    {
-        cfg.override_role(role);
-    }
-    if let Some(d) = args.debug_level {
-        cfg.debug_level = d;
-    }
-    if let Some(l) = &args.log_file {
-        cfg.debug_log_file = Some(l.clone());
-    }
-    if let Some(d) = args.datapath {
-        cfg.datapath = match d {
+    let overrides = Overrides {
+        role: [
+            (args.correspondent_node, NodeRole::Cn),
+            (args.home_agent, NodeRole::Ha),
+            (args.mobile_node, NodeRole::Mn),
+        ]
+        .iter()
+        .find(|(on, _)| *on)
+        .map(|(_, r)| *r),
+        debug_level: args.debug_level,
+        log_file: args.log_file.clone(),
+        datapath: args.datapath.map(|d| match d {
             DatapathArg::Auto => Datapath::Auto,
             DatapathArg::Kernel => Datapath::Kernel,
             DatapathArg::User => Datapath::User,
-        };
-    }
+        }),
+    };
+    overrides.apply(&mut cfg);
     let checked = cfg.check();
     let ok = checked.is_ok();
     warnings.extend(checked.warnings);
@@ -160,11 +162,86 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "mip6d: {}: the configuration is valid, but the daemon roles are not implemented in \
-         this version; use `mip6d -t` to check a configuration and mip6ctl decode to inspect \
-         Mobile IPv6 traffic",
-        path.display()
-    );
-    ExitCode::from(1)
+    run(args, cfg, path, overrides)
+}
+
+/// Resolves a path before the daemon may change directory, so that a reload reads the same
+/// file and the pid file and socket are removed where they were made.
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode {
+    // umip stays in the foreground when DebugLevel > 0 and no DebugLogFile is set. Under
+    // systemd (NOTIFY_SOCKET set) we never fork: the service manager tracks the process it
+    // started, and a forked child's notifications would be refused.
+    let foreground = args.foreground
+        || (cfg.debug_level > 0 && cfg.debug_log_file.is_none())
+        || std::env::var_os("NOTIFY_SOCKET").is_some();
+    let log_file = cfg
+        .debug_log_file
+        .as_deref()
+        .map(|f| absolute(Path::new(f)));
+    let settings = Settings {
+        source: Source {
+            path: absolute(&path),
+            explicit: args.config.is_some(),
+        },
+        overrides,
+        foreground,
+        pid_file: args.pid_file.as_deref().map(absolute),
+        control_socket: absolute(&args.control_socket),
+    };
+    // Fork now, while the process has one thread and no socket.
+    let ready = if foreground {
+        None
+    } else {
+        match daemonize::daemonize() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("mip6d: cannot go to the background: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let target = match (&log_file, foreground) {
+        (Some(f), _) => logging::Target::File(f),
+        (None, true) => logging::Target::Stderr,
+        (None, false) => logging::Target::Syslog,
+    };
+    let log = match logging::init(cfg.debug_level, target) {
+        Ok(l) => l,
+        Err(e) => {
+            let f = log_file.as_deref().unwrap_or(Path::new("?"));
+            eprintln!("mip6d: cannot open the log file {}: {e}", f.display());
+            return ExitCode::from(1);
+        }
+    };
+    let daemon = match Daemon::start(settings, cfg, log) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mip6d: {e}");
+            if !foreground || log_file.is_some() {
+                tracing::error!("{e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(r) = ready {
+        if let Err(e) = r.done() {
+            tracing::warn!("detaching from the terminal: {e}");
+        }
+    }
+    match daemon.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            if foreground && log_file.is_none() {
+                // Already on standard error through the log.
+            } else {
+                eprintln!("mip6d: {e}");
+            }
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `mip6ctl`: the operator's command line.
 
 pub mod capture;
+pub mod client;
 pub mod decode;
 
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +26,47 @@ enum Command {
     /// Decode captured IPv6 packets: Mobility Header, Home Address option, Type 2
     /// Routing Header, DHAAD, Mobile Prefix and Router Advertisement messages.
     Decode(DecodeArgs),
+    /// Show the running daemon: version, pid, role, uptime, configuration, reloads.
+    Status(QueryArgs),
+    /// Show the binding cache (home agent and correspondent node roles).
+    Bc(QueryArgs),
+    /// Show the binding update list (mobile node role).
+    Bul(QueryArgs),
+    /// Show message counters and control socket statistics.
+    Stats(QueryArgs),
+}
+
+#[derive(Args, Debug)]
+struct QueryArgs {
+    /// Print the daemon's answer as JSON (one line) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = client::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+fn run_query(cmd: crate::daemon::control::Command, args: &QueryArgs) -> ExitCode {
+    let data = match client::query(&args.socket, cmd) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mip6ctl {}: {e}", cmd.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = if args.json {
+        format!("{data}\n")
+    } else {
+        client::render(cmd, &data)
+    };
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mip6ctl {}: writing output: {e}", cmd.name());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +109,10 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_UNREADABLE)
             }
         },
+        Command::Status(a) => run_query(crate::daemon::control::Command::Status, &a),
+        Command::Bc(a) => run_query(crate::daemon::control::Command::Bc, &a),
+        Command::Bul(a) => run_query(crate::daemon::control::Command::Bul, &a),
+        Command::Stats(a) => run_query(crate::daemon::control::Command::Stats, &a),
     }
 }
 

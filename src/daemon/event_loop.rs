@@ -1,0 +1,420 @@
+//! The mio event loop.
+//!
+//! One `Poll` watches the signalfd, the control socket and its clients (and, once the
+//! roles land, the raw MH/ICMPv6 sockets and netlink). Timers live in a [`Timers`] heap;
+//! the loop sleeps until the next event or the earliest deadline, never longer and never
+//! in a busy loop. After every wake-up each protocol machine is asked for its next
+//! deadline, so a machine's timers change whenever its state does.
+
+use super::control::{self, Command, ControlServer};
+use super::logging::LogHandle;
+use super::machine::Machine;
+use super::notify::Notifier;
+use super::pidfile;
+use super::registry::{self, Registry};
+use super::reload::{self, Overrides, Source};
+use super::signals::{self, Signal, Signals};
+use super::timers::Timers;
+use crate::config::Config;
+use crate::wire::mh::mh_type;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::{json, Value};
+use std::io;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// How the daemon was asked to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: Source,
+    pub overrides: Overrides,
+    pub foreground: bool,
+    pub pid_file: Option<PathBuf>,
+    pub control_socket: PathBuf,
+}
+
+const SIGNALS: Token = Token(0);
+const CONTROL: Token = Token(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TimerKey {
+    Watchdog,
+    /// Idle control clients.
+    Control,
+    /// Protocol machine number n.
+    Machine(usize),
+}
+
+/// Mobility Header message types we count, in type order (RFC 6275 §6.1).
+const MH_TYPES: [(u8, &str); 8] = [
+    (mh_type::BINDING_REFRESH_REQUEST, "BRR"),
+    (mh_type::HOME_TEST_INIT, "HoTI"),
+    (mh_type::CARE_OF_TEST_INIT, "CoTI"),
+    (mh_type::HOME_TEST, "HoT"),
+    (mh_type::CARE_OF_TEST, "CoT"),
+    (mh_type::BINDING_UPDATE, "BU"),
+    (mh_type::BINDING_ACK, "BA"),
+    (mh_type::BINDING_ERROR, "BE"),
+];
+
+struct ReloadRecord {
+    at_unix: u64,
+    ok: bool,
+    error: Option<String>,
+    warnings: Vec<String>,
+    applied: Vec<String>,
+    restart_needed: Vec<String>,
+}
+
+/// Everything `mip6ctl` can see that is not a socket.
+struct State {
+    settings: Settings,
+    config: Config,
+    started: Instant,
+    started_unix: u64,
+    reloads: u64,
+    reloads_failed: u64,
+    last_reload: Option<ReloadRecord>,
+    /// Statements changed in the file that wait for a restart (from the last good reload).
+    restart_needed: Vec<String>,
+    /// Mobility Header messages by type: filled in by the roles.
+    mh_received: [u64; 8],
+    mh_sent: [u64; 8],
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub struct Daemon {
+    poll: Poll,
+    signals: Signals,
+    control: ControlServer,
+    timers: Timers<TimerKey>,
+    machines: Vec<Box<dyn Machine>>,
+    registry: Registry,
+    notifier: Notifier,
+    log: LogHandle,
+    state: State,
+}
+
+impl Daemon {
+    /// Sets up signals, the pid file and the control socket. On error, whatever was
+    /// already created is removed again (the registry is dropped on the way out).
+    pub fn start(settings: Settings, config: Config, log: LogHandle) -> Result<Daemon, String> {
+        signals::ignore_sigpipe().map_err(|e| format!("cannot ignore SIGPIPE: {e}"))?;
+        // Block the signals before creating anything: a SIGTERM that arrives during
+        // start-up then waits for the loop and still gets a clean shutdown.
+        let mut signals = Signals::new().map_err(|e| format!("cannot set up signals: {e}"))?;
+        let mut registry = Registry::new();
+        if let Some(p) = &settings.pid_file {
+            pidfile::create(p)?;
+            registry.record(
+                format!("pid file {}", p.display()),
+                registry::remove_file_undo(p.clone()),
+            );
+        }
+        let listener = control::bind(&settings.control_socket)?;
+        registry.record(
+            format!("control socket {}", settings.control_socket.display()),
+            registry::remove_file_undo(settings.control_socket.clone()),
+        );
+        let mut control = ControlServer::new(listener, settings.control_socket.clone());
+        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        control
+            .register(poll.registry(), CONTROL)
+            .map_err(|e| format!("cannot watch the control socket: {e}"))?;
+        Ok(Daemon {
+            poll,
+            signals,
+            control,
+            timers: Timers::new(),
+            machines: Vec::new(),
+            registry,
+            notifier: Notifier::new(),
+            log,
+            state: State {
+                settings,
+                config,
+                started: Instant::now(),
+                started_unix: unix_now(),
+                reloads: 0,
+                reloads_failed: 0,
+                last_reload: None,
+                restart_needed: Vec::new(),
+                mh_received: [0; 8],
+                mh_sent: [0; 8],
+            },
+        })
+    }
+
+    /// Adds a protocol machine; the loop drives its timers from now on.
+    pub fn add_machine(&mut self, m: Box<dyn Machine>) {
+        self.machines.push(m);
+    }
+
+    /// The registry, for whoever installs kernel objects on the daemon's behalf.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    fn status_line(&self) -> String {
+        let now = Instant::now();
+        let bindings: usize = self
+            .machines
+            .iter()
+            .map(|m| m.binding_cache(now).len())
+            .sum();
+        let mut s = format!(
+            "{} role: {bindings} bindings",
+            reload::role_name(self.state.config.node_config)
+        );
+        if let Some(r) = &self.state.last_reload {
+            if !r.ok {
+                s.push_str("; last reload failed, running the previous configuration");
+            }
+        }
+        if !self.state.restart_needed.is_empty() {
+            s.push_str("; restart needed for ");
+            s.push_str(&self.state.restart_needed.join(", "));
+        }
+        s
+    }
+
+    /// Runs until SIGTERM or SIGINT, then removes everything the daemon installed.
+    pub fn run(mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(64);
+        if let Some(iv) = self.notifier.watchdog_interval() {
+            self.notifier.watchdog();
+            self.timers.set(TimerKey::Watchdog, Instant::now() + iv);
+        }
+        let c = &self.state.config;
+        tracing::info!(
+            "mip6d {} started: {} role, pid {}, control socket {}, datapath {}",
+            env!("CARGO_PKG_VERSION"),
+            reload::role_name(c.node_config),
+            std::process::id(),
+            self.state.settings.control_socket.display(),
+            reload::datapath_name(c.datapath),
+        );
+        self.notifier.ready(&self.status_line());
+        let stop = loop {
+            for (i, m) in self.machines.iter().enumerate() {
+                self.timers.set_opt(TimerKey::Machine(i), m.poll_timeout());
+            }
+            self.timers
+                .set_opt(TimerKey::Control, self.control.poll_timeout());
+            let timeout = self.timers.timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.shutdown();
+                return Err(format!("event loop: {e}"));
+            }
+            let now = Instant::now();
+            let mut stop = None;
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNALS => match self.signals.read() {
+                        Ok(list) => {
+                            for s in list {
+                                match s.signal {
+                                    Signal::Hup => self.reload(s.sender),
+                                    Signal::Term | Signal::Int => stop = Some(s),
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!("reading signals: {e}"),
+                    },
+                    CONTROL => self.control.accept(self.poll.registry(), now),
+                    token => {
+                        let state = &mut self.state;
+                        let machines = &self.machines;
+                        let installed = self.registry.installed();
+                        self.control.client_ready(
+                            self.poll.registry(),
+                            token,
+                            now,
+                            &mut |cmd, cs| Ok(state.respond(cmd, cs, machines, &installed)),
+                        );
+                    }
+                }
+            }
+            for key in self.timers.expired(now) {
+                match key {
+                    TimerKey::Watchdog => {
+                        self.notifier.watchdog();
+                        if let Some(iv) = self.notifier.watchdog_interval() {
+                            self.timers.set(TimerKey::Watchdog, now + iv);
+                        }
+                    }
+                    TimerKey::Control => self.control.handle_timeout(self.poll.registry(), now),
+                    TimerKey::Machine(i) => {
+                        if let Some(m) = self.machines.get_mut(i) {
+                            m.handle_timeout(now);
+                        }
+                    }
+                }
+            }
+            if let Some(s) = stop {
+                break s;
+            }
+        };
+        let from = if stop.sender == 0 {
+            String::new()
+        } else {
+            format!(" from pid {}", stop.sender)
+        };
+        tracing::info!("{}{from}: shutting down", stop.signal.name());
+        let errors = self.shutdown();
+        if errors == 0 {
+            tracing::info!("stopped; everything the daemon installed was removed");
+            Ok(())
+        } else {
+            Err(format!(
+                "{errors} object(s) could not be removed; see the log above"
+            ))
+        }
+    }
+
+    /// Tells systemd, closes clients, undoes the registry; returns how many undos failed.
+    fn shutdown(&mut self) -> usize {
+        self.notifier.stopping();
+        self.control.close_all(self.poll.registry());
+        self.registry.undo_all().len()
+    }
+
+    fn reload(&mut self, sender: u32) {
+        self.notifier.reloading();
+        let path = self.state.settings.source.path.display().to_string();
+        tracing::info!("SIGHUP from pid {sender}: reloading {path}");
+        self.state.reloads += 1;
+        let record = match reload::load(&self.state.settings.source, &self.state.settings.overrides)
+        {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    tracing::warn!("{w}");
+                }
+                let (merged, m) = reload::merge(&self.state.config, loaded.config);
+                self.log.set_debug_level(merged.debug_level);
+                if m.applied.is_empty() {
+                    tracing::info!("reload: no change takes effect");
+                } else {
+                    tracing::info!("reload: applied {}", m.applied.join(", "));
+                }
+                for r in &m.restart_needed {
+                    tracing::warn!("reload: {r} needs a restart to take effect");
+                }
+                self.state.config = merged;
+                self.state.restart_needed = m.restart_needed.clone();
+                ReloadRecord {
+                    at_unix: unix_now(),
+                    ok: true,
+                    error: None,
+                    warnings: loaded.warnings,
+                    applied: m.applied,
+                    restart_needed: m.restart_needed,
+                }
+            }
+            Err(e) => {
+                self.state.reloads_failed += 1;
+                tracing::error!("reload failed; still running the previous configuration:\n{e}");
+                ReloadRecord {
+                    at_unix: unix_now(),
+                    ok: false,
+                    error: Some(e),
+                    warnings: Vec::new(),
+                    applied: Vec::new(),
+                    restart_needed: Vec::new(),
+                }
+            }
+        };
+        self.state.last_reload = Some(record);
+        self.notifier.reloaded(&self.status_line());
+    }
+}
+
+impl State {
+    fn respond(
+        &mut self,
+        cmd: Command,
+        cs: control::Counters,
+        machines: &[Box<dyn Machine>],
+        installed: &[String],
+    ) -> Value {
+        let now = Instant::now();
+        match cmd {
+            Command::Status => {
+                let c = &self.config;
+                let s = &self.settings;
+                let last = self.last_reload.as_ref().map(|r| {
+                    json!({
+                        "ok": r.ok,
+                        "at": r.at_unix,
+                        "error": r.error,
+                        "warnings": r.warnings,
+                        "applied": r.applied,
+                        "restart_needed": r.restart_needed,
+                    })
+                });
+                json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "pid": std::process::id(),
+                    "role": reload::role_name(c.node_config),
+                    "started": self.started_unix,
+                    "uptime": self.started.elapsed().as_secs(),
+                    "config_file": s.source.path.display().to_string(),
+                    "config_file_found": s.source.explicit || s.source.path.exists(),
+                    "datapath": reload::datapath_name(c.datapath),
+                    "debug_level": c.debug_level,
+                    "do_route_optimization_cn": c.do_route_optimization_cn,
+                    "foreground": s.foreground,
+                    "control_socket": s.control_socket.display().to_string(),
+                    "pid_file": s.pid_file.as_ref().map(|p| p.display().to_string()),
+                    "reloads": self.reloads,
+                    "last_reload": last,
+                    "restart_needed": self.restart_needed,
+                    "machines": machines.iter().map(|m| m.name().to_string()).collect::<Vec<_>>(),
+                    "installed": installed,
+                })
+            }
+            Command::Bc => json!({
+                "entries": machines
+                    .iter()
+                    .flat_map(|m| m.binding_cache(now))
+                    .map(|e| e.to_json())
+                    .collect::<Vec<_>>(),
+            }),
+            Command::Bul => json!({
+                "entries": machines
+                    .iter()
+                    .flat_map(|m| m.binding_update_list(now))
+                    .map(|e| e.to_json())
+                    .collect::<Vec<_>>(),
+            }),
+            Command::Stats => json!({
+                "mobility_header": MH_TYPES
+                    .iter()
+                    .map(|(t, name)| json!({
+                        "type": t,
+                        "name": name,
+                        "received": self.mh_received[usize::from(*t)],
+                        "sent": self.mh_sent[usize::from(*t)],
+                    }))
+                    .collect::<Vec<_>>(),
+                "control_requests": cs.served,
+                "control_bad_requests": cs.bad_requests,
+                "control_clients": cs.clients,
+                "reloads": self.reloads,
+                "reloads_failed": self.reloads_failed,
+            }),
+        }
+    }
+}
