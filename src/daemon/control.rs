@@ -26,6 +26,10 @@ pub const MAX_REQUEST: usize = 4096;
 pub const MAX_CLIENTS: usize = 16;
 pub const MAX_PENDING_OUTPUT: usize = 1 << 20;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection we are closing may keep sending before we stop listening.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much a closing connection may send us in one go before we just drop it.
+const MAX_DRAIN: usize = 1 << 20;
 
 /// A control request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +187,19 @@ struct Client {
     output: Vec<u8>,
     /// No more requests will be read; close once the output is sent.
     closing: bool,
+    /// The client shut its side down.
+    eof: bool,
+    /// Set when our side is shut down but the client may still be sending. Closing a Unix
+    /// socket with unread data makes the client's next read fail with ECONNRESET, which
+    /// could swallow our last answer, so we read and discard until its EOF or this time.
+    drain_until: Option<Instant>,
     last_active: Instant,
+}
+
+impl Client {
+    fn deadline(&self) -> Instant {
+        self.drain_until.unwrap_or(self.last_active + IDLE_TIMEOUT)
+    }
 }
 
 /// The control socket's own counters, handed to the responder for `stats`.
@@ -272,6 +288,8 @@ impl ControlServer {
                             input: Vec::new(),
                             output: Vec::new(),
                             closing: false,
+                            eof: false,
+                            drain_until: None,
                             last_active: now,
                         },
                     );
@@ -320,17 +338,14 @@ impl ControlServer {
 
     /// When the next idle client should be dropped.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.clients
-            .values()
-            .map(|c| c.last_active + IDLE_TIMEOUT)
-            .min()
+        self.clients.values().map(Client::deadline).min()
     }
 
     pub fn handle_timeout(&mut self, registry: &Registry, now: Instant) {
         let idle: Vec<Token> = self
             .clients
             .iter()
-            .filter(|(_, c)| c.last_active + IDLE_TIMEOUT <= now)
+            .filter(|(_, c)| c.deadline() <= now)
             .map(|(t, _)| *t)
             .collect();
         for t in idle {
@@ -355,12 +370,23 @@ fn serve(
     counters: &mut Counters,
 ) -> bool {
     let mut buf = [0u8; 4096];
-    let mut eof = false;
-    while !c.closing {
+    let mut discarded = 0;
+    while !c.eof {
         match c.stream.read(&mut buf) {
             Ok(0) => {
-                eof = true;
-                break;
+                c.eof = true;
+                // A last request without its newline still gets its answer.
+                if !c.closing && !c.input.is_empty() {
+                    c.input.push(b'\n');
+                    answer_lines(c, respond, counters);
+                }
+                c.closing = true;
+            }
+            Ok(n) if c.closing => {
+                discarded += n;
+                if discarded > MAX_DRAIN {
+                    return false;
+                }
             }
             Ok(n) => {
                 c.last_active = now;
@@ -375,7 +401,7 @@ fn serve(
                         ))
                         .as_bytes(),
                     );
-                    c.input.clear();
+                    c.input = Vec::new();
                     c.closing = true;
                 }
                 if c.output.len() > MAX_PENDING_OUTPUT {
@@ -387,14 +413,6 @@ fn serve(
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return false,
         }
-    }
-    if eof {
-        // A last request without its newline still gets its answer.
-        if !c.input.is_empty() {
-            c.input.push(b'\n');
-            answer_lines(c, respond, counters);
-        }
-        c.closing = true;
     }
     while !c.output.is_empty() {
         match c.stream.write(&c.output) {
@@ -408,7 +426,16 @@ fn serve(
             Err(_) => return false,
         }
     }
-    !c.closing
+    if c.closing {
+        if c.eof {
+            return false;
+        }
+        if c.drain_until.is_none() {
+            let _ = c.stream.shutdown(std::net::Shutdown::Write);
+            c.drain_until = Some(now + DRAIN_TIMEOUT);
+        }
+    }
+    true
 }
 
 fn answer_lines(c: &mut Client, respond: &mut Responder<'_>, counters: &mut Counters) {

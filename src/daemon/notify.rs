@@ -18,13 +18,13 @@ fn send(states: &[NotifyState]) {
 
 impl Notifier {
     pub fn new() -> Notifier {
-        let mut usec = 0;
-        // WATCHDOG_PID is checked by the crate: a watchdog meant for another process is
-        // not ours to feed.
-        let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| {
-            // Feed at half the period, as sd_watchdog_enabled(3) recommends; never spin.
-            Duration::from_micros(usec / 2).max(Duration::from_millis(10))
-        });
+        let watchdog = watchdog_period(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+            std::process::id(),
+        )
+        // Feed at half the period, as sd_watchdog_enabled(3) recommends; never spin.
+        .map(|p| (p / 2).max(Duration::from_millis(10)));
         Notifier { watchdog }
     }
 
@@ -67,8 +67,36 @@ impl Notifier {
     }
 }
 
+/// sd_watchdog_enabled(3)'s rule: WATCHDOG_USEC gives the period; when WATCHDOG_PID is
+/// set it must be our pid (the variable leaked from a parent otherwise). sd-notify 0.4's
+/// `watchdog_enabled` insists on WATCHDOG_PID being present, which systemd does not
+/// promise, so the rule is spelled out here.
+fn watchdog_period(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    match pid {
+        Some(p) if p.trim().parse::<u32>().ok() != Some(me) => None,
+        _ => Some(Duration::from_micros(usec)),
+    }
+}
+
 impl Default for Notifier {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_follows_sd_watchdog_enabled() {
+        let ms = Duration::from_millis;
+        assert_eq!(watchdog_period(Some("200000"), None, 7), Some(ms(200)));
+        assert_eq!(watchdog_period(Some("200000"), Some("7"), 7), Some(ms(200)));
+        assert_eq!(watchdog_period(Some("200000"), Some("8"), 7), None);
+        assert_eq!(watchdog_period(Some("0"), None, 7), None);
+        assert_eq!(watchdog_period(Some("soon"), None, 7), None);
+        assert_eq!(watchdog_period(None, Some("7"), 7), None);
     }
 }
