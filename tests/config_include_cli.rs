@@ -237,15 +237,22 @@ fn cli_show_config_applies_overrides_and_reparses() {
 }
 
 #[test]
-fn cli_without_check_says_the_daemon_is_not_implemented() {
+fn cli_without_check_starts_the_daemon() {
+    // The daemon itself is tested in tests/daemon_*.rs; here only that a valid
+    // configuration gets as far as creating the control socket (which cannot succeed in
+    // a directory that does not exist, so the process ends by itself).
     let d = scratch("run");
     let f = write(&d, "f.conf", "NodeConfig CN;\n");
-    let (rc, _, err) = mip6d(&["-c", f.to_str().unwrap(), "-f"]);
+    let sock = d.join("missing/mip6d.sock");
+    let (rc, _, err) = mip6d(&[
+        "-c",
+        f.to_str().unwrap(),
+        "-f",
+        "--control-socket",
+        sock.to_str().unwrap(),
+    ]);
     assert_eq!(rc, 1);
-    assert!(
-        err.contains("the daemon roles are not implemented in this version"),
-        "{err}"
-    );
+    assert!(err.contains("cannot create the control socket"), "{err}");
     let (rc, _, _) = mip6d(&["-C", "-H"]);
     assert_eq!(rc, 2, "roles are mutually exclusive");
 }
