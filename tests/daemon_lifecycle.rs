@@ -418,3 +418,26 @@ fn background_start_failure_is_reported_by_the_parent() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
 }
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may contain spaces; the fields after it do not.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5), counted from the state field (3).
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn an_idle_daemon_sleeps() {
+    let d = Daemon::start("idle", CN);
+    // An idle client arms the control timer: it must not turn into a zero timeout.
+    let _client = UnixStream::connect(&d.socket).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = cpu_ticks(d.pid());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = cpu_ticks(d.pid()) - before;
+    // A busy loop burns about 100 ticks a second; a sleeping daemon none.
+    assert!(used <= 5, "{used} clock ticks of CPU in one idle second");
+}

@@ -13,7 +13,7 @@ use super::notify::Notifier;
 use super::pidfile;
 use super::registry::{self, Registry};
 use super::reload::{self, Overrides, Source};
-use super::signals::{self, Signal, Signals};
+use super::signals::{self, Received, Signal, Signals};
 use super::timers::Timers;
 use crate::config::Config;
 use crate::wire::mh::mh_type;
@@ -99,6 +99,7 @@ pub struct Daemon {
     notifier: Notifier,
     log: LogHandle,
     state: State,
+    events: Events,
 }
 
 impl Daemon {
@@ -139,6 +140,7 @@ impl Daemon {
             registry,
             notifier: Notifier::new(),
             log,
+            events: Events::with_capacity(64),
             state: State {
                 settings,
                 config,
@@ -165,106 +167,20 @@ impl Daemon {
     }
 
     fn status_line(&self) -> String {
-        let now = Instant::now();
-        let bindings: usize = self
-            .machines
-            .iter()
-            .map(|m| m.binding_cache(now).len())
-            .sum();
-        let mut s = format!(
-            "{} role: {bindings} bindings",
-            reload::role_name(self.state.config.node_config)
-        );
-        if let Some(r) = &self.state.last_reload {
-            if !r.ok {
-                s.push_str("; last reload failed, running the previous configuration");
-            }
-        }
-        if !self.state.restart_needed.is_empty() {
-            s.push_str("; restart needed for ");
-            s.push_str(&self.state.restart_needed.join(", "));
-        }
-        s
+        status_line(&self.state, &self.machines)
     }
 
     /// Runs until SIGTERM or SIGINT, then removes everything the daemon installed.
     pub fn run(mut self) -> Result<(), String> {
-        let mut events = Events::with_capacity(64);
-        if let Some(iv) = self.notifier.watchdog_interval() {
-            self.notifier.watchdog();
-            self.timers.set(TimerKey::Watchdog, Instant::now() + iv);
-        }
-        let c = &self.state.config;
-        tracing::info!(
-            "mip6d {} started: {} role, pid {}, control socket {}, datapath {}",
-            env!("CARGO_PKG_VERSION"),
-            reload::role_name(c.node_config),
-            std::process::id(),
-            self.state.settings.control_socket.display(),
-            reload::datapath_name(c.datapath),
-        );
-        self.notifier.ready(&self.status_line());
+        self.announce();
         let stop = loop {
-            for (i, m) in self.machines.iter().enumerate() {
-                self.timers.set_opt(TimerKey::Machine(i), m.poll_timeout());
-            }
-            self.timers
-                .set_opt(TimerKey::Control, self.control.poll_timeout());
-            let timeout = self.timers.timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            match self.turn() {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(e) => {
+                    self.shutdown();
+                    return Err(e);
                 }
-                self.shutdown();
-                return Err(format!("event loop: {e}"));
-            }
-            let now = Instant::now();
-            let mut stop = None;
-            for ev in events.iter() {
-                match ev.token() {
-                    SIGNALS => match self.signals.read() {
-                        Ok(list) => {
-                            for s in list {
-                                match s.signal {
-                                    Signal::Hup => self.reload(s.sender),
-                                    Signal::Term | Signal::Int => stop = Some(s),
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!("reading signals: {e}"),
-                    },
-                    CONTROL => self.control.accept(self.poll.registry(), now),
-                    token => {
-                        let state = &mut self.state;
-                        let machines = &self.machines;
-                        let installed = self.registry.installed();
-                        self.control.client_ready(
-                            self.poll.registry(),
-                            token,
-                            now,
-                            &mut |cmd, cs| Ok(state.respond(cmd, cs, machines, &installed)),
-                        );
-                    }
-                }
-            }
-            for key in self.timers.expired(now) {
-                match key {
-                    TimerKey::Watchdog => {
-                        self.notifier.watchdog();
-                        if let Some(iv) = self.notifier.watchdog_interval() {
-                            self.timers.set(TimerKey::Watchdog, now + iv);
-                        }
-                    }
-                    TimerKey::Control => self.control.handle_timeout(self.poll.registry(), now),
-                    TimerKey::Machine(i) => {
-                        if let Some(m) = self.machines.get_mut(i) {
-                            m.handle_timeout(now);
-                        }
-                    }
-                }
-            }
-            if let Some(s) = stop {
-                break s;
             }
         };
         let from = if stop.sender == 0 {
@@ -284,61 +200,162 @@ impl Daemon {
         }
     }
 
+    /// Logs the start, arms the watchdog and tells systemd the daemon is ready.
+    fn announce(&mut self) {
+        if let Some(iv) = self.notifier.watchdog_interval() {
+            self.notifier.watchdog();
+            self.timers.set(TimerKey::Watchdog, Instant::now() + iv);
+        }
+        let c = &self.state.config;
+        tracing::info!(
+            "mip6d {} started: {} role, pid {}, control socket {}, datapath {}",
+            env!("CARGO_PKG_VERSION"),
+            reload::role_name(c.node_config),
+            std::process::id(),
+            self.state.settings.control_socket.display(),
+            reload::datapath_name(c.datapath),
+        );
+        self.notifier.ready(&self.status_line());
+    }
+
+    /// One pass of the loop: sleeps until an event or the earliest deadline, then handles
+    /// what happened. Returns the signal that asks to stop, if one came.
+    pub fn turn(&mut self) -> Result<Option<Received>, String> {
+        for (i, m) in self.machines.iter().enumerate() {
+            self.timers.set_opt(TimerKey::Machine(i), m.poll_timeout());
+        }
+        self.timers
+            .set_opt(TimerKey::Control, self.control.poll_timeout());
+        let timeout = self.timers.timeout(Instant::now());
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
+            return Err(format!("event loop: {e}"));
+        }
+        let now = Instant::now();
+        let mut stop = None;
+        for ev in self.events.iter() {
+            match ev.token() {
+                SIGNALS => match self.signals.read() {
+                    Ok(list) => {
+                        for s in list {
+                            match s.signal {
+                                Signal::Hup => {
+                                    self.notifier.reloading();
+                                    reload_into(&mut self.state, &self.log, s.sender);
+                                    self.notifier
+                                        .reloaded(&status_line(&self.state, &self.machines));
+                                }
+                                Signal::Term | Signal::Int => stop = Some(s),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("reading signals: {e}"),
+                },
+                CONTROL => self.control.accept(self.poll.registry(), now),
+                token => {
+                    let state = &mut self.state;
+                    let machines = &self.machines;
+                    let installed = self.registry.installed();
+                    self.control
+                        .client_ready(self.poll.registry(), token, now, &mut |cmd, cs| {
+                            Ok(state.respond(cmd, cs, machines, &installed))
+                        });
+                }
+            }
+        }
+        for key in self.timers.expired(now) {
+            match key {
+                TimerKey::Watchdog => {
+                    self.notifier.watchdog();
+                    if let Some(iv) = self.notifier.watchdog_interval() {
+                        self.timers.set(TimerKey::Watchdog, now + iv);
+                    }
+                }
+                TimerKey::Control => self.control.handle_timeout(self.poll.registry(), now),
+                TimerKey::Machine(i) => {
+                    if let Some(m) = self.machines.get_mut(i) {
+                        m.handle_timeout(now);
+                    }
+                }
+            }
+        }
+        Ok(stop)
+    }
+
     /// Tells systemd, closes clients, undoes the registry; returns how many undos failed.
     fn shutdown(&mut self) -> usize {
         self.notifier.stopping();
         self.control.close_all(self.poll.registry());
         self.registry.undo_all().len()
     }
+}
 
-    fn reload(&mut self, sender: u32) {
-        self.notifier.reloading();
-        let path = self.state.settings.source.path.display().to_string();
-        tracing::info!("SIGHUP from pid {sender}: reloading {path}");
-        self.state.reloads += 1;
-        let record = match reload::load(&self.state.settings.source, &self.state.settings.overrides)
-        {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    tracing::warn!("{w}");
-                }
-                let (merged, m) = reload::merge(&self.state.config, loaded.config);
-                self.log.set_debug_level(merged.debug_level);
-                if m.applied.is_empty() {
-                    tracing::info!("reload: no change takes effect");
-                } else {
-                    tracing::info!("reload: applied {}", m.applied.join(", "));
-                }
-                for r in &m.restart_needed {
-                    tracing::warn!("reload: {r} needs a restart to take effect");
-                }
-                self.state.config = merged;
-                self.state.restart_needed = m.restart_needed.clone();
-                ReloadRecord {
-                    at_unix: unix_now(),
-                    ok: true,
-                    error: None,
-                    warnings: loaded.warnings,
-                    applied: m.applied,
-                    restart_needed: m.restart_needed,
-                }
-            }
-            Err(e) => {
-                self.state.reloads_failed += 1;
-                tracing::error!("reload failed; still running the previous configuration:\n{e}");
-                ReloadRecord {
-                    at_unix: unix_now(),
-                    ok: false,
-                    error: Some(e),
-                    warnings: Vec::new(),
-                    applied: Vec::new(),
-                    restart_needed: Vec::new(),
-                }
-            }
-        };
-        self.state.last_reload = Some(record);
-        self.notifier.reloaded(&self.status_line());
+fn status_line(state: &State, machines: &[Box<dyn Machine>]) -> String {
+    let now = Instant::now();
+    let bindings: usize = machines.iter().map(|m| m.binding_cache(now).len()).sum();
+    let mut s = format!(
+        "{} role: {bindings} bindings",
+        reload::role_name(state.config.node_config)
+    );
+    if let Some(r) = &state.last_reload {
+        if !r.ok {
+            s.push_str("; last reload failed, running the previous configuration");
+        }
     }
+    if !state.restart_needed.is_empty() {
+        s.push_str("; restart needed for ");
+        s.push_str(&state.restart_needed.join(", "));
+    }
+    s
+}
+
+/// SIGHUP: reads the file again and applies what can change (see `reload`).
+fn reload_into(state: &mut State, log: &LogHandle, sender: u32) {
+    let path = state.settings.source.path.display().to_string();
+    tracing::info!("SIGHUP from pid {sender}: reloading {path}");
+    state.reloads += 1;
+    let record = match reload::load(&state.settings.source, &state.settings.overrides) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            let (merged, m) = reload::merge(&state.config, loaded.config);
+            log.set_debug_level(merged.debug_level);
+            if m.applied.is_empty() {
+                tracing::info!("reload: no change takes effect");
+            } else {
+                tracing::info!("reload: applied {}", m.applied.join(", "));
+            }
+            for r in &m.restart_needed {
+                tracing::warn!("reload: {r} needs a restart to take effect");
+            }
+            state.config = merged;
+            state.restart_needed = m.restart_needed.clone();
+            ReloadRecord {
+                at_unix: unix_now(),
+                ok: true,
+                error: None,
+                warnings: loaded.warnings,
+                applied: m.applied,
+                restart_needed: m.restart_needed,
+            }
+        }
+        Err(e) => {
+            state.reloads_failed += 1;
+            tracing::error!("reload failed; still running the previous configuration:\n{e}");
+            ReloadRecord {
+                at_unix: unix_now(),
+                ok: false,
+                error: Some(e),
+                warnings: Vec::new(),
+                applied: Vec::new(),
+                restart_needed: Vec::new(),
+            }
+        }
+    };
+    state.last_reload = Some(record);
 }
 
 impl State {
@@ -416,5 +433,106 @@ impl State {
                 "reloads_failed": self.reloads_failed,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    /// A machine that wants to be woken at `next` and records when it was.
+    struct Alarm {
+        next: Rc<RefCell<Option<Instant>>>,
+        woken: Rc<RefCell<Vec<Instant>>>,
+    }
+
+    impl Machine for Alarm {
+        fn name(&self) -> &str {
+            "alarm"
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            *self.next.borrow()
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            self.woken.borrow_mut().push(now);
+            *self.next.borrow_mut() = None;
+        }
+    }
+
+    fn settings(dir: &std::path::Path, pid_file: Option<PathBuf>) -> Settings {
+        Settings {
+            source: Source {
+                path: dir.join("none.conf"),
+                explicit: false,
+            },
+            overrides: Overrides::default(),
+            foreground: true,
+            pid_file,
+            control_socket: dir.join("s.sock"),
+        }
+    }
+
+    fn daemon(name: &str) -> (Daemon, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mip6d-loop-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = Daemon::start(settings(&dir, None), Config::default(), LogHandle::inert()).unwrap();
+        (d, dir)
+    }
+
+    #[test]
+    fn machine_timers_wake_the_loop_on_time_and_not_before() {
+        let (mut d, dir) = daemon("alarm");
+        let next = Rc::new(RefCell::new(None));
+        let woken = Rc::new(RefCell::new(Vec::new()));
+        d.add_machine(Box::new(Alarm {
+            next: next.clone(),
+            woken: woken.clone(),
+        }));
+        for delay in [Duration::from_millis(60), Duration::from_millis(20)] {
+            let start = Instant::now();
+            let deadline = start + delay;
+            *next.borrow_mut() = Some(deadline);
+            // One turn sleeps until the deadline: nothing else can wake it.
+            assert!(d.turn().unwrap().is_none());
+            let elapsed = start.elapsed();
+            assert!(elapsed >= delay, "woke early: {elapsed:?} < {delay:?}");
+            assert!(
+                elapsed < delay + Duration::from_secs(2),
+                "woke late: {elapsed:?}"
+            );
+            let w = woken.borrow();
+            assert!(*w.last().unwrap() >= deadline);
+        }
+        assert_eq!(woken.borrow().len(), 2);
+        assert_eq!(d.registry.installed().len(), 1, "the control socket");
+        drop(d);
+        assert!(
+            !dir.join("s.sock").exists(),
+            "dropping the daemon removes its socket"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_start_leaves_nothing_behind() {
+        let (first, dir) = daemon("twice");
+        // The first daemon's listener takes the connection into its backlog, but nobody
+        // turns its loop, so the check gets no answer and reports another process on the
+        // socket. The pid file, made before the socket, must be removed again.
+        let e = Daemon::start(
+            settings(&dir, Some(dir.join("p.pid"))),
+            Config::default(),
+            LogHandle::inert(),
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("already listening on"), "{e}");
+        assert!(!dir.join("p.pid").exists(), "the pid file was undone");
+        drop(first);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

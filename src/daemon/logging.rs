@@ -43,6 +43,14 @@ pub fn level_for(debug_level: u32) -> &'static str {
 }
 
 impl LogHandle {
+    /// A handle that changes nothing (for a daemon embedded in a test).
+    pub fn inert() -> LogHandle {
+        LogHandle {
+            filter: None,
+            from_env: true,
+        }
+    }
+
     /// Applies a new DebugLevel, unless RUST_LOG decides.
     pub fn set_debug_level(&self, debug_level: u32) {
         if self.from_env {
