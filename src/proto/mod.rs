@@ -4,3 +4,8 @@
 
 pub mod backoff;
 pub mod seqno;
+pub mod binding_cache;
+pub mod cn;
+pub mod event;
+pub mod ha;
+pub mod ratelimit;
