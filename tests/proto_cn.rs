@@ -109,14 +109,23 @@ fn bu_without_nonce_indices_or_auth_data_is_silently_discarded() {
     let mut c = cn(t0);
     let mut m = mn();
     m.rr(&mut c, t0);
-    let no_ni = m.bu_with_options(1, ack(), 10, vec![MobilityOption::BindingAuthData([0; 12])], m.coa);
+    let no_ni = m.bu_with_options(
+        1,
+        ack(),
+        10,
+        vec![MobilityOption::BindingAuthData([0; 12])],
+        m.coa,
+    );
     assert!(m.send(&mut c, &no_ni, t0).is_empty());
     let (h, co) = (m.home.unwrap().0, m.care_of.unwrap().0);
     let no_bad = m.bu_with_options(
         2,
         ack(),
         10,
-        vec![MobilityOption::NonceIndices { home: h, care_of: co }],
+        vec![MobilityOption::NonceIndices {
+            home: h,
+            care_of: co,
+        }],
         m.coa,
     );
     assert!(m.send(&mut c, &no_bad, t0).is_empty());
@@ -164,7 +173,10 @@ fn expired_nonces_get_136_137_138() {
     let at = t0 + MAX_NONCE_LIFETIME + secs(5);
     let (st, seq, _, ba) = only_ba(&m.bu(&mut c, 9, 10, at));
     assert_eq!((st, seq), (status::EXPIRED_HOME_NONCE, 9));
-    assert!(!has_auth(&ba), "no Kbm can be computed for an expired nonce");
+    assert!(
+        !has_auth(&ba),
+        "no Kbm can be computed for an expired nonce"
+    );
 
     let mut c = cn(t0);
     let mut m = mn();
@@ -218,7 +230,11 @@ fn returning_home_deletes_with_care_of_equal_to_home() {
     let actions = m.bu(&mut c, 2, 10, t0 + secs(1));
     let (st, _, units, ba) = only_ba(&actions);
     assert_eq!((st, units), (status::ACCEPTED, 0));
-    assert_eq!((ba.dst, ba.rh2), (m.hoa, None), "no routing header without a HAO");
+    assert_eq!(
+        (ba.dst, ba.rh2),
+        (m.hoa, None),
+        "no routing header without a HAO"
+    );
     assert!(m.ba_authentic(&ba, true, m.hoa));
     assert!(c.is_empty());
 }
@@ -375,13 +391,28 @@ fn brr_not_sent_when_use_is_older_than_the_window() {
     let mut m = mn();
     m.rr(&mut c, t0);
     m.bu(&mut c, 1, 100, t0); // 400 s
-    c.handle(Event::BindingUsed { local: m.cn, hoa: m.hoa }, t0 + secs(300));
+    c.handle(
+        Event::BindingUsed {
+            local: m.cn,
+            hoa: m.hoa,
+        },
+        t0 + secs(300),
+    );
     c.handle_timeout(t0 + secs(398));
-    assert!(sends(&drain(&mut c)).is_empty(), "used 98 s ago: > 60 s window");
+    assert!(
+        sends(&drain(&mut c)).is_empty(),
+        "used 98 s ago: > 60 s window"
+    );
     // A refresh reschedules the decision point.
     m.rr(&mut c, t0 + secs(399));
     m.bu(&mut c, 2, 100, t0 + secs(399));
-    c.handle(Event::BindingUsed { local: m.cn, hoa: m.hoa }, t0 + secs(750));
+    c.handle(
+        Event::BindingUsed {
+            local: m.cn,
+            hoa: m.hoa,
+        },
+        t0 + secs(750),
+    );
     assert_eq!(c.poll_timeout(), Some(t0 + secs(797)));
     c.handle_timeout(t0 + secs(797));
     assert_eq!(sends(&drain(&mut c)).len(), 1);
@@ -404,7 +435,10 @@ fn hoti_flood_is_cut_off_by_the_rate_limiter() {
     }
     let per_source = CnConfig::default().rr_per_source;
     assert_eq!(answered, per_source.burst as usize);
-    assert_eq!(c.stats().rr_rate_limited, 1000 - u64::from(per_source.burst));
+    assert_eq!(
+        c.stats().rr_rate_limited,
+        1000 - u64::from(per_source.burst)
+    );
     // Spoofed sources: the global bucket caps the total.
     let global = CnConfig::default().rr_global;
     let mut total = 0;
@@ -512,7 +546,9 @@ fn policy_refusal_gets_129_and_full_cache_gets_130() {
     let mut c = cn(t0);
     let mut m = mn();
     let refused = m.hoa;
-    c.set_policy(Box::new(move |_: &_, hoa: &std::net::Ipv6Addr, _: &_| *hoa != refused));
+    c.set_policy(Box::new(move |_: &_, hoa: &std::net::Ipv6Addr, _: &_| {
+        *hoa != refused
+    }));
     m.rr(&mut c, t0);
     let (st, _, _, ba) = only_ba(&m.bu(&mut c, 1, 10, t0));
     assert_eq!(st, status::ADMINISTRATIVELY_PROHIBITED);
@@ -531,7 +567,10 @@ fn policy_refusal_gets_129_and_full_cache_gets_130() {
     first.rr(&mut c, t0);
     second.rr(&mut c, t0);
     assert_eq!(only_ba(&first.bu(&mut c, 1, 10, t0)).0, status::ACCEPTED);
-    assert_eq!(only_ba(&second.bu(&mut c, 1, 10, t0)).0, status::INSUFFICIENT_RESOURCES);
+    assert_eq!(
+        only_ba(&second.bu(&mut c, 1, 10, t0)).0,
+        status::INSUFFICIENT_RESOURCES
+    );
     // Refreshing the existing binding still works.
     assert_eq!(only_ba(&first.bu(&mut c, 2, 10, t0)).0, status::ACCEPTED);
 }
@@ -559,7 +598,9 @@ fn random_input_never_panics() {
         if i % 3 == 0 {
             raw[2] = 5;
         }
-        let Ok(repr) = MhRepr::parse(&raw) else { continue };
+        let Ok(repr) = MhRepr::parse(&raw) else {
+            continue;
+        };
         parsed += 1;
         let hao = (next() % 2 == 0).then_some(m.hoa);
         c.handle(

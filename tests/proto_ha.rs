@@ -4,7 +4,7 @@ mod proto_support;
 
 use mip6d::proto::cn::status;
 use mip6d::proto::event::{Action, Event};
-use mip6d::proto::ha::{Ha, HaConfig, HaState, HomePrefix, link_local_of};
+use mip6d::proto::ha::{link_local_of, Ha, HaConfig, HaState, HomePrefix};
 use mip6d::wire::mh::{BaFlags, BuFlags, Message, MhRepr};
 use mip6d::wire::mh_option::MobilityOption;
 use proto_support::*;
@@ -46,7 +46,15 @@ fn home_flags() -> BuFlags {
 
 /// A home registration as §11.7.1 builds it: from the CoA with a HAO, A+H, Alternate
 /// Care-of Address option.
-fn home_bu(ha: &mut Ha, hoa: Ipv6Addr, coa: Ipv6Addr, seq: u16, flags: BuFlags, units: u16, now: Instant) -> Vec<Action> {
+fn home_bu(
+    ha: &mut Ha,
+    hoa: Ipv6Addr,
+    coa: Ipv6Addr,
+    seq: u16,
+    flags: BuFlags,
+    units: u16,
+    now: Instant,
+) -> Vec<Action> {
     let repr = MhRepr {
         message: Message::BindingUpdate {
             sequence: seq,
@@ -67,8 +75,20 @@ fn home_bu(ha: &mut Ha, hoa: Ipv6Addr, coa: Ipv6Addr, seq: u16, flags: BuFlags, 
 
 fn register(ha: &mut Ha, seq: u16, units: u16, now: Instant) -> Vec<Action> {
     let acts = home_bu(ha, a(HOA), a(COA), seq, home_flags(), units, now);
-    assert_eq!(acts, vec![Action::StartDad { hoa: a(HOA), link_local: None }]);
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, now);
+    assert_eq!(
+        acts,
+        vec![Action::StartDad {
+            hoa: a(HOA),
+            link_local: None
+        }]
+    );
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        now,
+    );
     drain(ha)
 }
 
@@ -78,21 +98,56 @@ fn first_registration_runs_dad_then_installs_and_acks() {
     let mut ha = ha_with(config(), t0);
     let acts = home_bu(&mut ha, a(HOA), a(COA), 10, home_flags(), 100, t0);
     // BA deferred while DAD runs; nothing installed yet.
-    assert_eq!(acts, vec![Action::StartDad { hoa: a(HOA), link_local: None }]);
-    assert!(matches!(ha.binding(&a(HA), &a(HOA)).unwrap().state, HaState::Dad { .. }));
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, t0 + secs(1));
+    assert_eq!(
+        acts,
+        vec![Action::StartDad {
+            hoa: a(HOA),
+            link_local: None
+        }]
+    );
+    assert!(matches!(
+        ha.binding(&a(HA), &a(HOA)).unwrap().state,
+        HaState::Dad { .. }
+    ));
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        t0 + secs(1),
+    );
     let acts = drain(&mut ha);
     let (st, seq, units, ba) = only_ba(&acts);
     assert_eq!((st, seq, units), (status::ACCEPTED, 10, 100));
     assert_eq!((ba.src, ba.dst, ba.rh2), (a(HA), a(COA), Some(a(HOA))));
-    let installs: Vec<_> = acts.iter().filter(|x| !matches!(x, Action::Send(_))).cloned().collect();
+    let installs: Vec<_> = acts
+        .iter()
+        .filter(|x| !matches!(x, Action::Send(_)))
+        .cloned()
+        .collect();
     assert_eq!(
         installs,
         vec![
-            Action::TunnelAdd { local: a(HA), remote: a(COA) },
-            Action::RouteAdd { hoa: a(HOA), tunnel_local: a(HA), tunnel_remote: a(COA) },
-            Action::ProxyNdAdd { addr: a(HOA), router: false },
-            Action::BindingInstalled { local: a(HA), hoa: a(HOA), coa: a(COA), lifetime: secs(400), home: true },
+            Action::TunnelAdd {
+                local: a(HA),
+                remote: a(COA)
+            },
+            Action::RouteAdd {
+                hoa: a(HOA),
+                tunnel_local: a(HA),
+                tunnel_remote: a(COA)
+            },
+            Action::ProxyNdAdd {
+                addr: a(HOA),
+                router: false
+            },
+            Action::BindingInstalled {
+                local: a(HA),
+                hoa: a(HOA),
+                coa: a(COA),
+                lifetime: secs(400),
+                home: true
+            },
         ]
     );
     let b = ha.binding(&a(HA), &a(HOA)).unwrap();
@@ -104,7 +159,13 @@ fn dad_failure_gives_134_and_installs_nothing() {
     let t0 = Instant::now();
     let mut ha = ha_with(config(), t0);
     home_bu(&mut ha, a(HOA), a(COA), 10, home_flags(), 100, t0);
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: false }, t0 + secs(1));
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: false,
+        },
+        t0 + secs(1),
+    );
     let acts = drain(&mut ha);
     assert_eq!(acts.len(), 1, "only the BA: {acts:#?}");
     let (st, seq, units, _) = only_ba(&acts);
@@ -123,7 +184,13 @@ fn dad_without_result_times_out_silently() {
     assert!(drain(&mut ha).is_empty());
     assert!(ha.binding(&a(HA), &a(HOA)).is_none());
     // A late result is ignored.
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, t0 + secs(11));
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        t0 + secs(11),
+    );
     assert!(drain(&mut ha).is_empty());
 }
 
@@ -134,24 +201,51 @@ fn bu_during_dad_is_answered_once_with_the_newest_request() {
     home_bu(&mut ha, a(HOA), a(COA), 10, home_flags(), 100, t0);
     let coa2 = a("2001:db8:5::5");
     assert!(home_bu(&mut ha, a(HOA), coa2, 11, home_flags(), 50, t0 + secs(1)).is_empty());
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, t0 + secs(1));
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        t0 + secs(1),
+    );
     let acts = drain(&mut ha);
     let (st, seq, units, ba) = only_ba(&acts);
     assert_eq!((st, seq, units, ba.dst), (status::ACCEPTED, 11, 50, coa2));
-    assert!(acts.contains(&Action::TunnelAdd { local: a(HA), remote: coa2 }));
+    assert!(acts.contains(&Action::TunnelAdd {
+        local: a(HA),
+        remote: coa2
+    }));
 }
 
 #[test]
 fn link_local_flag_defends_the_link_local_too() {
     let t0 = Instant::now();
     let mut ha = ha_with(config(), t0);
-    let flags = BuFlags { l: true, ..home_flags() };
+    let flags = BuFlags {
+        l: true,
+        ..home_flags()
+    };
     let acts = home_bu(&mut ha, a(HOA), a(COA), 1, flags, 10, t0);
     let ll = link_local_of(&a(HOA));
-    assert_eq!(acts, vec![Action::StartDad { hoa: a(HOA), link_local: Some(ll) }]);
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, t0);
+    assert_eq!(
+        acts,
+        vec![Action::StartDad {
+            hoa: a(HOA),
+            link_local: Some(ll)
+        }]
+    );
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        t0,
+    );
     let acts = drain(&mut ha);
-    assert!(acts.contains(&Action::ProxyNdAdd { addr: ll, router: false }));
+    assert!(acts.contains(&Action::ProxyNdAdd {
+        addr: ll,
+        router: false
+    }));
     // Deregistration removes both proxy entries.
     let acts = home_bu(&mut ha, a(HOA), a(COA), 2, flags, 0, t0 + secs(1));
     assert!(acts.contains(&Action::ProxyNdDel { addr: ll }));
@@ -162,7 +256,15 @@ fn link_local_flag_defends_the_link_local_too() {
 fn not_a_home_subnet_gets_132() {
     let t0 = Instant::now();
     let mut ha = ha_with(config(), t0);
-    let acts = home_bu(&mut ha, a("2001:db8:99::1"), a(COA), 1, home_flags(), 10, t0);
+    let acts = home_bu(
+        &mut ha,
+        a("2001:db8:99::1"),
+        a(COA),
+        1,
+        home_flags(),
+        10,
+        t0,
+    );
     let (st, ..) = only_ba(&acts);
     assert_eq!(st, status::NOT_HOME_SUBNET);
     assert_eq!(acts.len(), 1);
@@ -173,14 +275,24 @@ fn sequence_check_gives_135_with_the_last_number() {
     let t0 = Instant::now();
     let mut ha = ha_with(config(), t0);
     register(&mut ha, 65535, 100, t0);
-    let acts = home_bu(&mut ha, a(HOA), a(COA), 65535, home_flags(), 100, t0 + secs(1));
+    let acts = home_bu(
+        &mut ha,
+        a(HOA),
+        a(COA),
+        65535,
+        home_flags(),
+        100,
+        t0 + secs(1),
+    );
     let (st, seq, ..) = only_ba(&acts);
     assert_eq!((st, seq), (status::SEQUENCE_OUT_OF_WINDOW, 65535));
     // Wrap: 0 is newer than 65535; a refresh needs no new DAD and no new tunnel.
     let acts = home_bu(&mut ha, a(HOA), a(COA), 0, home_flags(), 100, t0 + secs(2));
     let (st, seq, ..) = only_ba(&acts);
     assert_eq!((st, seq), (status::ACCEPTED, 0));
-    assert!(!acts.iter().any(|x| matches!(x, Action::StartDad { .. } | Action::TunnelAdd { .. })));
+    assert!(!acts
+        .iter()
+        .any(|x| matches!(x, Action::StartDad { .. } | Action::TunnelAdd { .. })));
 }
 
 #[test]
@@ -192,30 +304,71 @@ fn acl_gives_129_and_mobile_router_gives_140_unless_accepted() {
     assert_eq!(st, status::ADMINISTRATIVELY_PROHIBITED);
 
     let mut ha = ha_with(config(), t0);
-    let mr = BuFlags { r: true, ..home_flags() };
+    let mr = BuFlags {
+        r: true,
+        ..home_flags()
+    };
     let (st, ..) = only_ba(&home_bu(&mut ha, a(HOA), a(COA), 1, mr, 10, t0));
     assert_eq!(st, status::MOBILE_ROUTER_NOT_PERMITTED);
 
-    let mut ha = ha_with(HaConfig { accept_mobile_router: true, ..config() }, t0);
+    let mut ha = ha_with(
+        HaConfig {
+            accept_mobile_router: true,
+            ..config()
+        },
+        t0,
+    );
     home_bu(&mut ha, a(HOA), a(COA), 1, mr, 10, t0);
-    ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, t0);
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        t0,
+    );
     let acts = drain(&mut ha);
     let (st, _, _, ba) = only_ba(&acts);
     assert_eq!(st, status::ACCEPTED);
-    assert!(matches!(ba.repr.message, Message::BindingAck { flags: BaFlags { r: true, .. }, .. }));
-    assert!(acts.contains(&Action::ProxyNdAdd { addr: a(HOA), router: true }));
+    assert!(matches!(
+        ba.repr.message,
+        Message::BindingAck {
+            flags: BaFlags { r: true, .. },
+            ..
+        }
+    ));
+    assert!(acts.contains(&Action::ProxyNdAdd {
+        addr: a(HOA),
+        router: true
+    }));
 }
 
 #[test]
 fn k_flag_is_echoed_only_when_supported() {
     let t0 = Instant::now();
-    let k = BuFlags { k: true, ..home_flags() };
+    let k = BuFlags {
+        k: true,
+        ..home_flags()
+    };
     for support in [false, true] {
-        let mut ha = ha_with(HaConfig { key_mgmt_mobility: support, ..config() }, t0);
+        let mut ha = ha_with(
+            HaConfig {
+                key_mgmt_mobility: support,
+                ..config()
+            },
+            t0,
+        );
         home_bu(&mut ha, a(HOA), a(COA), 1, k, 10, t0);
-        ha.handle(Event::DadResult { hoa: a(HOA), ok: true }, t0);
+        ha.handle(
+            Event::DadResult {
+                hoa: a(HOA),
+                ok: true,
+            },
+            t0,
+        );
         let (_, _, _, ba) = only_ba(&drain(&mut ha));
-        let Message::BindingAck { flags, .. } = ba.repr.message else { unreachable!() };
+        let Message::BindingAck { flags, .. } = ba.repr.message else {
+            unreachable!()
+        };
         assert_eq!(flags.k, support);
     }
 }
@@ -223,7 +376,13 @@ fn k_flag_is_echoed_only_when_supported() {
 #[test]
 fn lifetime_capped_by_config_and_prefix_lifetime() {
     let t0 = Instant::now();
-    let mut ha = ha_with(HaConfig { max_binding_life: secs(600), ..config() }, t0);
+    let mut ha = ha_with(
+        HaConfig {
+            max_binding_life: secs(600),
+            ..config()
+        },
+        t0,
+    );
     let (_, _, units, _) = only_ba(&register(&mut ha, 1, 1000, t0));
     assert_eq!(units, 150);
 
@@ -233,7 +392,11 @@ fn lifetime_capped_by_config_and_prefix_lifetime() {
     let (_, _, units, _) = only_ba(&register(&mut ha, 1, 1000, t0));
     assert_eq!(units, 50, "203 s left → 50 units (200 s)");
     // A prefix with less than 4 s left is as good as gone.
-    ha.set_home_prefix(HomePrefix { prefix: a("2001:db8:1::"), len: 64, valid_until: Some(t0 + secs(3)) });
+    ha.set_home_prefix(HomePrefix {
+        prefix: a("2001:db8:1::"),
+        len: 64,
+        valid_until: Some(t0 + secs(3)),
+    });
     let (st, ..) = only_ba(&home_bu(&mut ha, a(HOA), a(COA), 2, home_flags(), 10, t0));
     assert_eq!(st, status::NOT_HOME_SUBNET);
 }
@@ -245,14 +408,34 @@ fn care_of_change_repoints_the_tunnel() {
     register(&mut ha, 1, 100, t0);
     let coa2 = a("2001:db8:7::7");
     let acts = home_bu(&mut ha, a(HOA), coa2, 2, home_flags(), 100, t0 + secs(5));
-    let installs: Vec<_> = acts.iter().filter(|x| !matches!(x, Action::Send(_))).cloned().collect();
+    let installs: Vec<_> = acts
+        .iter()
+        .filter(|x| !matches!(x, Action::Send(_)))
+        .cloned()
+        .collect();
     assert_eq!(
         installs,
         vec![
-            Action::TunnelAdd { local: a(HA), remote: coa2 },
-            Action::RouteAdd { hoa: a(HOA), tunnel_local: a(HA), tunnel_remote: coa2 },
-            Action::TunnelDel { local: a(HA), remote: a(COA) },
-            Action::BindingInstalled { local: a(HA), hoa: a(HOA), coa: coa2, lifetime: secs(400), home: true },
+            Action::TunnelAdd {
+                local: a(HA),
+                remote: coa2
+            },
+            Action::RouteAdd {
+                hoa: a(HOA),
+                tunnel_local: a(HA),
+                tunnel_remote: coa2
+            },
+            Action::TunnelDel {
+                local: a(HA),
+                remote: a(COA)
+            },
+            Action::BindingInstalled {
+                local: a(HA),
+                hoa: a(HOA),
+                coa: coa2,
+                lifetime: secs(400),
+                home: true
+            },
         ]
     );
 }
@@ -265,19 +448,41 @@ fn deregistration_from_home_and_unknown_deregistration() {
     // Back home: from the HoA, no HAO, no Alternate CoA (CoA == HoA).
     let acts = home_bu(&mut ha, a(HOA), a(HOA), 2, home_flags(), 0, t0 + secs(5));
     let (st, _, units, ba) = only_ba(&acts);
-    assert_eq!((st, units, ba.dst, ba.rh2), (status::ACCEPTED, 0, a(HOA), None));
-    let undo: Vec<_> = acts.iter().filter(|x| !matches!(x, Action::Send(_))).cloned().collect();
+    assert_eq!(
+        (st, units, ba.dst, ba.rh2),
+        (status::ACCEPTED, 0, a(HOA), None)
+    );
+    let undo: Vec<_> = acts
+        .iter()
+        .filter(|x| !matches!(x, Action::Send(_)))
+        .cloned()
+        .collect();
     assert_eq!(
         undo,
         vec![
             Action::ProxyNdDel { addr: a(HOA) },
             Action::RouteDel { hoa: a(HOA) },
-            Action::TunnelDel { local: a(HA), remote: a(COA) },
-            Action::BindingRemoved { local: a(HA), hoa: a(HOA), home: true },
+            Action::TunnelDel {
+                local: a(HA),
+                remote: a(COA)
+            },
+            Action::BindingRemoved {
+                local: a(HA),
+                hoa: a(HOA),
+                home: true
+            },
         ]
     );
     assert!(ha.binding(&a(HA), &a(HOA)).is_none());
-    let (st, ..) = only_ba(&home_bu(&mut ha, a(HOA), a(COA), 3, home_flags(), 0, t0 + secs(6)));
+    let (st, ..) = only_ba(&home_bu(
+        &mut ha,
+        a(HOA),
+        a(COA),
+        3,
+        home_flags(),
+        0,
+        t0 + secs(6),
+    ));
     assert_eq!(st, status::NOT_HOME_AGENT_FOR_THIS_MN);
 }
 
@@ -298,8 +503,15 @@ fn expiry_removes_at_the_right_instant_with_remove_actions() {
         vec![
             Action::ProxyNdDel { addr: a(HOA) },
             Action::RouteDel { hoa: a(HOA) },
-            Action::TunnelDel { local: a(HA), remote: a(COA) },
-            Action::BindingRemoved { local: a(HA), hoa: a(HOA), home: true },
+            Action::TunnelDel {
+                local: a(HA),
+                remote: a(COA)
+            },
+            Action::BindingRemoved {
+                local: a(HA),
+                hoa: a(HOA),
+                home: true
+            },
         ]
     );
     assert!(ha.binding(&a(HA), &a(HOA)).is_none());
@@ -309,9 +521,18 @@ fn expiry_removes_at_the_right_instant_with_remove_actions() {
 #[test]
 fn refresh_advice_when_configured() {
     let t0 = Instant::now();
-    let mut ha = ha_with(HaConfig { refresh_advice: Some(secs(60)), ..config() }, t0);
+    let mut ha = ha_with(
+        HaConfig {
+            refresh_advice: Some(secs(60)),
+            ..config()
+        },
+        t0,
+    );
     let (_, _, _, ba) = only_ba(&register(&mut ha, 1, 100, t0));
-    assert_eq!(ba.repr.options, vec![MobilityOption::BindingRefreshAdvice { interval_units: 15 }]);
+    assert_eq!(
+        ba.repr.options,
+        vec![MobilityOption::BindingRefreshAdvice { interval_units: 15 }]
+    );
 }
 
 #[test]
@@ -319,8 +540,15 @@ fn nonce_indices_in_a_home_registration_are_dropped() {
     let t0 = Instant::now();
     let mut ha = ha_with(config(), t0);
     let repr = MhRepr {
-        message: Message::BindingUpdate { sequence: 1, flags: home_flags(), lifetime_units: 10 },
-        options: vec![MobilityOption::NonceIndices { home: 1, care_of: 2 }],
+        message: Message::BindingUpdate {
+            sequence: 1,
+            flags: home_flags(),
+            lifetime_units: 10,
+        },
+        options: vec![MobilityOption::NonceIndices {
+            home: 1,
+            care_of: 2,
+        }],
     };
     let raw = repr.to_bytes(&a(HOA), &a(HA));
     deliver(&mut ha, a(COA), a(HA), Some(a(HOA)), &raw, t0);
@@ -357,11 +585,18 @@ fn ha_routes_cn_events_and_timeouts() {
     let t0 = Instant::now();
     let mut ha = ha_with(config(), t0);
     ha.handle(
-        Event::HaoWithoutBinding { local: a(HA), src_coa: a(COA), hoa: a("2001:db8:8::8") },
+        Event::HaoWithoutBinding {
+            local: a(HA),
+            src_coa: a(COA),
+            hoa: a("2001:db8:8::8"),
+        },
         t0,
     );
     let s = sends(&drain(&mut ha));
-    assert!(matches!(s[0].repr.message, Message::BindingError { status: 1, .. }));
+    assert!(matches!(
+        s[0].repr.message,
+        Message::BindingError { status: 1, .. }
+    ));
     let mut m = MnStub::new("2001:db8:8::8", "2001:db8:9::9", HA);
     m.rr(&mut ha, t0);
     m.bu(&mut ha, 1, 10, t0);

@@ -319,7 +319,11 @@ mod tests {
             for i in 0..100 {
                 c.set_deadline(&key(i), Some(t0 + s(1000 + round)));
             }
-            assert!(c.heap_len() <= 2 * 100 + REBUILD_SLACK + 1, "{}", c.heap_len());
+            assert!(
+                c.heap_len() <= 2 * 100 + REBUILD_SLACK + 1,
+                "{}",
+                c.heap_len()
+            );
         }
         let mut n = 0;
         while c.pop_due(t0 + s(5000)).is_some() {

@@ -41,7 +41,7 @@ use crate::proto::event::{
 };
 use crate::proto::ratelimit::{Limiter, RateLimit, TokenBucket};
 use crate::proto::seqno::Seqno;
-use crate::wire::mh::{be_status, BaFlags, MhRepr, Message};
+use crate::wire::mh::{be_status, BaFlags, Message, MhRepr};
 use crate::wire::mh_option::MobilityOption;
 use ring::error::Unspecified;
 use ring::rand::SecureRandom;
@@ -425,7 +425,13 @@ impl Cn {
         if flags.h {
             // §10.3.1: a node that is not a home agent rejects home registrations with
             // 131. Unauthenticated (a home registration carries no RR data), so limited.
-            self.reply_unauthenticated(p, hoa, status::HOME_REGISTRATION_NOT_SUPPORTED, sequence, now);
+            self.reply_unauthenticated(
+                p,
+                hoa,
+                status::HOME_REGISTRATION_NOT_SUPPORTED,
+                sequence,
+                now,
+            );
             return;
         }
         // §9.5.1: an Alternate Care-of Address option overrides the source, and the
@@ -477,7 +483,10 @@ impl Cn {
         let coa_token = if req.delete {
             None
         } else {
-            Some(self.nonces.token(coa_index, &req.coa, TokenKind::CareOf, now))
+            Some(
+                self.nonces
+                    .token(coa_index, &req.coa, TokenKind::CareOf, now),
+            )
         };
         let expired = match (home_token.is_none(), coa_token.is_some_and(|t| t.is_none())) {
             (true, true) => Some(status::EXPIRED_NONCES),
@@ -602,7 +611,13 @@ impl Cn {
     }
 
     /// §9.5.3: delete, leaving a tombstone while the nonces could replay older BUs.
-    fn delete_binding(&mut self, key: BindingKey, seq: Seqno, guard: Option<Instant>, now: Instant) {
+    fn delete_binding(
+        &mut self,
+        key: BindingKey,
+        seq: Seqno,
+        guard: Option<Instant>,
+        now: Instant,
+    ) {
         let old_guard = self.cache.get(&key).and_then(|b| b.guard_until);
         if let Some(b) = self.cache.get_mut(&key) {
             b.seq = seq;
@@ -662,7 +677,13 @@ impl Cn {
         }
         // §9.3.1/§9.3.3: Binding Error status 1 to the source (the care-of address),
         // with the home address in the message; never with a routing header (§6.1).
-        self.send_be(local, src, be_status::UNKNOWN_BINDING_FOR_HOME_ADDRESS, hoa, now);
+        self.send_be(
+            local,
+            src,
+            be_status::UNKNOWN_BINDING_FOR_HOME_ADDRESS,
+            hoa,
+            now,
+        );
     }
 
     fn send_be(&mut self, src: Ipv6Addr, dst: Ipv6Addr, status: u8, hoa: Ipv6Addr, now: Instant) {
@@ -724,7 +745,14 @@ impl Cn {
         units: u16,
         auth: Option<(&rr::Kbm, Ipv6Addr)>,
     ) {
-        let repr = ba_repr(status, BaFlags::default(), seq, units, vec![], auth.is_some());
+        let repr = ba_repr(
+            status,
+            BaFlags::default(),
+            seq,
+            units,
+            vec![],
+            auth.is_some(),
+        );
         let rh2 = p.hao.filter(|h| *h != p.src).map(|_| hoa);
         self.actions
             .push_back(Action::Send(transmit(p.dst, p.src, rh2, repr, auth)));

@@ -5,7 +5,7 @@
 //! (send a packet, install a tunnel, start DAD, …). Nothing here does I/O.
 
 use crate::crypto::rr::{self, Kbm};
-use crate::wire::mh::{MhRepr, Message};
+use crate::wire::mh::{Message, MhRepr};
 use crate::wire::mh_option::MobilityOption;
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -92,9 +92,15 @@ pub enum Action {
     },
     /// HA: an ip6ip6 tunnel `local` ⇄ `remote` (the care-of address) is needed
     /// (RFC 6275 §10.4.1). The platform reference-counts tunnels per (local, remote).
-    TunnelAdd { local: Ipv6Addr, remote: Ipv6Addr },
+    TunnelAdd {
+        local: Ipv6Addr,
+        remote: Ipv6Addr,
+    },
     /// HA: one user of that tunnel is gone.
-    TunnelDel { local: Ipv6Addr, remote: Ipv6Addr },
+    TunnelDel {
+        local: Ipv6Addr,
+        remote: Ipv6Addr,
+    },
     /// HA: host route to the home address through the tunnel to `remote`, replacing any
     /// previous one.
     RouteAdd {
@@ -102,12 +108,19 @@ pub enum Action {
         tunnel_local: Ipv6Addr,
         tunnel_remote: Ipv6Addr,
     },
-    RouteDel { hoa: Ipv6Addr },
+    RouteDel {
+        hoa: Ipv6Addr,
+    },
     /// HA: answer Neighbour Solicitations for `addr` on the home link and send the
     /// unsolicited Neighbor Advertisement (RFC 6275 §10.4.1); `router` for a mobile
     /// router (RFC 3963).
-    ProxyNdAdd { addr: Ipv6Addr, router: bool },
-    ProxyNdDel { addr: Ipv6Addr },
+    ProxyNdAdd {
+        addr: Ipv6Addr,
+        router: bool,
+    },
+    ProxyNdDel {
+        addr: Ipv6Addr,
+    },
 }
 
 /// Lifetimes travel in 4-second units (RFC 6275 §6.1.7); this rounds down so the peer is
@@ -204,7 +217,14 @@ mod tests {
 
     #[test]
     fn routable() {
-        for bad in ["::", "::1", "ff02::1", "fe80::1", "febf::1", "::ffff:1.2.3.4"] {
+        for bad in [
+            "::",
+            "::1",
+            "ff02::1",
+            "fe80::1",
+            "febf::1",
+            "::ffff:1.2.3.4",
+        ] {
             assert!(!is_unicast_routable(&bad.parse().unwrap()), "{bad}");
         }
         for good in ["2001:db8::1", "fd00::1", "fec0::1"] {

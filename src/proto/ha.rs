@@ -236,7 +236,15 @@ impl Ha {
                         // optimisation binding (the flag in the cache never changes).
                         if self.error_limiter.allow(now) {
                             let reply = reply_to(&p, hoa);
-                            self.send_ba(p.dst, reply, status::REGISTRATION_TYPE_CHANGE, sequence, 0, BaFlags::default(), None);
+                            self.send_ba(
+                                p.dst,
+                                reply,
+                                status::REGISTRATION_TYPE_CHANGE,
+                                sequence,
+                                0,
+                                BaFlags::default(),
+                                None,
+                            );
                         }
                     } else {
                         self.cn.handle_mh(&p, now);
@@ -304,8 +312,7 @@ impl Ha {
             return;
         }
         // §9.5.1: Nonce Indices MUST NOT be present in a home registration.
-        if p
-            .repr
+        if p.repr
             .options
             .iter()
             .any(|o| matches!(o, MobilityOption::NonceIndices { .. }))
@@ -319,13 +326,22 @@ impl Ha {
         let lifetime = units_to_duration(units);
         let delete = lifetime.is_zero() || coa == hoa;
         let no_flags = BaFlags::default();
-        let reject = |ha: &mut Ha, st: u8| ha.send_ba(p.dst, reply, st, sequence, 0, no_flags, None);
+        let reject =
+            |ha: &mut Ha, st: u8| ha.send_ba(p.dst, reply, st, sequence, 0, no_flags, None);
 
         if let Some(old) = self.cache.get(&key) {
             if !seq.is_newer_than(old.seq) {
                 // §9.5.1: 135 with the last accepted number.
                 let last = old.seq.get();
-                return self.send_ba(p.dst, reply, status::SEQUENCE_OUT_OF_WINDOW, last, 0, no_flags, None);
+                return self.send_ba(
+                    p.dst,
+                    reply,
+                    status::SEQUENCE_OUT_OF_WINDOW,
+                    last,
+                    0,
+                    no_flags,
+                    None,
+                );
             }
         }
         if self.cn.binding(&p.dst, &hoa).is_some() {
@@ -352,9 +368,7 @@ impl Ha {
             return reject(self, status::MOBILE_ROUTER_NOT_PERMITTED);
         }
         let granted = units_to_duration(lifetime_units(
-            lifetime
-                .min(self.config.max_binding_life)
-                .min(prefix_left),
+            lifetime.min(self.config.max_binding_life).min(prefix_left),
         ));
         let entry = HaBinding {
             coa,
@@ -433,7 +447,15 @@ impl Ha {
         if !ok {
             // §10.3.1: DAD failed → 134, and nothing was installed.
             self.cache.remove(&key);
-            return self.send_ba(key.local, reply, status::DAD_FAILED, b.seq.get(), 0, BaFlags::default(), None);
+            return self.send_ba(
+                key.local,
+                reply,
+                status::DAD_FAILED,
+                b.seq.get(),
+                0,
+                BaFlags::default(),
+                None,
+            );
         }
         let entry = HaBinding {
             expires: now + b.lifetime,
@@ -466,7 +488,15 @@ impl Ha {
             .config
             .refresh_advice
             .map(|r| lifetime_units(r.min(b.lifetime)));
-        self.send_ba(key.local, reply, status::ACCEPTED, b.seq.get(), units, flags, bra);
+        self.send_ba(
+            key.local,
+            reply,
+            status::ACCEPTED,
+            b.seq.get(),
+            units,
+            flags,
+            bra,
+        );
     }
 
     /// §10.3.2: deregistration.
@@ -482,7 +512,15 @@ impl Ha {
                 self.dad_pending.remove(&key.hoa);
             }
         }
-        self.send_ba(key.local, reply, status::ACCEPTED, seq.get(), 0, BaFlags::default(), None);
+        self.send_ba(
+            key.local,
+            reply,
+            status::ACCEPTED,
+            seq.get(),
+            0,
+            BaFlags::default(),
+            None,
+        );
     }
 
     /// §10.4.1: tunnel first, then the route that uses it, then proxy ND so that the
@@ -579,8 +617,9 @@ impl Ha {
             _ => vec![],
         };
         let repr = ba_repr(status, flags, seq, units, options, false);
-        self.actions
-            .push_back(Action::Send(transmit(local, reply.dst, reply.rh2, repr, None)));
+        self.actions.push_back(Action::Send(transmit(
+            local, reply.dst, reply.rh2, repr, None,
+        )));
     }
 }
 
@@ -615,6 +654,9 @@ mod tests {
     #[test]
     fn link_local_keeps_the_interface_identifier() {
         let hoa: Ipv6Addr = "2001:db8:1::a:b:c:d".parse().unwrap();
-        assert_eq!(link_local_of(&hoa), "fe80::a:b:c:d".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            link_local_of(&hoa),
+            "fe80::a:b:c:d".parse::<Ipv6Addr>().unwrap()
+        );
     }
 }

@@ -3,9 +3,9 @@
 //! socket, so the whole protocol can run under simulated time.
 
 pub mod backoff;
-pub mod seqno;
 pub mod binding_cache;
 pub mod cn;
 pub mod event;
 pub mod ha;
 pub mod ratelimit;
+pub mod seqno;

@@ -85,7 +85,12 @@ pub fn only_ba(actions: &[Action]) -> (u8, u16, u16, Transmit) {
     let t = bas.into_iter().next().unwrap();
     // What we send must parse back as what we say we sent, checksum included.
     let final_dst = t.rh2.unwrap_or(t.dst);
-    assert_eq!(MhRepr::parse_checked(&t.bytes, &t.src, &final_dst).unwrap().message, t.repr.message);
+    assert_eq!(
+        MhRepr::parse_checked(&t.bytes, &t.src, &final_dst)
+            .unwrap()
+            .message,
+        t.repr.message
+    );
     match t.repr.message {
         Message::BindingAck {
             status,
@@ -146,7 +151,11 @@ impl MnStub {
             } = t.repr.message
             {
                 assert_eq!(c, cookie, "HoT echoes the cookie");
-                assert_eq!((t.src, t.dst, t.rh2), (self.cn, self.hoa, None), "HoT goes to the HoA");
+                assert_eq!(
+                    (t.src, t.dst, t.rh2),
+                    (self.cn, self.hoa, None),
+                    "HoT goes to the HoA"
+                );
                 self.home = Some((nonce_index, keygen_token));
             }
         }
@@ -167,7 +176,11 @@ impl MnStub {
             } = t.repr.message
             {
                 assert_eq!(c, cookie, "CoT echoes the cookie");
-                assert_eq!((t.src, t.dst, t.rh2), (self.cn, self.coa, None), "CoT goes to the CoA");
+                assert_eq!(
+                    (t.src, t.dst, t.rh2),
+                    (self.cn, self.coa, None),
+                    "CoT goes to the CoA"
+                );
                 self.care_of = Some((nonce_index, keygen_token));
             }
         }
@@ -177,7 +190,10 @@ impl MnStub {
     pub fn rr<M: Machine>(&mut self, m: &mut M, now: Instant) {
         self.home_test(m, now);
         self.care_of_test(m, now);
-        assert!(self.home.is_some() && self.care_of.is_some(), "RR completed");
+        assert!(
+            self.home.is_some() && self.care_of.is_some(),
+            "RR completed"
+        );
     }
 
     pub fn kbm(&self, delete: bool) -> rr::Kbm {
@@ -196,7 +212,11 @@ impl MnStub {
         let options = vec![
             MobilityOption::NonceIndices {
                 home: self.home.map_or(0, |h| h.0),
-                care_of: if delete { 0 } else { self.care_of.map_or(0, |c| c.0) },
+                care_of: if delete {
+                    0
+                } else {
+                    self.care_of.map_or(0, |c| c.0)
+                },
             },
             MobilityOption::BindingAuthData([0; 12]),
         ];
@@ -221,7 +241,11 @@ impl MnStub {
             options,
         };
         let mut buf = vec![0; repr.buffer_len()];
-        let kbm = if self.home.is_some() { Some(self.kbm(delete)) } else { None };
+        let kbm = if self.home.is_some() {
+            Some(self.kbm(delete))
+        } else {
+            None
+        };
         // The checksum pseudo-header uses the home address (HAO present, §6.1.1).
         repr.emit_with_authenticator(&mut buf, &self.hoa, &self.cn, |covered| {
             rr::authenticator(&kbm.expect("tokens"), &auth_coa, &self.cn, covered)
@@ -237,7 +261,13 @@ impl MnStub {
         drain(m)
     }
 
-    pub fn bu<M: Machine>(&self, m: &mut M, seq: u16, lifetime_units: u16, now: Instant) -> Vec<Action> {
+    pub fn bu<M: Machine>(
+        &self,
+        m: &mut M,
+        seq: u16,
+        lifetime_units: u16,
+        now: Instant,
+    ) -> Vec<Action> {
         let raw = self.bu_bytes(seq, ack(), lifetime_units);
         self.send(m, &raw, now)
     }
