@@ -3,4 +3,9 @@
 //! socket, so the whole protocol can run under simulated time.
 
 pub mod backoff;
+pub mod binding_cache;
+pub mod cn;
+pub mod event;
+pub mod ha;
+pub mod ratelimit;
 pub mod seqno;
