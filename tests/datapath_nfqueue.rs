@@ -771,3 +771,195 @@ fn nfqueue_round_trip_rate() {
     assert_eq!(worker.rewritten.load(Ordering::Relaxed), N);
     drop(worker);
 }
+
+/// A full-size inner packet (1500 bytes on a 1500-byte path) does not fit the tunnel:
+/// the MN's kernel fragments the *outer* packet after the reroute (UDP lets the local
+/// stack fragment). Raw PREROUTING on the HA then sees fragments, which the rewrite
+/// cannot decapsulate — unless connection tracking's defragmentation (priority -400,
+/// before raw at -300) is enabled in the HA's namespace; any conntrack rule enables it.
+#[test]
+fn ip6ip6_full_size_packet_needs_defragmentation_at_the_home_agent() {
+    require_environment();
+    let tb = Testbed::up("frag");
+    let (hoa, coa, cn, ha) = (
+        tb.addr("M6_MN_HOME_ADDR"),
+        tb.addr("M6_MN_COA_FOREIGN1"),
+        tb.addr("M6_CLIENT_ADDR"),
+        tb.addr("M6_HA1_ADDR"),
+    );
+    tb.sh(
+        "mn",
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{hoa}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    let cn_sock = tb.udp("client", any(5003));
+    let mn_sock = tb.udp("mn", SocketAddr::V6(SocketAddrV6::new(hoa, 0, 0, 0)));
+    let to_cn = SocketAddrV6::new(cn, 5003, 0, 0);
+    let _mn_worker = Worker::start(
+        &tb.ns("mn"),
+        3,
+        false,
+        Box::new(move |p| rewrite::encapsulate(p, coa, ha, 64).is_ok()),
+    );
+    tb.sh(
+        "mn",
+        &[
+            "ip6tables",
+            "-t",
+            "raw",
+            "-A",
+            "OUTPUT",
+            "-s",
+            &format!("{hoa}/128"),
+            "-p",
+            "udp",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "3",
+        ],
+    );
+    let ha_worker = Worker::start(
+        &tb.ns("ha1"),
+        3,
+        true,
+        Box::new(move |p| matches!(rewrite::decapsulate(p), Ok(t) if t.outer_src == coa)),
+    );
+    tb.sh(
+        "ha1",
+        &[
+            "ip6tables",
+            "-t",
+            "raw",
+            "-A",
+            "PREROUTING",
+            "-d",
+            &format!("{ha}/128"),
+            "-p",
+            "41",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "3",
+        ],
+    );
+    let big = vec![0xabu8; 1452]; // 40 + 8 + 1452 = 1500: a full-size inner packet
+    mn_sock.send_to(&big, to_cn).unwrap();
+    assert_eq!(recv_udp(&cn_sock), None, "fragments are not decapsulated");
+    let lens = |seen: Vec<(u8, Vec<u8>)>| seen.iter().map(|(_, p)| p.len()).collect::<Vec<_>>();
+    // 1540 bytes outer on a 1500-byte link: a 1496-byte first fragment and the rest.
+    assert_eq!(lens(ha_worker.seen()), [1496, 100]);
+
+    // Enable defragmentation in the HA's namespace through a conntrack rule.
+    tb.sh(
+        "ha1",
+        &[
+            "ip6tables",
+            "-A",
+            "INPUT",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "INVALID",
+            "-j",
+            "ACCEPT",
+        ],
+    );
+    mn_sock.send_to(&big, to_cn).unwrap();
+    let (data, from) = recv_udp(&cn_sock).expect("reassembled, decapsulated, forwarded");
+    assert_eq!((data, v6(from)), (big, hoa));
+    assert_eq!(lens(ha_worker.seen()), [1496, 100, 1540]);
+}
+
+/// Both ends in user space: an ordinary socket on the MN sends from its HoA; the MN's
+/// LOCAL_OUT queue adds the HAO and makes the CoA the source (a changed source is
+/// re-routed too), and the CN's raw PREROUTING queue undoes it.
+#[test]
+fn mobile_node_sends_home_address_option_from_an_ordinary_socket() {
+    require_environment();
+    let tb = Testbed::up("ro");
+    let (hoa, coa, cn) = (
+        tb.addr("M6_MN_HOME_ADDR"),
+        tb.addr("M6_MN_COA_FOREIGN1"),
+        tb.addr("M6_CLIENT_ADDR"),
+    );
+    tb.sh(
+        "mn",
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{hoa}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    let cn_sock = tb.udp("client", any(5004));
+    let mn_sock = tb.udp("mn", SocketAddr::V6(SocketAddrV6::new(hoa, 0, 0, 0)));
+    let _mn_worker = Worker::start(
+        &tb.ns("mn"),
+        4,
+        false,
+        Box::new(move |p| rewrite::send_hao(p, coa).is_ok()),
+    );
+    tb.sh(
+        "mn",
+        &[
+            "ip6tables",
+            "-t",
+            "raw",
+            "-A",
+            "OUTPUT",
+            "-s",
+            &format!("{hoa}/128"),
+            "-d",
+            &format!("{cn}/128"),
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "4",
+        ],
+    );
+    let cn_worker = Worker::start(
+        &tb.ns("client"),
+        4,
+        true,
+        Box::new(|p| rewrite::receive_hao(p).is_ok()),
+    );
+    tb.sh(
+        "client",
+        &[
+            "ip6tables",
+            "-t",
+            "raw",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "ipv6header",
+            "--header",
+            "dst",
+            "--soft",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "4",
+        ],
+    );
+    mn_sock
+        .send_to(b"route optimised", SocketAddrV6::new(cn, 5004, 0, 0))
+        .unwrap();
+    let (data, from) = recv_udp(&cn_sock).expect("delivered");
+    assert_eq!((data.as_slice(), v6(from)), (&b"route optimised"[..], hoa));
+    let got = cn_worker.seen();
+    assert_eq!(got.len(), 1);
+    let walked = packet::parse(&got[0].1).unwrap();
+    assert_eq!((walked.ip.src, walked.final_src()), (coa, hoa));
+}
