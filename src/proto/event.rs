@@ -158,13 +158,19 @@ pub enum Action {
         coa: Ipv6Addr,
     },
     /// MN: no home registration any more (back home, expired, given up).
-    HomeTunnelClear { hoa: Ipv6Addr },
+    HomeTunnelClear {
+        hoa: Ipv6Addr,
+    },
     /// MN: drop traffic from the home address (signalling excepted) until
     /// [`Action::UnblockHoa`] — no accepted registration covers the current location, so
     /// the packets could only leak natively from the care-of address or go into a
     /// stale tunnel (umip's rule 1003 and its "block until BA" policy).
-    BlockHoa { hoa: Ipv6Addr },
-    UnblockHoa { hoa: Ipv6Addr },
+    BlockHoa {
+        hoa: Ipv6Addr,
+    },
+    UnblockHoa {
+        hoa: Ipv6Addr,
+    },
     /// MN: route optimisation with `cn` is on: send to it from `coa` with a Home
     /// Address option, accept its packets with a Type 2 Routing Header (RFC 6275
     /// §11.3.1); replaces any previous care-of address for that correspondent.
@@ -174,7 +180,10 @@ pub enum Action {
         coa: Ipv6Addr,
     },
     /// MN: traffic with `cn` goes through the home agent again.
-    RoStop { hoa: Ipv6Addr, cn: Ipv6Addr },
+    RoStop {
+        hoa: Ipv6Addr,
+        cn: Ipv6Addr,
+    },
     /// MN: a home registration failed for good at `ha` (`status` is the BA status, or
     /// `None` after too many unanswered retransmissions). `exhausted` says no other
     /// candidate home agent is left: the platform may run DHAAD (RFC 6275 §11.4.1) and

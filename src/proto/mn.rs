@@ -126,7 +126,8 @@ impl Default for MnConfig {
             max_cn_binding_life: MAX_RR_BINDING_LIFETIME,
             use_cn_bu_ack: false,
             route_optimization: true,
-            initial_bindack_timeout_first_reg: crate::proto::backoff::INITIAL_BINDACK_TIMEOUT_FIRST_REG,
+            initial_bindack_timeout_first_reg:
+                crate::proto::backoff::INITIAL_BINDACK_TIMEOUT_FIRST_REG,
             initial_bindack_timeout_rereg: crate::proto::backoff::INITIAL_BINDACK_TIMEOUT,
             max_ha_consecutive_resends: 5,
             max_cn_consecutive_resends: 0,
@@ -588,7 +589,10 @@ impl Mn {
             MnEvent::StartRo { cn } => {
                 if is_unicast_routable(&cn) && cn != self.config.home_address {
                     let seq = Seqno(self.config.initial_sequence);
-                    self.cns.entry(cn).or_insert_with(|| CnEntry::new(seq)).wanted = true;
+                    self.cns
+                        .entry(cn)
+                        .or_insert_with(|| CnEntry::new(seq))
+                        .wanted = true;
                 }
             }
             MnEvent::StopRo { cn } => {
@@ -723,8 +727,7 @@ impl Mn {
                 if from_ha {
                     // §11.3.6: the home agent has no binding for us (it restarted):
                     // register again now.
-                    if *st == be_status::UNKNOWN_BINDING_FOR_HOME_ADDRESS
-                        && self.home.reg.is_some()
+                    if *st == be_status::UNKNOWN_BINDING_FOR_HOME_ADDRESS && self.home.reg.is_some()
                     {
                         self.home.refresh_now = true;
                     }
@@ -1121,7 +1124,10 @@ impl Mn {
                 if current && self.home.out.is_none() {
                     return;
                 }
-                (coa, self.config.max_ha_binding_life.min(MAX_BINDING_LIFETIME))
+                (
+                    coa,
+                    self.config.max_ha_binding_life.min(MAX_BINDING_LIFETIME),
+                )
             }
             Location::Home => {
                 if self.home.out.as_ref().is_some_and(|o| o.is_dereg()) {
@@ -1263,9 +1269,10 @@ impl Mn {
                 {
                     return;
                 }
-                let current = e.bound.as_ref().is_some_and(|b| {
-                    b.coa == coa && now < b.refresh_at && !e.refresh_now
-                });
+                let current = e
+                    .bound
+                    .as_ref()
+                    .is_some_and(|b| b.coa == coa && now < b.refresh_at && !e.refresh_now);
                 if current && e.out.is_none() {
                     // Keep the tokens fresh while the binding is in use, so the next
                     // movement or refresh needs no home test (§5.2.5).
@@ -1274,7 +1281,8 @@ impl Mn {
                     }
                     let e = self.cns.get_mut(&cn).expect("present");
                     if e.coti.is_none()
-                        && e.care_token.map_or(true, |t| t.refresh_at() <= now || t.addr != coa)
+                        && e.care_token
+                            .map_or(true, |t| t.refresh_at() <= now || t.addr != coa)
                     {
                         self.send_coti(cn, coa, now);
                     }
@@ -1334,6 +1342,12 @@ impl Mn {
     fn cn_send_copy(&mut self, cn: Ipv6Addr, now: Instant) {
         let hoa = self.config.home_address;
         let ack = self.config.use_cn_bu_ack;
+        // §11.7.2: each copy asks no more than the home registration has left then.
+        let home_left = self
+            .home
+            .reg
+            .as_ref()
+            .map_or(Duration::ZERO, |r| r.expires.saturating_duration_since(now));
         let Some(e) = self.cns.get_mut(&cn) else {
             return;
         };
@@ -1342,14 +1356,14 @@ impl Mn {
         };
         let dereg = out.is_dereg();
         let home = e.home_token.filter(|t| t.usable(now));
-        let care = e
-            .care_token
-            .filter(|t| t.usable(now) && t.addr == out.coa);
+        let care = e.care_token.filter(|t| t.usable(now) && t.addr == out.coa);
         let Some(home) = home else {
             e.out = None;
             return;
         };
-        if !dereg && care.is_none() {
+        if !dereg && (care.is_none() || lifetime_units(out.lifetime.min(home_left)) == 0) {
+            // Stale tokens (rerun the tests), or the home registration is about to end
+            // (wait for its refresh): the driver takes it from here.
             e.out = None;
             return;
         }
@@ -1362,7 +1376,7 @@ impl Mn {
             out.record(seq, now, Some(kbm));
         }
         e.limiter.record(now);
-        let units = lifetime_units(out.lifetime);
+        let units = lifetime_units(out.lifetime.min(home_left));
         let repr = MhRepr {
             message: Message::BindingUpdate {
                 sequence: seq.get(),
