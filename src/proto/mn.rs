@@ -82,6 +82,10 @@ pub const TOKEN_REFRESH_LEAD: Duration = Duration::from_secs(30);
 pub const MAX_UPDATE_RATE: usize = 3;
 /// The largest lifetime the 16-bit field can carry (65535 × 4 s).
 pub const MAX_BINDING_LIFETIME: Duration = Duration::from_secs(262_140);
+/// How much later than our own count a peer's binding may end: it counts the lifetime
+/// from when the BU arrived, we from when it left (§11.7.3). Deciding whether a
+/// deregistration is needed errs on the side of sending one.
+pub const DELIVERY_SLACK: Duration = Duration::from_secs(10);
 /// Copies of one outstanding BU remembered for matching their BA.
 const MAX_COPIES: usize = 32;
 
@@ -1179,7 +1183,7 @@ impl Mn {
         out.record(seq, now, None);
         self.home.limiter.record(now);
         if !out.is_dereg() {
-            let until = now + out.lifetime;
+            let until = now + out.lifetime + DELIVERY_SLACK;
             self.home.maybe_until = Some(self.home.maybe_until.map_or(until, |t| t.max(until)));
         }
         let units = match lifetime_units(out.lifetime) {
@@ -1407,7 +1411,7 @@ impl Mn {
         if dereg {
             e.maybe_until = e.maybe_until.filter(|_| ack);
         } else {
-            let until = now + lifetime;
+            let until = now + lifetime + DELIVERY_SLACK;
             e.maybe_until = Some(e.maybe_until.map_or(until, |t| t.max(until)));
         }
         if !ack {

@@ -1756,8 +1756,9 @@ impl Sim {
         match (loc, self.mn.home_binding().cloned()) {
             (Location::Away(coa), Some(r)) if r.coa == coa && r.ha == ha => {
                 // Unless the HA forgot everything after accepting this registration.
-                let accepted_at = self.mn_reg_seen.map_or(Duration::ZERO, |(_, t)| t);
-                if self.has[i].booted > accepted_at {
+                // The HA accepted it after the acknowledged copy was sent.
+                let sent_at = (r.expires - r.lifetime).saturating_duration_since(self.base);
+                if self.has[i].booted >= sent_at {
                     return;
                 }
                 self.report.stats.quiet_checks += 1;
