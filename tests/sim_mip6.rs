@@ -13,7 +13,7 @@ fn seeds() -> u64 {
     std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1500)
+        .unwrap_or(1000)
 }
 
 fn sweep(range: std::ops::Range<u64>) {
@@ -91,7 +91,7 @@ fn a_seed_replays_identically() {
 
 fn planted(plant: Plant, what: &str) {
     let mut caught = 0;
-    for seed in 0..20 {
+    for seed in 0..10 {
         let mut p = Params::new(seed, Profile::Quick);
         p.plant = plant;
         let r = run_seed(p);
