@@ -1,8 +1,9 @@
-//! Events into and actions out of the correspondent-node and home-agent state machines.
+//! Events into and actions out of the protocol state machines.
 //!
-//! The event loop turns what it reads from sockets and the kernel into an [`Event`],
-//! hands it to a machine with the current time, then drains [`Action`]s and applies them
-//! (send a packet, install a tunnel, start DAD, …). Nothing here does I/O.
+//! The event loop turns what it reads from sockets and the kernel into an [`Event`]
+//! (correspondent node, home agent) or an [`MnEvent`] (mobile node), hands it to a
+//! machine with the current time, then drains [`Action`]s and applies them (send a
+//! packet, install a tunnel, start DAD, …). Nothing here does I/O.
 
 use crate::crypto::rr::{self, Kbm};
 use crate::wire::mh::{Message, MhRepr};
@@ -59,8 +60,17 @@ pub struct Transmit {
     /// What is in `bytes`, for logs and tests.
     pub repr: MhRepr,
     /// The Mobility Header with checksum (and authenticator, if any) filled in. The
-    /// checksum pseudo-header uses the final destination (the home address under `rh2`).
+    /// checksum pseudo-header uses the final destination (the home address under `rh2`)
+    /// and the home address as source when `hao` is set.
     pub bytes: Vec<u8>,
+    /// Mobile node only: add a Home Address destination option carrying this home
+    /// address; `src` is then the care-of address (RFC 6275 §6.3, §11.3.1 — Binding
+    /// Updates sent from a care-of address, §11.7.1, §11.7.2).
+    pub hao: Option<Ipv6Addr>,
+    /// Mobile node only: send the packet inside the ip6ip6 tunnel to the home agent,
+    /// as (outer source = care-of address, outer destination = home agent) — the Home
+    /// Test Init, which must leave from the home address (RFC 6275 §11.6.1, §5.2.5).
+    pub tunnel: Option<(Ipv6Addr, Ipv6Addr)>,
 }
 
 /// Something for the platform to do.
@@ -121,6 +131,126 @@ pub enum Action {
     ProxyNdDel {
         addr: Ipv6Addr,
     },
+    /// MN: a Binding Update List entry (RFC 6275 §11.1) was created or changed: Binding
+    /// Updates for `hoa` naming `coa` go to `peer` (the home agent when `home`). The
+    /// platform lets them leave with a Home Address option and lets the answers in with
+    /// a Type 2 Routing Header (umip's per-entry XFRM policies). `lifetime` is the one
+    /// asked for (zero for a deregistration).
+    BulUpdated {
+        hoa: Ipv6Addr,
+        peer: Ipv6Addr,
+        coa: Ipv6Addr,
+        lifetime: Duration,
+        home: bool,
+    },
+    /// MN: the Binding Update List entry for `peer` is gone.
+    BulRemoved {
+        hoa: Ipv6Addr,
+        peer: Ipv6Addr,
+        home: bool,
+    },
+    /// MN: the home agent accepted the registration of `coa`: send and receive
+    /// home-address traffic through the ip6ip6 tunnel `coa` ⇄ `ha` (RFC 6275 §11.3.1),
+    /// replacing any previous tunnel.
+    HomeTunnelSet {
+        hoa: Ipv6Addr,
+        ha: Ipv6Addr,
+        coa: Ipv6Addr,
+    },
+    /// MN: no home registration any more (back home, expired, given up).
+    HomeTunnelClear {
+        hoa: Ipv6Addr,
+    },
+    /// MN: drop traffic from the home address (signalling excepted) until
+    /// [`Action::UnblockHoa`] — no accepted registration covers the current location, so
+    /// the packets could only leak natively from the care-of address or go into a
+    /// stale tunnel (umip's rule 1003 and its "block until BA" policy).
+    BlockHoa {
+        hoa: Ipv6Addr,
+    },
+    UnblockHoa {
+        hoa: Ipv6Addr,
+    },
+    /// MN: route optimisation with `cn` is on: send to it from `coa` with a Home
+    /// Address option, accept its packets with a Type 2 Routing Header (RFC 6275
+    /// §11.3.1); replaces any previous care-of address for that correspondent.
+    RoStart {
+        hoa: Ipv6Addr,
+        cn: Ipv6Addr,
+        coa: Ipv6Addr,
+    },
+    /// MN: traffic with `cn` goes through the home agent again.
+    RoStop {
+        hoa: Ipv6Addr,
+        cn: Ipv6Addr,
+    },
+    /// MN: a home registration failed for good at `ha` (`status` is the BA status, or
+    /// `None` after too many unanswered retransmissions). `exhausted` says no other
+    /// candidate home agent is left: the platform may run DHAAD (RFC 6275 §11.4.1) and
+    /// hand the result to `Mn::set_home_agents`.
+    HomeRegistrationFailed {
+        hoa: Ipv6Addr,
+        ha: Ipv6Addr,
+        status: Option<u8>,
+        exhausted: bool,
+    },
+}
+
+/// A Mobility Header arriving at the mobile node, with what the IPv6 layer around it
+/// said beyond [`Inbound`].
+#[derive(Clone, Copy, Debug)]
+pub struct MnInbound<'a> {
+    /// `dst` is the IPv6 destination as received (the care-of address when `rh2` is
+    /// set; the home address for a packet that came through the tunnel).
+    pub packet: Inbound<'a>,
+    /// The home address from a Type 2 Routing Header, if there was one.
+    pub rh2: Option<Ipv6Addr>,
+    /// The outer source address when the packet came through an ip6ip6 tunnel (the
+    /// home agent for traffic to the home address while away).
+    pub tunnel_src: Option<Ipv6Addr>,
+}
+
+/// Something that happened, for the mobile node (RFC 6275 §11).
+#[derive(Clone, Copy, Debug)]
+pub enum MnEvent<'a> {
+    /// A Mobility Header for us (checksum already verified).
+    Mh(MnInbound<'a>),
+    /// An ICMPv6 Parameter Problem from `from` about a packet we sent; `invoking` is
+    /// the part of that packet the message carried, from its IPv6 header on
+    /// (RFC 4443 §3.4). Tells us a correspondent lacks Mobile IPv6 (§11.3.5).
+    ParameterProblem {
+        from: Ipv6Addr,
+        code: u8,
+        pointer: u32,
+        invoking: &'a [u8],
+    },
+    /// Movement detection's verdicts (RFC 6275 §11.5).
+    Movement(Movement),
+    /// The platform wants route optimisation with `cn` (umip: an XFRM ACQUIRE from the
+    /// trigger policy on the first packet to it).
+    StartRo { cn: Ipv6Addr },
+    /// Route optimisation with `cn` is no longer wanted (policy change).
+    StopRo { cn: Ipv6Addr },
+}
+
+/// What movement detection reports. Interfaces are named by index; `preference` is
+/// umip's `MnIfPreference` (lower is preferred; ties go to the lower index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Movement {
+    /// `iface` has a (new) usable care-of address on a foreign link.
+    CoaUp {
+        iface: u32,
+        coa: Ipv6Addr,
+        preference: u8,
+    },
+    /// The care-of address on `iface` is gone (deprecated, DAD failed, prefix expired).
+    CoaDown { iface: u32 },
+    /// `iface` is attached to the home link (a router advertised the home prefix).
+    AtHome { iface: u32, preference: u8 },
+    /// The link on `iface` went down: nothing it had is usable until it comes back.
+    LinkDown { iface: u32 },
+    /// The link on `iface` came back with what it had before.
+    LinkUp { iface: u32 },
 }
 
 /// Lifetimes travel in 4-second units (RFC 6275 §6.1.7); this rounds down so the peer is
@@ -175,6 +305,8 @@ pub(crate) fn transmit(
         rh2,
         repr,
         bytes,
+        hao: None,
+        tunnel: None,
     }
 }
 

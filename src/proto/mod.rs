@@ -7,5 +7,6 @@ pub mod binding_cache;
 pub mod cn;
 pub mod event;
 pub mod ha;
+pub mod mn;
 pub mod ratelimit;
 pub mod seqno;
