@@ -275,10 +275,13 @@ fn parse_message(msg: &[u8]) -> io::Result<Event> {
             // request it answers follows the error code; its seq is at offset 8 there.
             let err = ne_u32(body, 0).ok_or(invalid("nlmsgerr"))? as i32;
             let seq = ne_u32(body, 4 + 8).ok_or(invalid("nlmsgerr"))?;
+            // The kernel sends a negative errno; i32::MIN has no positive counterpart and
+            // cannot come from a kernel, so it is malformed input (found by cargo fuzz).
             Ok(if err == 0 {
                 Event::Ack { seq }
             } else {
-                Event::Error { seq, errno: -err }
+                let errno = err.checked_neg().ok_or(invalid("nlmsgerr errno"))?;
+                Event::Error { seq, errno }
             })
         }
         NLMSG_DONE => Ok(Event::Other),
@@ -598,6 +601,17 @@ mod tests {
             d.extend(nlmsghdr(28, 0x0302, 5, 42));
             assert_eq!(parse_datagram(&d).unwrap(), vec![want]);
         }
+    }
+
+    /// Regression (cargo fuzz): an error code of i32::MIN has no errno; negating it
+    /// overflowed.
+    #[test]
+    fn error_code_without_an_errno_is_malformed() {
+        let mut d = nlmsghdr(36, NLMSG_ERROR, 0, 0);
+        d.extend_from_slice(&i32::MIN.to_ne_bytes());
+        d.extend(nlmsghdr(28, 0x0302, 5, 42));
+        let e = parse_datagram(&d).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
