@@ -9,8 +9,10 @@ pub mod config;
 pub mod crypto;
 pub mod ctl;
 pub mod daemon;
+pub mod datapath;
 pub mod hex;
 pub mod proto;
+pub mod sys;
 pub mod wire;
 
 #[cfg(test)]

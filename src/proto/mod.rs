@@ -3,4 +3,10 @@
 //! socket, so the whole protocol can run under simulated time.
 
 pub mod backoff;
+pub mod binding_cache;
+pub mod cn;
+pub mod event;
+pub mod ha;
+pub mod mn;
+pub mod ratelimit;
 pub mod seqno;

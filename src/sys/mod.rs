@@ -1,0 +1,12 @@
+//! The kernel-facing layer (DESIGN.md layer 5): sockets and system calls the higher layers
+//! use through small safe types. Every `unsafe` block and every `libc` call of the crate
+//! lives under this module, each with a comment saying why it is sound.
+//!
+//! - [`nfqueue`]: netfilter queue — packets a netfilter rule hands to userspace, answered
+//!   with a verdict and optionally a rewritten packet (the `user` data path's receive side).
+//! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
+//! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
+
+pub mod netns;
+pub mod nfqueue;
+pub mod raw;
