@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Parser, ValueEnum};
 use mip6d::config::{self, Config, ConfigError, Datapath, NodeRole, ParseOptions};
 use mip6d::daemon::reload::{Overrides, Source};
-use mip6d::daemon::{daemonize, logging, Daemon, Settings};
+use mip6d::daemon::{logging, Daemon, Settings};
 
 const DEFAULT_CONFIG: &str = "/etc/mip6d.conf";
 
@@ -112,7 +112,7 @@ fn load(args: &Args) -> Result<(Config, Vec<ConfigError>, PathBuf), ()> {
 
 fn main() -> ExitCode {
     // Before anything opens a file or a socket: see ensure_stdio_open.
-    if let Err(e) = daemonize::ensure_stdio_open() {
+    if let Err(e) = mip6d::sys::process::ensure_stdio_open() {
         eprintln!("mip6d: cannot open /dev/null: {e}");
         return ExitCode::from(1);
     }
@@ -196,7 +196,7 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
     let ready = if foreground {
         None
     } else {
-        match daemonize::daemonize() {
+        match mip6d::sys::process::daemonize() {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("mip6d: cannot go to the background: {e}");

@@ -161,11 +161,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
     // The socket must never exist with a looser mode, not even between bind and chmod:
     // create it under a umask that leaves only the owner's bits. The process is still
     // single-threaded here, so the process-wide umask affects nothing else.
-    // SAFETY: umask only swaps the process's file-mode mask; it cannot fail.
-    let old = unsafe { libc::umask(0o177) };
-    let bound = UnixListener::bind(path);
-    // SAFETY: as above; restores the previous mask.
-    unsafe { libc::umask(old) };
+    let bound = crate::sys::process::with_umask(0o177, || UnixListener::bind(path));
     let listener = bound.map_err(|e| {
         let why = match e.kind() {
             ErrorKind::PermissionDenied => {

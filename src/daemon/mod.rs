@@ -6,7 +6,6 @@
 //! the loop drives with the clock and (later) with packets.
 
 pub mod control;
-pub mod daemonize;
 mod event_loop;
 pub mod logging;
 pub mod machine;
@@ -14,7 +13,6 @@ pub mod notify;
 pub mod pidfile;
 pub mod registry;
 pub mod reload;
-pub mod signals;
 pub mod timers;
 
 pub use event_loop::{Daemon, Settings};

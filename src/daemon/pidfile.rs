@@ -3,20 +3,9 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
-/// Whether process `pid` exists. EPERM means it exists but belongs to someone else.
-pub fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks for existence and permission; nothing is delivered.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
+use crate::sys::process::process_alive;
+use std::path::{Path, PathBuf};
 
 fn read_pid(path: &Path) -> io::Result<Option<u32>> {
     match fs::read_to_string(path) {

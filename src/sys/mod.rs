@@ -6,7 +6,11 @@
 //!   with a verdict and optionally a rewritten packet (the `user` data path's receive side).
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
+//! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod netns;
 pub mod nfqueue;
+pub mod process;
 pub mod raw;
+pub mod signals;

@@ -1,5 +1,6 @@
-//! Going to the background, for the operators who start mip6d by hand or from an init
-//! script without `-f`.
+//! Process-level system calls: going to the background (for the operators who start
+//! mip6d by hand or from an init script without `-f`), the standard descriptors, process
+//! liveness and the file-mode mask.
 //!
 //! fork(2) in a multi-threaded program leaves the child with only the forking thread and
 //! possibly-held locks, so we fork first thing, while the process still has one thread
@@ -84,4 +85,29 @@ impl Ready {
         }
         self.0.write_all(b"1")
     }
+}
+
+/// Whether process `pid` exists. EPERM means it exists but belongs to someone else.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission; nothing is delivered.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Runs `f` with the process file-mode mask set to `mask`, then restores the previous one.
+/// Only sound to rely on while the process is single-threaded (the mask is process-wide);
+/// the daemon calls it during start-up, before any thread exists.
+pub fn with_umask<T>(mask: libc::mode_t, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask only swaps the process's file-mode mask; it cannot fail.
+    let old = unsafe { libc::umask(mask) };
+    let out = f();
+    // SAFETY: as above; restores the previous mask.
+    unsafe { libc::umask(old) };
+    out
 }
