@@ -31,7 +31,12 @@
 //!   Home Address option with ICMPv6 Parameter Problems.
 //! - **An attacker** forges Binding Updates, Binding Acknowledgements and tests, and
 //!   replays packets it saw delivered.
+//! - **The story** (`story.rs`, [`Profile::Story`]): one fixed, loss-free scenario told
+//!   step by step for `examples/mip6_story.rs`, with a tap recording every packet and
+//!   action.
 #![allow(dead_code)]
+
+pub mod story;
 
 use mip6d::crypto::rr::MAX_NONCE_LIFETIME;
 use mip6d::proto::backoff::{success_bound, MAX_BINDACK_TIMEOUT};
@@ -100,6 +105,10 @@ pub enum Profile {
     Quick,
     /// For the sweep: a few hours.
     Full,
+    /// The narrated story (`story.rs`): one mobile node, home agent and correspondent,
+    /// fixed link delays, no loss, no attacker, no script — the story schedules its own
+    /// events and records everything through the tap.
+    Story,
 }
 
 /// A deliberate defect, to show the checker catches it.
@@ -317,6 +326,27 @@ pub struct Sim {
     max_lifetime: Duration,
     /// The event being handled came from the attacker.
     injected_now: bool,
+    /// When set (the story), every packet put on a link and every action a machine
+    /// took, in order; `None` for the sweeps, which then pay nothing for it.
+    tap: Option<Vec<Tapped>>,
+}
+
+/// One record of the tap.
+#[derive(Clone, Debug)]
+enum Tapped {
+    /// A packet as it left `from` (`to` is `None` when nothing routes it).
+    Packet {
+        at: Duration,
+        from: NodeId,
+        to: Option<NodeId>,
+        bytes: Vec<u8>,
+    },
+    /// A non-send action a machine asked its platform for.
+    Action {
+        at: Duration,
+        who: NodeId,
+        action: Action,
+    },
 }
 
 fn hoa() -> Ipv6Addr {
@@ -449,7 +479,12 @@ impl Sim {
             last_move: Duration::ZERO,
             injected_now: false,
             max_lifetime: ha_life,
+            tap: None,
         };
+        if sim.p.profile == Profile::Story {
+            // After the draws above, so the other profiles' schedules stay as they were.
+            story::setup(&mut sim);
+        }
         sim.script();
         sim
     }
@@ -482,6 +517,8 @@ impl Sim {
         let total = match self.p.profile {
             Profile::Quick => secs(900 + self.rng.below(900)),
             Profile::Full => secs(3600 + self.rng.below(7200)),
+            // The story schedules its own events, chapter by chapter.
+            Profile::Story => return,
         };
         // Start on a foreign link (or, sometimes, at home).
         let first = if self.rng.chance(0.15) {
@@ -613,6 +650,15 @@ impl Sim {
     // ---- the loop --------------------------------------------------------------------
 
     pub fn run(mut self) -> Report {
+        self.advance(None);
+        self.report.stats.virtual_secs = self.now.as_secs();
+        std::mem::take(&mut self.report)
+    }
+
+    /// Handles events and timers in time order until `Ev::End` (or nothing is left), or,
+    /// with `until`, only those due by then — the story runs one chapter at a time and
+    /// looks at the machines in between. Returns with `now` at `until`.
+    fn advance(&mut self, until: Option<Duration>) {
         let mut steps: u64 = 0;
         loop {
             steps += 1;
@@ -622,6 +668,16 @@ impl Sim {
             }
             let q = self.queue.keys().next().copied();
             let timers = self.next_timer();
+            if let Some(until) = until {
+                let next = [q.map(|(t, _)| t), timers.map(|(t, _)| t)]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                if next.map_or(true, |t| t > until) {
+                    self.now = self.now.max(until);
+                    break;
+                }
+            }
             match (q, timers) {
                 (None, None) => break,
                 (q, Some((t, who))) if q.map_or(true, |(qt, _)| t <= qt) => {
@@ -649,8 +705,6 @@ impl Sim {
             }
             self.step_checks();
         }
-        self.report.stats.virtual_secs = self.now.as_secs();
-        self.report
     }
 
     fn timer_of(&self, who: NodeId) -> Option<Duration> {
@@ -961,7 +1015,16 @@ impl Sim {
             self.violation("unparsable packet sent".into());
             return;
         };
-        let Some(to) = self.route(&ip.dst) else {
+        let to = self.route(&ip.dst);
+        if let Some(tap) = &mut self.tap {
+            tap.push(Tapped::Packet {
+                at: self.now,
+                from,
+                to,
+                bytes: pkt.bytes.clone(),
+            });
+        }
+        let Some(to) = to else {
             self.report.stats.unroutable += 1;
             return;
         };
@@ -1393,6 +1456,7 @@ impl Sim {
         let now = self.instant();
         while let Some(act) = self.mn.poll_action() {
             self.trace(|| format!("MN → {}", describe(&act)));
+            self.tap_action(NodeId::Mn, &act);
             match act {
                 Action::Send(t) => {
                     // §11.7.2: never bind a correspondent longer than the home
@@ -1451,6 +1515,7 @@ impl Sim {
         let me = ha_addr(i);
         while let Some(act) = self.has[i].ha.poll_action() {
             self.trace(|| format!("HA{i} → {}", describe(&act)));
+            self.tap_action(NodeId::Ha(i), &act);
             match act {
                 Action::Send(t) => {
                     if let Message::BindingAck {
@@ -1479,7 +1544,11 @@ impl Sim {
                     );
                 }
                 Action::StartDad { hoa, .. } => {
-                    let t = self.now + self.rng.ms(50, 1000);
+                    let t = self.now
+                        + match self.p.profile {
+                            Profile::Story => story::DAD_TIME,
+                            _ => self.rng.ms(50, 1000),
+                        };
                     self.at(t, Ev::DadDone { ha: i, hoa });
                 }
                 Action::RouteAdd {
@@ -1503,6 +1572,20 @@ impl Sim {
                     self.has[i].last_accept.remove(&hoa);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Records a machine's action for the story; sends are recorded as packets instead,
+    /// when (and if) they reach the wire.
+    fn tap_action(&mut self, who: NodeId, action: &Action) {
+        if let Some(tap) = &mut self.tap {
+            if !matches!(action, Action::Send(_)) {
+                tap.push(Tapped::Action {
+                    at: self.now,
+                    who,
+                    action: action.clone(),
+                });
             }
         }
     }
@@ -1537,6 +1620,7 @@ impl Sim {
     fn cn_actions(&mut self, i: usize, _unused: Option<()>) {
         while let Some(act) = self.cns[i].cn.poll_action() {
             self.trace(|| format!("CN{i} → {}", describe(&act)));
+            self.tap_action(NodeId::Cn(i), &act);
             if let Action::Send(t) = act {
                 match t.repr.message {
                     Message::HomeTest { nonce_index, .. }
