@@ -6,9 +6,9 @@
 //! `cargo run --release --example mip6_story -- [--pcap FILE] [--kbm-out FILE]`
 //!
 //! `--pcap` writes every packet that crossed a link, as on the wire (HAO, RH2, ip6ip6), to
-//! a classic pcap; `--kbm-out` writes the Kbm of the first MN↔CN binding in hex, so that
-//! `mip6ctl decode --kbm $(cat FILE) --pcap PCAP` shows its BU and BA authenticators valid
-//! (later bindings have their own keys; the story's summary lists them all).
+//! a classic pcap; `--kbm-out` writes the Kbm of every MN↔CN binding in hex, one per line,
+//! so that `mip6ctl decode --kbm $(paste -sd, FILE) --pcap PCAP` shows every BU and BA
+//! authenticator valid.
 //! Exits non-zero if the simulator's invariants or an authenticator check failed.
 
 #[path = "../tests/sim/mod.rs"]
@@ -41,18 +41,24 @@ fn main() -> ExitCode {
         println!("Wrote {} packets to {f}.", story.packets.len());
     }
     if let Some(f) = &kbm_out {
-        let Some(first) = story.keys.first() else {
+        if story.keys.is_empty() {
             eprintln!("no Binding Update to the correspondent: no Kbm to write");
             return ExitCode::FAILURE;
-        };
-        if let Err(e) = std::fs::write(f, format!("{}\n", mip6d::hex::encode(&first.kbm))) {
+        }
+        // One key per line, in the order the bindings were made; `mip6ctl decode` takes
+        // them all with `--kbm A,B,C`.
+        let text: String = story
+            .keys
+            .iter()
+            .map(|k| format!("{}\n", mip6d::hex::encode(&k.kbm)))
+            .collect();
+        if let Err(e) = std::fs::write(f, text) {
             eprintln!("{f}: {e}");
             return ExitCode::from(2);
         }
         println!(
-            "Wrote the Kbm of BU #{}{} to {f}.",
-            first.bu,
-            first.ba.map_or(String::new(), |b| format!(" and BA #{b}"))
+            "Wrote the {} binding management keys to {f}.",
+            story.keys.len()
         );
     }
     let auth_ok = story

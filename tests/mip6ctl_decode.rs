@@ -268,3 +268,52 @@ fn a_ba_authenticator_is_checked_with_the_addresses_swapped() {
     assert_eq!(out[0]["ok"], true, "{}", out[0]);
     assert_eq!(mobility(&out[0])["authenticator"], "valid");
 }
+
+#[test]
+fn tunnelled_packets_are_decoded_inside_the_tunnel() {
+    // A HoTI from the home address, reverse-tunnelled from the care-of address to the HA.
+    let hoa = "2001:db8:1::1234".parse().unwrap();
+    let cn = "2001:db8:3::1".parse().unwrap();
+    let hoti = mh::MhRepr {
+        message: mh::Message::HomeTestInit { cookie: [7; 8] },
+        options: vec![],
+    };
+    let inner = PacketBuilder::new(hoa, cn).build(Payload::Mobility(&hoti));
+    let outer = |inner: &[u8]| {
+        let mut p = vec![0u8; 40];
+        Ipv6Header {
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: inner.len() as u16,
+            next_header: proto::IPV6,
+            hop_limit: 64,
+            src: "2001:db8:2::abcd".parse().unwrap(),
+            dst: "2001:db8:1::1".parse().unwrap(),
+        }
+        .emit(&mut p);
+        p.extend_from_slice(inner);
+        mip6d::hex::encode(&p)
+    };
+    // The same, with the inner Mobility Header's Payload Proto broken: the Parameter
+    // Problem pointer counts from the outer IPv6 header (40 + 40).
+    let mut broken = inner.clone();
+    broken[40] = 6;
+    let out = json_lines(&mip6ctl(&[
+        "decode",
+        "--json",
+        "--hex",
+        &outer(&inner),
+        &outer(&broken),
+    ]));
+    let tunnel = &out[0]["headers"][0];
+    assert_eq!(out[0]["ok"], true, "{}", out[0]);
+    assert_eq!(tunnel["type"], "ipv6-in-ipv6");
+    assert_eq!(tunnel["src"], "2001:db8:1::1234");
+    let m = &tunnel["headers"][0];
+    assert_eq!(m["mh_type"], "home-test-init");
+    assert_eq!(m["checksum_ok"], true);
+    assert_eq!(m["home_init_cookie"], "0707070707070707");
+    assert_eq!(out[1]["ok"], false);
+    assert_eq!(out[1]["error"]["kind"], "bad-payload-proto");
+    assert_eq!(out[1]["error"]["icmp_pointer"], 80);
+}

@@ -279,6 +279,40 @@ fn mip6ctl_decode_reads_the_pcap_and_checks_the_first_binding() {
         })
         .collect();
     assert_eq!(valid, [s.keys[0].bu, s.keys[0].ba.unwrap()], "{text}");
+
+    // With every key (comma-separated), every BU and BA with the CN verifies, and nothing
+    // else claims an authenticator.
+    let (dir, file) = pcap_file("mip6ctl-all");
+    let all: Vec<String> = s.keys.iter().map(|k| mip6d::hex::encode(&k.kbm)).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_mip6ctl"))
+        .args(["decode", "--json", "--kbm", &all.join(","), "--pcap"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let verdicts: Vec<(u64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let a = v["headers"]
+                .as_array()?
+                .iter()
+                .find_map(|h| h.get("authenticator"))?
+                .as_str()?
+                .to_string();
+            Some((v["index"].as_u64().unwrap(), a))
+        })
+        .collect();
+    let mut want: Vec<(u64, String)> = s
+        .keys
+        .iter()
+        .flat_map(|k| [Some(k.bu), k.ba])
+        .flatten()
+        .map(|i| (i as u64, "valid".to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(verdicts, want, "{text}");
 }
 
 #[test]

@@ -349,6 +349,15 @@ fn upper_name(protocol: u8) -> String {
 fn header_json(h: &Header, auth: Option<AuthCheck>) -> Value {
     match h {
         Header::HopByHop { len } => json!({"type": "hop-by-hop", "length": len}),
+        // The inner packet's own authenticator is not checked: tunnelled Mobility Headers
+        // are HoTI/HoT, which carry none.
+        Header::Tunnel(inner) => json!({
+            "type": "ipv6-in-ipv6",
+            "src": inner.ip.src.to_string(),
+            "dst": inner.ip.dst.to_string(),
+            "hop_limit": inner.ip.hop_limit,
+            "headers": inner.headers.iter().map(|h| header_json(h, None)).collect::<Vec<_>>(),
+        }),
         Header::DestinationOptions(d) => json!({
             "type": "destination-options",
             "options": d.options.iter().map(|o| match o {
@@ -392,13 +401,23 @@ fn header_json(h: &Header, auth: Option<AuthCheck>) -> Value {
     }
 }
 
-fn auth_for(raw: &[u8], packet: &Packet, kbm: Option<&[u8; 20]>) -> Option<AuthCheck> {
-    check_authenticator(raw, packet, mh_offset(packet)?, kbm?)
+/// The verdict over several candidate keys: valid when any of them verifies, so that one
+/// decode of a capture can check the bindings of several MN/CN pairs at once.
+fn auth_for(raw: &[u8], packet: &Packet, keys: &[[u8; 20]]) -> Option<AuthCheck> {
+    let offset = mh_offset(packet)?;
+    let mut verdict = None;
+    for key in keys {
+        match check_authenticator(raw, packet, offset, key)? {
+            AuthCheck::Valid => return Some(AuthCheck::Valid),
+            AuthCheck::Invalid => verdict = Some(AuthCheck::Invalid),
+        }
+    }
+    verdict
 }
 
 /// One packet as a JSON object (see mip6ctl(8) for the keys).
-pub fn render_json(index: usize, raw: &[u8], packet: &Packet, kbm: Option<&[u8; 20]>) -> Value {
-    let auth = auth_for(raw, packet, kbm);
+pub fn render_json(index: usize, raw: &[u8], packet: &Packet, keys: &[[u8; 20]]) -> Value {
+    let auth = auth_for(raw, packet, keys);
     let mut o = Map::new();
     o.insert("index".into(), json!(index));
     o.insert("ok".into(), json!(packet.error.is_none()));
@@ -429,6 +448,17 @@ pub fn render_json_unreadable(index: usize, kind: &str, detail: &str) -> Value {
 fn header_text(h: &Header) -> String {
     match h {
         Header::HopByHop { len } => format!("Hop-by-Hop Options ({len} bytes)"),
+        Header::Tunnel(inner) => {
+            let mut s = format!(
+                "IPv6-in-IPv6 {} -> {}, hop limit {}",
+                inner.ip.src, inner.ip.dst, inner.ip.hop_limit
+            );
+            for h in &inner.headers {
+                // Nested lines, indented one level deeper than the outer headers.
+                let _ = write!(s, "\n    {}", header_text(h).replace('\n', "\n  "));
+            }
+            s
+        }
         Header::DestinationOptions(d) => format!("{d}"),
         Header::Type2Routing(r) => format!("{r}"),
         Header::Routing {
@@ -480,8 +510,8 @@ pub fn render_text(packet: &Packet, auth: Option<AuthCheck>) -> String {
 }
 
 /// Text rendering with the authenticator checked when a key is given.
-pub fn render_text_checked(raw: &[u8], packet: &Packet, kbm: Option<&[u8; 20]>) -> String {
-    render_text(packet, auth_for(raw, packet, kbm))
+pub fn render_text_checked(raw: &[u8], packet: &Packet, keys: &[[u8; 20]]) -> String {
+    render_text(packet, auth_for(raw, packet, keys))
 }
 
 /// The final addresses a receiver would use, shown when they differ from the header's.

@@ -82,9 +82,10 @@ struct DecodeArgs {
     #[arg(long)]
     json: bool,
     /// Binding management key (20 bytes, hex): verify the Binding Authorization Data of
-    /// Binding Updates and Acknowledgements.
-    #[arg(long, value_name = "HEX")]
-    kbm: Option<String>,
+    /// Binding Updates and Acknowledgements. Repeat it, or separate keys with commas, to
+    /// check several bindings at once: an authenticator is valid when any key verifies it.
+    #[arg(long, value_name = "HEX", value_delimiter = ',')]
+    kbm: Vec<String>,
 }
 
 /// Exit status for input that could not be read at all (as opposed to malformed packets,
@@ -142,7 +143,7 @@ fn parse_kbm(text: &str) -> Result<[u8; 20], String> {
 fn emit_one(
     out: &mut dyn Write,
     args: &DecodeArgs,
-    kbm: Option<&[u8; 20]>,
+    keys: &[[u8; 20]],
     index: usize,
     ipv6: Result<&[u8], String>,
 ) -> Result<(), DecodeError> {
@@ -151,13 +152,13 @@ fn emit_one(
         Ok(raw) => match packet::parse(raw) {
             Ok(p) => {
                 if args.json {
-                    let v = decode::render_json(index, raw, &p, kbm);
+                    let v = decode::render_json(index, raw, &p, keys);
                     writeln!(out, "{v}").map_err(write_err)?;
                 } else {
                     write!(
                         out,
                         "#{index} {}",
-                        decode::render_text_checked(raw, &p, kbm)
+                        decode::render_text_checked(raw, &p, keys)
                     )
                     .map_err(write_err)?;
                 }
@@ -176,7 +177,11 @@ fn emit_one(
 }
 
 fn run_decode(args: &DecodeArgs, out: &mut dyn Write) -> Result<(), DecodeError> {
-    let kbm = args.kbm.as_deref().map(parse_kbm).transpose()?;
+    let keys = args
+        .kbm
+        .iter()
+        .map(|k| parse_kbm(k))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = &args.pcap {
         let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut reader = capture::CaptureReader::new(BufReader::new(file))
@@ -187,13 +192,7 @@ fn run_decode(args: &DecodeArgs, out: &mut dyn Write) -> Result<(), DecodeError>
             .map_err(|e| format!("{}: frame {}: {e}", path.display(), index + 1))?
         {
             index += 1;
-            emit_one(
-                out,
-                args,
-                kbm.as_ref(),
-                index,
-                capture::ipv6_payload(&frame),
-            )?;
+            emit_one(out, args, &keys, index, capture::ipv6_payload(&frame))?;
         }
     } else {
         // Validate every argument before printing anything, so a typo in the third packet
@@ -205,7 +204,7 @@ fn run_decode(args: &DecodeArgs, out: &mut dyn Write) -> Result<(), DecodeError>
             .map(|(i, h)| hex::decode(h).map_err(|e| format!("--hex argument {}: {e}", i + 1)))
             .collect::<Result<Vec<_>, _>>()?;
         for (i, p) in packets.iter().enumerate() {
-            emit_one(out, args, kbm.as_ref(), i + 1, Ok(p))?;
+            emit_one(out, args, &keys, i + 1, Ok(p))?;
         }
     }
     Ok(())

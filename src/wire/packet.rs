@@ -90,6 +90,8 @@ pub enum Header {
         repr: Icmpv6Repr,
         checksum_ok: bool,
     },
+    /// An IPv6 packet tunnelled inside this one (IPv6-in-IPv6, next header 41).
+    Tunnel(Box<Packet>),
     /// A protocol the walker does not decode (TCP, UDP, ESP, a non-first fragment, …).
     Upper {
         protocol: u8,
@@ -146,6 +148,14 @@ const MAX_HEADERS: usize = 16;
 /// Decodes a whole packet. Fails only when there is no IPv6 header to speak of; everything
 /// after it is reported in [`Packet::error`] next to what could be decoded.
 pub fn parse(data: &[u8]) -> Result<Packet> {
+    parse_nested(data, 0)
+}
+
+/// How deep IPv6-in-IPv6 is followed: a Mobile IPv6 packet is tunnelled once (HA ⇄ MN);
+/// a few levels more cost nothing, and a bound keeps a crafted onion from recursing.
+const MAX_TUNNEL_DEPTH: usize = 4;
+
+fn parse_nested(data: &[u8], depth: usize) -> Result<Packet> {
     let ip = Ipv6Header::parse(data)?;
     let mut packet = Packet {
         ip,
@@ -160,7 +170,7 @@ pub fn parse(data: &[u8]) -> Result<Packet> {
         declared_end.min(data.len())
     };
     let truncated = packet.ip.payload_len != 0 && declared_end > data.len();
-    if let Err(e) = walk(&data[..end], &mut packet) {
+    if let Err(e) = walk(&data[..end], &mut packet, depth) {
         packet.error = Some(e);
     } else if truncated {
         packet.error = Some(Error::drop(ErrorKind::Truncated));
@@ -168,7 +178,7 @@ pub fn parse(data: &[u8]) -> Result<Packet> {
     Ok(packet)
 }
 
-fn walk(data: &[u8], packet: &mut Packet) -> Result<()> {
+fn walk(data: &[u8], packet: &mut Packet, depth: usize) -> Result<()> {
     let mut next = packet.ip.next_header;
     let mut at = IPV6_HEADER_LEN;
     for _ in 0..MAX_HEADERS {
@@ -247,6 +257,14 @@ fn walk(data: &[u8], packet: &mut Packet) -> Result<()> {
                     return Err(Error::drop(ErrorKind::BadChecksum));
                 }
                 return Ok(());
+            }
+            proto::IPV6 if depth < MAX_TUNNEL_DEPTH => {
+                // The home agent ⇄ mobile node tunnel (RFC 6275 §10.4, §11.3.1): the inner
+                // packet is decoded in its own right, its checksums over its own addresses.
+                let inner = parse_nested(rest, depth + 1).map_err(|e| e.rebase(at))?;
+                let inner_error = inner.error.map(|e| e.rebase(at));
+                packet.headers.push(Header::Tunnel(Box::new(inner)));
+                return inner_error.map_or(Ok(()), Err);
             }
             proto::NO_NEXT_HEADER => return Ok(()),
             protocol => {

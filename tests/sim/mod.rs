@@ -1128,7 +1128,7 @@ impl Sim {
         let now = self.instant();
         // Tunnelled from a home agent: decapsulate.
         let tunnel_src = match parsed.headers.last() {
-            Some(Header::Upper { protocol, .. }) if *protocol == proto::IPV6 => {
+            Some(Header::Tunnel(_)) => {
                 if !(0..self.has.len()).any(|i| ha_addr(i) == parsed.ip.src) {
                     return;
                 }
@@ -1223,30 +1223,28 @@ impl Sim {
     fn ha_receive(&mut self, i: usize, pkt: Packet, parsed: packet::Packet) {
         let now = self.instant();
         let me = ha_addr(i);
-        if let Some(Header::Upper { protocol, .. }) = parsed.headers.last() {
-            if *protocol == proto::IPV6 {
-                // Reverse tunnel: only from the registered care-of address of the inner
-                // source (RFC 6275 §10.4.5).
-                let inner = pkt.bytes[IPV6_HEADER_LEN..].to_vec();
-                let Ok(ip) = Ipv6Header::parse(&inner) else {
-                    return;
-                };
-                let ok = self.has[i]
-                    .routes
-                    .get(&ip.src)
-                    .is_some_and(|(_, remote)| *remote == parsed.ip.src);
-                if ok {
-                    self.send(
-                        NodeId::Ha(i),
-                        Packet {
-                            bytes: inner,
-                            esp: None,
-                            injected: pkt.injected,
-                        },
-                    );
-                }
+        if let Some(Header::Tunnel(_)) = parsed.headers.last() {
+            // Reverse tunnel: only from the registered care-of address of the inner
+            // source (RFC 6275 §10.4.5).
+            let inner = pkt.bytes[IPV6_HEADER_LEN..].to_vec();
+            let Ok(ip) = Ipv6Header::parse(&inner) else {
                 return;
+            };
+            let ok = self.has[i]
+                .routes
+                .get(&ip.src)
+                .is_some_and(|(_, remote)| *remote == parsed.ip.src);
+            if ok {
+                self.send(
+                    NodeId::Ha(i),
+                    Packet {
+                        bytes: inner,
+                        esp: None,
+                        injected: pkt.injected,
+                    },
+                );
             }
+            return;
         }
         if parsed.ip.dst != me {
             // Intercepted for a home address: tunnel it to the care-of address.

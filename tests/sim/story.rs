@@ -784,15 +784,13 @@ pub struct View {
 impl View {
     pub fn of(bytes: &[u8]) -> Option<View> {
         let p = packet::parse(bytes).ok()?;
-        if let Some(Header::Upper { protocol, .. }) = p.headers.last() {
-            if *protocol == proto::IPV6 {
-                let inner = bytes.get(IPV6_HEADER_LEN..)?.to_vec();
-                return Some(View {
-                    outer: Some((p.ip.src, p.ip.dst)),
-                    p: packet::parse(&inner).ok()?,
-                    inner,
-                });
-            }
+        if let Some(Header::Tunnel(_)) = p.headers.last() {
+            let inner = bytes.get(IPV6_HEADER_LEN..)?.to_vec();
+            return Some(View {
+                outer: Some((p.ip.src, p.ip.dst)),
+                p: packet::parse(&inner).ok()?,
+                inner,
+            });
         }
         Some(View {
             outer: None,
