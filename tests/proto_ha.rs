@@ -608,3 +608,56 @@ fn ha_routes_cn_events_and_timeouts() {
     assert!(ha.cn().binding(&a(HA), &m.hoa).is_none());
     assert!(ha.binding(&a(HA), &a(HOA)).is_some());
 }
+
+/// A registration overtaken by the deregistration (or arriving after expiry) must not
+/// bring back a binding to an old care-of address: the HA remembers the last sequence
+/// number for `SEQUENCE_GUARD` after the binding is gone (found by the simulation).
+#[test]
+fn an_old_registration_after_deregistration_or_expiry_gets_135() {
+    use mip6d::proto::ha::SEQUENCE_GUARD;
+    let t0 = Instant::now();
+    let mut ha = ha_with(config(), t0);
+    register(&mut ha, 10, 100, t0);
+    home_bu(&mut ha, a(HOA), a(HOA), 11, home_flags(), 0, t0 + secs(5));
+    assert!(ha.binding(&a(HA), &a(HOA)).is_none());
+
+    // The delayed copy of registration 10 (or anything not newer than 11): 135 with 11.
+    let acts = home_bu(&mut ha, a(HOA), a(COA), 10, home_flags(), 100, t0 + secs(6));
+    let (st, seq, _, _) = only_ba(&acts);
+    assert_eq!((st, seq), (status::SEQUENCE_OUT_OF_WINDOW, 11));
+    assert!(!acts.iter().any(|x| matches!(x, Action::StartDad { .. })));
+    assert!(ha.binding(&a(HA), &a(HOA)).is_none());
+
+    // A newer registration is welcome at once.
+    let acts = home_bu(&mut ha, a(HOA), a(COA), 12, home_flags(), 25, t0 + secs(7));
+    assert!(acts.iter().any(|x| matches!(x, Action::StartDad { .. })));
+    ha.handle(
+        Event::DadResult {
+            hoa: a(HOA),
+            ok: true,
+        },
+        t0 + secs(7),
+    );
+    drain(&mut ha);
+
+    // Expiry remembers too.
+    let expiry = t0 + secs(7 + 100);
+    ha.handle_timeout(expiry);
+    drain(&mut ha);
+    assert!(ha.binding(&a(HA), &a(HOA)).is_none());
+    let (st, seq, _, _) = only_ba(&home_bu(
+        &mut ha,
+        a(HOA),
+        a(COA),
+        12,
+        home_flags(),
+        25,
+        expiry + secs(1),
+    ));
+    assert_eq!((st, seq), (status::SEQUENCE_OUT_OF_WINDOW, 12));
+
+    // Once the guard is over, the old number is forgotten (§9.5.1 alone applies).
+    let later = expiry + SEQUENCE_GUARD + secs(1);
+    let acts = home_bu(&mut ha, a(HOA), a(COA), 5, home_flags(), 25, later);
+    assert!(acts.iter().any(|x| matches!(x, Action::StartDad { .. })));
+}

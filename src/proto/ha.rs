@@ -80,6 +80,17 @@ where
     }
 }
 
+/// How long a deregistered or expired home registration's sequence number is remembered.
+/// §9.5.1 only compares against an existing binding, so without this a BU overtaken in
+/// the network by the deregistration (or arriving after expiry) would start a fresh
+/// registration with an out-of-date care-of address — found by the network simulation.
+/// Ten minutes covers any plausible reordering; replays proper are IPsec's anti-replay job.
+pub const SEQUENCE_GUARD: Duration = Duration::from_secs(600);
+
+/// At most this many remembered sequence numbers: the guard is best-effort, and a flood of
+/// registrations must not grow memory without bound.
+pub const MAX_SEQUENCE_GUARDS: usize = 65_536;
+
 #[derive(Clone, Debug)]
 pub struct HaConfig {
     pub home_prefixes: Vec<HomePrefix>,
@@ -149,6 +160,9 @@ pub struct Ha {
     cache: BindingCache<HaBinding>,
     /// Home address → key of the registration waiting for its DAD result.
     dad_pending: HashMap<Ipv6Addr, BindingKey>,
+    /// Last accepted sequence number of bindings that are gone, and until when it is
+    /// remembered (see [`SEQUENCE_GUARD`]).
+    recent: HashMap<BindingKey, (Seqno, Instant)>,
     cn: Cn,
     error_limiter: TokenBucket,
     actions: VecDeque<Action>,
@@ -183,6 +197,7 @@ impl Ha {
             policy: None,
             cache: BindingCache::new(),
             dad_pending: HashMap::new(),
+            recent: HashMap::new(),
             cn,
             actions: VecDeque::new(),
         })
@@ -278,6 +293,7 @@ impl Ha {
                     // §10.3.2 applies to expiry as well: undo everything.
                     debug!(hoa = %key.hoa, "home registration expired");
                     self.uninstall(key, &b);
+                    self.remember_seq(key, b.seq, now);
                 }
                 HaState::Dad { .. } => {
                     debug!(hoa = %key.hoa, "no DAD result in time; registration forgotten");
@@ -329,10 +345,14 @@ impl Ha {
         let reject =
             |ha: &mut Ha, st: u8| ha.send_ba(p.dst, reply, st, sequence, 0, no_flags, None);
 
-        if let Some(old) = self.cache.get(&key) {
-            if !seq.is_newer_than(old.seq) {
+        let last_accepted = match self.cache.get(&key) {
+            Some(old) => Some(old.seq),
+            None => self.remembered_seq(&key, now),
+        };
+        if let Some(last) = last_accepted {
+            if !seq.is_newer_than(last) {
                 // §9.5.1: 135 with the last accepted number.
-                let last = old.seq.get();
+                let last = last.get();
                 return self.send_ba(
                     p.dst,
                     reply,
@@ -349,7 +369,7 @@ impl Ha {
             return reject(self, status::REGISTRATION_TYPE_CHANGE);
         }
         if delete {
-            return self.deregister(key, reply, seq);
+            return self.deregister(key, reply, seq, now);
         }
         // §10.3.1: the home address must be on a home link prefix we serve, and the
         // lifetime may not exceed that prefix's remaining valid lifetime.
@@ -499,13 +519,30 @@ impl Ha {
         );
     }
 
+    /// The sequence number of a binding that is gone, while [`SEQUENCE_GUARD`] lasts.
+    fn remembered_seq(&self, key: &BindingKey, now: Instant) -> Option<Seqno> {
+        self.recent
+            .get(key)
+            .and_then(|&(seq, until)| (now < until).then_some(seq))
+    }
+
+    fn remember_seq(&mut self, key: BindingKey, seq: Seqno, now: Instant) {
+        if self.recent.len() >= MAX_SEQUENCE_GUARDS {
+            self.recent.retain(|_, &mut (_, until)| until > now);
+        }
+        if self.recent.len() < MAX_SEQUENCE_GUARDS || self.recent.contains_key(&key) {
+            self.recent.insert(key, (seq, now + SEQUENCE_GUARD));
+        }
+    }
+
     /// §10.3.2: deregistration.
-    fn deregister(&mut self, key: BindingKey, reply: ReplyTo, seq: Seqno) {
+    fn deregister(&mut self, key: BindingKey, reply: ReplyTo, seq: Seqno, now: Instant) {
         let Some(old) = self.cache.remove(&key) else {
             // §10.3.2: nothing to delete → 133.
             let st = status::NOT_HOME_AGENT_FOR_THIS_MN;
             return self.send_ba(key.local, reply, st, seq.get(), 0, BaFlags::default(), None);
         };
+        self.remember_seq(key, seq, now);
         match old.state {
             HaState::Active => self.uninstall(key, &old),
             HaState::Dad { .. } => {

@@ -270,6 +270,9 @@ struct HaNode {
     booted: Duration,
     /// Last sequence number this HA accepted (BA < 128) per home address since boot.
     last_accept: HashMap<Ipv6Addr, Seqno>,
+    /// For a home address whose binding is gone: until when (virtual time) the HA must
+    /// still remember its last sequence number (`ha::SEQUENCE_GUARD`).
+    guard_until: HashMap<Ipv6Addr, Duration>,
 }
 
 struct CnNode {
@@ -422,6 +425,7 @@ impl Sim {
                     routes: HashMap::new(),
                     booted: Duration::ZERO,
                     last_accept: HashMap::new(),
+                    guard_until: HashMap::new(),
                 }
             })
             .collect();
@@ -862,6 +866,7 @@ impl Sim {
         node.routes.clear();
         node.booted = self.now;
         node.last_accept.clear();
+        node.guard_until.clear();
     }
 
     fn apply_move(&mut self, m: Movement) {
@@ -1564,10 +1569,11 @@ impl Sim {
                 Action::BindingRemoved {
                     hoa, home: true, ..
                 } => {
-                    // §9.5.1 compares with the cached entry; once it is gone the home
-                    // agent has nothing to compare with (the mobile node's DAD defence
-                    // and its newer BUs cover that gap, see the report).
-                    self.has[i].last_accept.remove(&hoa);
+                    // §9.5.1 compares with the cached entry; once it is gone, the home
+                    // agent still remembers the number for SEQUENCE_GUARD, so an old BU
+                    // overtaken by the deregistration cannot start a new registration.
+                    let until = self.now + mip6d::proto::ha::SEQUENCE_GUARD;
+                    self.has[i].guard_until.insert(hoa, until);
                 }
                 _ => {}
             }
@@ -1605,7 +1611,16 @@ impl Sim {
                 *last = Seqno(last.get().wrapping_add(1));
             }
         }
-        if let Some(last) = self.has[i].last_accept.get(&hoa()).copied() {
+        let guarded = match self.has[i].guard_until.get(&hoa()) {
+            Some(&until) => self.now < until,
+            None => true,
+        };
+        if let Some(last) = self.has[i]
+            .last_accept
+            .get(&hoa())
+            .copied()
+            .filter(|_| guarded)
+        {
             if !seq.is_newer_than(last) {
                 self.violation(format!(
                     "HA{i} accepted seq {seq}, not newer than the last accepted {last}"
@@ -1613,6 +1628,7 @@ impl Sim {
             }
         }
         self.has[i].last_accept.insert(hoa(), seq);
+        self.has[i].guard_until.remove(&hoa());
     }
 
     fn cn_actions(&mut self, i: usize, _unused: Option<()>) {

@@ -84,6 +84,7 @@ pub(super) fn setup(sim: &mut Sim) {
         routes: HashMap::new(),
         booted: Duration::ZERO,
         last_accept: HashMap::new(),
+        guard_until: HashMap::new(),
     }];
     sim.cns = vec![CnNode {
         cn: Cn::new(CnConfig::default(), sysrng, sim.base).unwrap(),
