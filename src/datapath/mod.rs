@@ -7,3 +7,4 @@
 //! which rewrite, and what the spike in `tests/datapath_nfqueue.rs` proved on this kernel.
 
 pub mod rewrite;
+pub mod user;
