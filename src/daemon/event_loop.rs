@@ -1,7 +1,8 @@
 //! The mio event loop.
 //!
-//! One `Poll` watches the signalfd, the control socket and its clients (and, once the
-//! roles land, the raw MH/ICMPv6 sockets and netlink). Timers live in a [`Timers`] heap;
+//! One `Poll` watches the signalfd, the control socket and its clients, and the packet
+//! sources of the protocol machines (`Machine::sources`: netfilter queues for the
+//! correspondent node's user data path). Timers live in a [`Timers`] heap;
 //! the loop sleeps until the next event or the earliest deadline, never longer and never
 //! in a busy loop. After every wake-up each protocol machine is asked for its next
 //! deadline, so a machine's timers change whenever its state does.

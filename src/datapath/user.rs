@@ -578,3 +578,305 @@ impl Machine for CnUserPath {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::rr;
+    use crate::proto::cn::CnConfig;
+    use crate::wire::checksum;
+    use crate::wire::mh::{BuFlags, Message, MhRepr};
+    use crate::wire::mh_option::MobilityOption;
+    use crate::wire::packet::{PacketBuilder, Payload};
+    use ring::rand::SystemRandom;
+    use std::sync::Arc;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    struct Net {
+        cn: Ipv6Addr,
+        hoa: Ipv6Addr,
+        coa: Ipv6Addr,
+    }
+
+    const NET: Net = Net {
+        cn: Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 2),
+        hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100),
+        coa: Ipv6Addr::new(0x2001, 0xdb8, 0x41, 0, 0, 0, 0, 0x100),
+    };
+
+    fn machine(now: Instant) -> Cn {
+        Cn::new(CnConfig::default(), Arc::new(SystemRandom::new()), now).unwrap()
+    }
+
+    fn sends(cn: &mut Cn) -> Vec<Transmit> {
+        std::iter::from_fn(|| cn.poll_action())
+            .filter_map(|a| match a {
+                Action::Send(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn feed(cn: &mut Cn, pkt: &[u8], now: Instant) -> (Disposition, Vec<u8>) {
+        let mut types = Vec::new();
+        let d = receive(cn, pkt, now, &mut |t| types.push(t));
+        (d, types)
+    }
+
+    fn with_mh(b: &PacketBuilder, raw: &[u8]) -> Vec<u8> {
+        let repr = MhRepr::parse(raw).unwrap();
+        let mut pkt = b.build(Payload::Mobility(&repr));
+        let at = pkt.len() - raw.len();
+        pkt[at..].copy_from_slice(raw);
+        pkt
+    }
+
+    /// A UDP datagram from the MN's care-of address with a Home Address option, its
+    /// checksum over the home address (as a route-optimising MN sends it).
+    fn udp_with_hao(hoa: Ipv6Addr, coa: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+        let mut u = vec![0x9c, 0x40, 0x13, 0x8d, 0, 12, 0, 0, b'd', b'a', b't', b'a'];
+        let ck = checksum::compute(&hoa, &dst, proto::UDP, &u);
+        u[6..8].copy_from_slice(&ck.to_be_bytes());
+        let mut pkt = vec![0u8; 40];
+        // Destination Options: Next Header UDP, length 2 (24 bytes): PadN(2), HAO.
+        pkt.extend_from_slice(&[proto::UDP, 2, 1, 2, 0, 0, 0xc9, 16]);
+        pkt.extend_from_slice(&hoa.octets());
+        pkt.extend_from_slice(&u);
+        Ipv6Header {
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: (pkt.len() - 40) as u16,
+            next_header: proto::DESTINATION_OPTIONS,
+            hop_limit: 64,
+            src: coa,
+            dst,
+        }
+        .emit(&mut pkt);
+        pkt
+    }
+
+    /// Return routability and a Binding Update through `receive`, as the queue delivers
+    /// them; returns the BA.
+    fn bind(cn: &mut Cn, now: Instant) -> Transmit {
+        let Net { cn: me, hoa, coa } = NET;
+        let init = |m: Message, src| {
+            PacketBuilder::new(src, me).build(Payload::Mobility(&MhRepr {
+                message: m,
+                options: vec![],
+            }))
+        };
+        let (d, types) = feed(
+            cn,
+            &init(Message::HomeTestInit { cookie: [1; 8] }, hoa),
+            now,
+        );
+        assert_eq!((d, types), (Disposition::Consumed, vec![1]));
+        let (d, _) = feed(
+            cn,
+            &init(Message::CareOfTestInit { cookie: [2; 8] }, coa),
+            now,
+        );
+        assert_eq!(d, Disposition::Consumed);
+        let (mut home, mut care_of) = (None, None);
+        for t in sends(cn) {
+            // What the daemon would put on the wire parses back, checksum included.
+            let p = packet::parse(&build_packet(&t).unwrap()).unwrap();
+            assert!(p.error.is_none(), "{p:?}");
+            match p.mobility().unwrap().message {
+                Message::HomeTest {
+                    nonce_index,
+                    keygen_token,
+                    ..
+                } => home = Some((nonce_index, keygen_token)),
+                Message::CareOfTest {
+                    nonce_index,
+                    keygen_token,
+                    ..
+                } => care_of = Some((nonce_index, keygen_token)),
+                _ => {}
+            }
+        }
+        let (home, care_of) = (home.expect("HoT"), care_of.expect("CoT"));
+        let kbm = rr::kbm(&home.1, Some(&care_of.1));
+        let repr = MhRepr {
+            message: Message::BindingUpdate {
+                sequence: 9,
+                flags: BuFlags {
+                    a: true,
+                    ..BuFlags::default()
+                },
+                lifetime_units: 25,
+            },
+            options: vec![
+                MobilityOption::NonceIndices {
+                    home: home.0,
+                    care_of: care_of.0,
+                },
+                MobilityOption::BindingAuthData([0; 12]),
+            ],
+        };
+        let mut raw = vec![0; repr.buffer_len()];
+        repr.emit_with_authenticator(&mut raw, &hoa, &me, |c| {
+            rr::authenticator(&kbm, &coa, &me, c)
+        });
+        let mut b = PacketBuilder::new(coa, me);
+        b.home_address_option = Some(hoa);
+        // A Binding Update with a Home Address option is consumed, not rewritten: the
+        // machine needs the care-of address in the IPv6 source.
+        let (d, types) = feed(cn, &with_mh(&b, &raw), now);
+        assert_eq!((d, types), (Disposition::Consumed, vec![5]));
+        let mut ba = None;
+        while let Some(a) = cn.poll_action() {
+            if let Action::Send(t) = a {
+                ba = Some(t);
+            }
+        }
+        let ba = ba.expect("BA");
+        assert!(cn.binding(&me, &hoa).is_some());
+        ba
+    }
+
+    #[test]
+    fn binding_update_through_the_queue_gets_an_authenticated_ba_with_rh2() {
+        let now = Instant::now();
+        let mut cn = machine(now);
+        let ba = bind(&mut cn, now);
+        let bytes = build_packet(&ba).unwrap();
+        let p = packet::parse(&bytes).unwrap();
+        assert!(p.error.is_none(), "{p:?}");
+        assert_eq!(
+            (p.ip.src, p.ip.dst, p.final_dst()),
+            (NET.cn, NET.coa, NET.hoa)
+        );
+        assert!(matches!(
+            p.mobility().unwrap().message,
+            Message::BindingAck {
+                status: 0,
+                sequence: 9,
+                ..
+            }
+        ));
+        // The authenticator survives: the MH bytes are the machine's, not re-emitted.
+        assert!(bytes.ends_with(&ba.bytes));
+    }
+
+    #[test]
+    fn home_address_option_is_rewritten_only_with_a_matching_binding() {
+        let now = Instant::now();
+        let mut cn = machine(now);
+        let Net { cn: me, hoa, coa } = NET;
+        // No binding: dropped, and a Binding Error status 1 goes to the care-of address.
+        let (d, types) = feed(&mut cn, &udp_with_hao(hoa, coa, me), now);
+        assert_eq!((d, types), (Disposition::Drop, vec![]));
+        let be = sends(&mut cn);
+        assert_eq!(be.len(), 1);
+        assert_eq!(be[0].dst, coa);
+        assert!(matches!(
+            be[0].repr.message,
+            Message::BindingError { status: 1, home_address } if home_address == hoa
+        ));
+
+        bind(&mut cn, now);
+        let (d, _) = feed(&mut cn, &udp_with_hao(hoa, coa, me), now);
+        let Disposition::Accept(Some(new)) = d else {
+            panic!("expected a rewrite, got {d:?}");
+        };
+        let ip = Ipv6Header::parse(&new).unwrap();
+        assert_eq!((ip.src, ip.dst, ip.next_header), (hoa, me, proto::UDP));
+        // Another care-of address than the bound one is not this binding.
+        let other = a("2001:db8:42::100");
+        let (d, _) = feed(&mut cn, &udp_with_hao(hoa, other, me), now);
+        assert_eq!(d, Disposition::Drop);
+    }
+
+    #[test]
+    fn route_optimisation_needs_a_binding() {
+        let now = Instant::now();
+        let mut cn = machine(now);
+        let Net { cn: me, hoa, coa } = NET;
+        let plain = PacketBuilder::new(me, hoa).build(Payload::Mobility(&MhRepr {
+            message: Message::BindingRefreshRequest,
+            options: vec![],
+        }));
+        assert_eq!(route_optimise(&mut cn, &plain, now), None);
+        bind(&mut cn, now);
+        let new = route_optimise(&mut cn, &plain, now).expect("rewritten");
+        let p = packet::parse(&new).unwrap();
+        assert_eq!((p.ip.dst, p.final_dst()), (coa, hoa));
+    }
+
+    #[test]
+    fn other_packets_pass_and_garbage_never_panics() {
+        let now = Instant::now();
+        let mut cn = machine(now);
+        // Destination options without a Home Address option: the kernel's business.
+        let mut pkt = udp_with_hao(NET.hoa, NET.coa, NET.cn);
+        pkt[40 + 6] = 1; // the HAO becomes a PadN of the same length
+        assert_eq!(feed(&mut cn, &pkt, now).0, Disposition::Accept(None));
+        // A Mobility Header with a bad checksum is dropped, not handed over.
+        let mut hoti = PacketBuilder::new(NET.hoa, NET.cn).build(Payload::Mobility(&MhRepr {
+            message: Message::HomeTestInit { cookie: [1; 8] },
+            options: vec![],
+        }));
+        let last = hoti.len() - 1;
+        hoti[last] ^= 0xff;
+        assert_eq!(feed(&mut cn, &hoti, now), (Disposition::Drop, vec![]));
+        // Random bytes and every truncation of real packets: no panic.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..200 {
+            let junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = feed(&mut cn, &junk, now);
+            let _ = route_optimise(&mut cn, &junk, now);
+        }
+        for cut in 0..pkt.len() {
+            let _ = feed(&mut cn, &pkt[..cut], now);
+            let _ = feed(&mut cn, &hoti[..cut.min(hoti.len())], now);
+        }
+    }
+
+    #[test]
+    fn rules_name_their_queues_and_the_binding() {
+        let r = receive_rules(6275);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0].describe(),
+            "ip6tables -t raw -A PREROUTING -p 135 -m addrtype --dst-type LOCAL -j NFQUEUE --queue-num 6275"
+        );
+        assert!(r[1]
+            .describe()
+            .contains("-m ipv6header --header dst --soft"));
+        let ro = ro_rule(NET.cn, NET.hoa, 6276);
+        assert_eq!(
+            ro.describe(),
+            "ip6tables -t mangle -A OUTPUT -s 2001:db8:10::2/128 -d 2001:db8:1::100/128 ! -p 135 -j NFQUEUE --queue-num 6276"
+        );
+        assert_eq!(&ro.args("-D")[..5], ["-w", "-t", "mangle", "-D", "OUTPUT"]);
+    }
+
+    #[test]
+    fn transmits_a_cn_never_sends_are_refused() {
+        let t = Transmit {
+            src: NET.coa,
+            dst: NET.cn,
+            rh2: None,
+            repr: MhRepr {
+                message: Message::BindingRefreshRequest,
+                options: vec![],
+            },
+            bytes: vec![0; 8],
+            hao: Some(NET.hoa),
+            tunnel: None,
+        };
+        assert_eq!(build_packet(&t), None);
+    }
+}
