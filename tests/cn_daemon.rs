@@ -32,8 +32,10 @@ use mip6d::datapath::rewrite;
 use mip6d::sys::netns;
 use mip6d::sys::nfqueue::{NfQueue, Verdict};
 use mip6d::sys::raw::{RawSocket, IPPROTO_RAW};
+use mip6d::wire::checksum;
 use mip6d::wire::mh::{self, Message, MhRepr};
-use mip6d::wire::packet::{self, Header, Packet, PacketBuilder, Payload};
+use mip6d::wire::packet::{self, Header, Ipv6Header, Packet, PacketBuilder, Payload};
+use mip6d::wire::proto;
 use proto_support::{ack, MnStub};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -309,6 +311,36 @@ fn mobility<'a>(p: &'a Packet, bytes: &'a [u8]) -> Option<(&'a MhRepr, &'a [u8])
     })
 }
 
+/// A UDP datagram CoA → `dst` with a Home Address option, its checksum over the HoA (as a
+/// route-optimising MN sends it, RFC 6275 §11.3.1).
+fn udp_with_hao(hoa: Ipv6Addr, coa: Ipv6Addr, dst: Ipv6Addr, port: u16, data: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&40000u16.to_be_bytes());
+    u.extend_from_slice(&port.to_be_bytes());
+    u.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(data);
+    let ck = checksum::compute(&hoa, &dst, proto::UDP, &u);
+    u[6..8].copy_from_slice(&ck.to_be_bytes());
+    let mut pkt = vec![0u8; 40];
+    // Destination Options, 24 bytes: PadN(4) puts the HAO at 8n+6 (RFC 6275 §6.3), as
+    // Linux lays it out.
+    pkt.extend_from_slice(&[proto::UDP, 2, 1, 2, 0, 0, 0xc9, 16]);
+    pkt.extend_from_slice(&hoa.octets());
+    pkt.extend_from_slice(&u);
+    Ipv6Header {
+        traffic_class: 0,
+        flow_label: 0,
+        payload_len: (pkt.len() - 40) as u16,
+        next_header: proto::DESTINATION_OPTIONS,
+        hop_limit: 64,
+        src: coa,
+        dst,
+    }
+    .emit(&mut pkt);
+    pkt
+}
+
 fn rh2_home(p: &Packet) -> Option<Ipv6Addr> {
     p.headers.iter().find_map(|h| match h {
         Header::Type2Routing(r) if r.segments_left == 1 => Some(r.home_address),
@@ -562,6 +594,75 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
     assert_eq!(&buf[..n], b"route optimised");
     assert_eq!(from.ip(), std::net::IpAddr::V6(cn));
 
+    // The other direction: the MN sends from its CoA with a Home Address option; the
+    // CN's receive queue gives the datagram to the client's socket as coming from the HoA.
+    let cn_port = cn_sock.local_addr().unwrap().port();
+    cn_sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    send.send_to(&udp_with_hao(hoa, coa, cn, cn_port, b"from the HoA"), cn)
+        .expect("send UDP with HAO");
+    let (n, from) = cn_sock
+        .recv_from(&mut buf)
+        .expect("datagram with HAO delivered");
+    assert_eq!(&buf[..n], b"from the HoA");
+    assert_eq!(from.ip(), std::net::IpAddr::V6(hoa), "source is the HoA");
+
+    // Deregistration (lifetime 0, Kbm from the home keygen token only): BA, and the
+    // binding and its rule are gone.
+    let bu = m.bu_bytes(2, ack(), 0);
+    send.send_to(&with_mh(&b, &bu), cn)
+        .expect("send deregistration BU");
+    let (status, sequence) = mnq.wait("the deregistration BA", |p, bytes| {
+        let (repr, raw) = mobility(p, bytes)?;
+        let Message::BindingAck {
+            status, sequence, ..
+        } = repr.message
+        else {
+            return None;
+        };
+        let (covered, auth) = mh::auth_data_region(raw).expect("BA carries an authenticator");
+        assert!(
+            rr::verify_authenticator(&m.kbm(true), &coa, &cn, &covered, &auth),
+            "deregistration BA authenticator"
+        );
+        Some((status, sequence))
+    });
+    assert_eq!((status, sequence), (0, 2));
+    let bc = mip6ctl_json(&d.socket, "bc");
+    assert_eq!(bc["entries"].as_array().map(Vec::len), Some(0), "{bc}");
+    let rules = tb.sh("client", &["ip6tables-save"]);
+    assert_eq!(
+        rules.matches("NFQUEUE").count(),
+        2,
+        "the binding's rule went with it:\n{rules}"
+    );
+    // Without a binding, a Home Address option is refused with Binding Error status 1
+    // (RFC 6275 §9.3.1), and the datagram is not delivered.
+    send.send_to(&udp_with_hao(hoa, coa, cn, cn_port, b"unbound"), cn)
+        .expect("send UDP with HAO");
+    mnq.wait("a Binding Error", |p, bytes| {
+        let (repr, _) = mobility(p, bytes)?;
+        match repr.message {
+            Message::BindingError {
+                status,
+                home_address,
+            } => {
+                assert_eq!(
+                    (p.ip.src, p.ip.dst, status, home_address),
+                    (cn, coa, 1, hoa)
+                );
+                Some(())
+            }
+            _ => None,
+        }
+    });
+    cn_sock
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        cn_sock.recv_from(&mut buf).is_err(),
+        "a HAO without binding must not be delivered"
+    );
+
     let stats = mip6ctl_json(&d.socket, "stats");
     let count = |name: &str, dir: &str| {
         stats["mobility_header"]
@@ -578,16 +679,17 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
             count("CoTI", "received"),
             count("BU", "received")
         ),
-        (1, 1, 1),
+        (1, 1, 2),
         "{stats}"
     );
     assert_eq!(
         (
             count("HoT", "sent"),
             count("CoT", "sent"),
-            count("BA", "sent")
+            count("BA", "sent"),
+            count("BE", "sent")
         ),
-        (1, 1, 1),
+        (1, 1, 2, 1),
         "{stats}"
     );
 
@@ -601,5 +703,14 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
         "rules left behind after SIGTERM:\n{rules}"
     );
     drop(mnq);
+    let log = d.stderr();
+    assert!(
+        !log.contains("WARN") && !log.contains("ERROR"),
+        "the daemon warned:\n{log}"
+    );
+    // MIP6D_TEST_LOG=1 shows what the daemon said (run with --nocapture).
+    if std::env::var_os("MIP6D_TEST_LOG").is_some() {
+        eprintln!("{log}");
+    }
     eprintln!("cn_daemon: end to end in {:?}", started.elapsed());
 }
