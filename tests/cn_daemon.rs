@@ -219,7 +219,13 @@ impl MnQueue {
             while !s.load(Ordering::Relaxed) {
                 let p = match q.recv() {
                     Ok(p) => p,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    // EINTR: a socket with a receive timeout returns it after the
+                    // process was stopped and continued, even without a handler.
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) =>
+                    {
+                        continue
+                    }
                     Err(e) => panic!("MN nfqueue recv: {e}"),
                 };
                 let _ = tx.send(p.payload.clone());
@@ -346,6 +352,16 @@ fn rh2_home(p: &Packet) -> Option<Ipv6Addr> {
         Header::Type2Routing(r) if r.segments_left == 1 => Some(r.home_address),
         _ => None,
     })
+}
+
+/// `recv_from`, retrying on EINTR (see the MN queue's worker).
+fn recv_udp(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    loop {
+        match sock.recv_from(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
 }
 
 fn mip6ctl_json(socket: &std::path::Path, what: &str) -> Value {
@@ -590,7 +606,7 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
         (udp && p.ip.src == cn && p.ip.dst == coa && rh2_home(p) == Some(hoa)).then_some(())
     });
     let mut buf = [0u8; 64];
-    let (n, from) = mn_sock.recv_from(&mut buf).expect("datagram on the HoA");
+    let (n, from) = recv_udp(&mn_sock, &mut buf).expect("datagram on the HoA");
     assert_eq!(&buf[..n], b"route optimised");
     assert_eq!(from.ip(), std::net::IpAddr::V6(cn));
 
@@ -600,9 +616,7 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
     cn_sock.set_read_timeout(Some(PATIENCE)).unwrap();
     send.send_to(&udp_with_hao(hoa, coa, cn, cn_port, b"from the HoA"), cn)
         .expect("send UDP with HAO");
-    let (n, from) = cn_sock
-        .recv_from(&mut buf)
-        .expect("datagram with HAO delivered");
+    let (n, from) = recv_udp(&cn_sock, &mut buf).expect("datagram with HAO delivered");
     assert_eq!(&buf[..n], b"from the HoA");
     assert_eq!(from.ip(), std::net::IpAddr::V6(hoa), "source is the HoA");
 
@@ -659,7 +673,7 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     assert!(
-        cn_sock.recv_from(&mut buf).is_err(),
+        recv_udp(&cn_sock, &mut buf).is_err(),
         "a HAO without binding must not be delivered"
     );
 
