@@ -330,6 +330,49 @@ fn an_impossible_socket_path_says_why() {
     );
 }
 
+/// Both refusals come before the data path touches the network (no queue, no rule), so
+/// these daemons may run in the test host's namespace.
+fn start_with_datapath(name: &str, config: &str, path: Option<&std::path::Path>) -> (i32, String) {
+    let d = Daemon::new(name, config);
+    let mut c = mip6d_command_with_datapath();
+    c.args(["-f", "-c"])
+        .arg(&d.config)
+        .arg("--control-socket")
+        .arg(&d.socket)
+        .arg("--pid-file")
+        .arg(&d.pid_file);
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    let out = c.output().unwrap();
+    assert!(!exists(&d.socket), "the control socket was removed again");
+    assert!(!exists(&d.pid_file), "the pid file was removed again");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_kernel_data_path_is_refused_as_not_implemented() {
+    let (code, err) = start_with_datapath("kernel", "NodeConfig CN;\nDatapath kernel;\n", None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("Datapath kernel") && err.contains("not implemented yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_user_data_path_without_ip6tables_says_what_to_install() {
+    // An empty PATH: ip6tables cannot be found, whatever the machine has.
+    let d = daemon_support::temp_dir("nopath");
+    let (code, err) = start_with_datapath("noipt", "NodeConfig CN;\nDatapath user;\n", Some(&d));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("install iptables"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn mip6ctl_without_a_daemon_fails_clearly() {
     let dir = temp_dir("nodaemon");

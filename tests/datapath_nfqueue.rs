@@ -244,7 +244,16 @@ impl Worker {
                 while !stop.load(Ordering::Relaxed) {
                     let mut p = match q.recv() {
                         Ok(p) => p,
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                        // EINTR: a socket with a receive timeout returns it after the
+                        // process was stopped and continued, even without a handler.
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::WouldBlock | ErrorKind::Interrupted
+                            ) =>
+                        {
+                            continue
+                        }
                         Err(e) => panic!("nfqueue recv: {e}"),
                     };
                     if keep {
@@ -327,7 +336,8 @@ fn param_problem(sock: &RawSocket, within: Duration) -> Option<(Ipv6Addr, u8, u3
                 return Some((from, buf[1], ptr));
             }
             Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            // See the queue worker about EINTR.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => panic!("icmpv6 recv: {e}"),
         }
     }
@@ -336,10 +346,16 @@ fn param_problem(sock: &RawSocket, within: Duration) -> Option<(Ipv6Addr, u8, u3
 
 fn recv_udp(sock: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     let mut buf = [0u8; 2048];
-    match sock.recv_from(&mut buf) {
-        Ok((n, from)) => Some((buf[..n].to_vec(), from)),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-        Err(e) => panic!("udp recv: {e}"),
+    loop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => return Some((buf[..n].to_vec(), from)),
+            // See the queue worker about EINTR.
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return None
+            }
+            Err(e) => panic!("udp recv: {e}"),
+        }
     }
 }
 

@@ -9,6 +9,10 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use mip6d::config::{self, Config, ConfigError, Datapath, NodeRole, ParseOptions};
 use mip6d::daemon::reload::{Overrides, Source};
 use mip6d::daemon::{logging, Daemon, Settings};
+use mip6d::datapath::user::CnUserPath;
+use mip6d::proto::cn::{Cn, CnConfig};
+use ring::rand::SystemRandom;
+use std::sync::Arc;
 
 const DEFAULT_CONFIG: &str = "/etc/mip6d.conf";
 
@@ -65,6 +69,17 @@ struct Args {
     /// Packet path; overrides Datapath.
     #[arg(long, value_enum)]
     datapath: Option<DatapathArg>,
+
+    /// Netfilter queue the user data path receives on; it also uses the next one (route
+    /// optimisation). Queue numbers are per network namespace.
+    #[arg(long, value_name = "N", default_value_t = mip6d::datapath::user::DEFAULT_QUEUE)]
+    nfqueue: u16,
+
+    /// Leave the network alone: no netfilter rules, queues or raw sockets; only signals,
+    /// timers and the control socket run (for trying a configuration, and for tests that
+    /// run many daemons side by side).
+    #[arg(long)]
+    no_datapath: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -227,6 +242,17 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
             return ExitCode::from(1);
         }
     };
+    let mut daemon = daemon;
+    if !args.no_datapath {
+        if let Err(e) = start_roles(&mut daemon, args.nfqueue) {
+            eprintln!("mip6d: {e}");
+            if !foreground || log_file.is_some() {
+                tracing::error!("{e}");
+            }
+            // Dropping the daemon removes whatever the roles had installed.
+            return ExitCode::from(1);
+        }
+    }
     if let Some(r) = ready {
         if let Err(e) = r.done() {
             tracing::warn!("detaching from the terminal: {e}");
@@ -244,4 +270,38 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
             ExitCode::from(1)
         }
     }
+}
+
+/// Picks the packet path and plugs the roles into the loop. Every node is a correspondent
+/// node too (umip: the CN part runs in every role); the home agent and mobile node parts
+/// are not wired into the daemon yet.
+fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
+    let cfg = daemon.config().clone();
+    match cfg.datapath {
+        Datapath::Kernel => {
+            return Err(
+                "Datapath kernel: the kernel data path is not implemented yet; use Datapath user (or auto)"
+                    .to_string(),
+            )
+        }
+        Datapath::Auto => tracing::info!(
+            "Datapath auto: choosing user (the kernel data path is not implemented yet)"
+        ),
+        Datapath::User => {}
+    }
+    if !matches!(cfg.node_config, NodeRole::Cn) {
+        tracing::warn!(
+            "NodeConfig {}: only the correspondent node part runs so far",
+            cfg.node_config.keyword()
+        );
+    }
+    let now = std::time::Instant::now();
+    let cn_config = CnConfig {
+        route_optimization: cfg.do_route_optimization_cn,
+        ..CnConfig::default()
+    };
+    let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
+        .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
+    let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
+    daemon.add_machine(Box::new(path))
 }

@@ -1,14 +1,15 @@
 //! The mio event loop.
 //!
-//! One `Poll` watches the signalfd, the control socket and its clients (and, once the
-//! roles land, the raw MH/ICMPv6 sockets and netlink). Timers live in a [`Timers`] heap;
+//! One `Poll` watches the signalfd, the control socket and its clients, and the packet
+//! sources of the protocol machines (`Machine::sources`: netfilter queues for the
+//! correspondent node's user data path). Timers live in a [`Timers`] heap;
 //! the loop sleeps until the next event or the earliest deadline, never longer and never
 //! in a busy loop. After every wake-up each protocol machine is asked for its next
 //! deadline, so a machine's timers change whenever its state does.
 
 use super::control::{self, Command, ControlServer};
 use super::logging::LogHandle;
-use super::machine::Machine;
+use super::machine::{Ctx, Machine, MhCounters};
 use super::notify::Notifier;
 use super::pidfile;
 use super::registry::{self, Registry};
@@ -17,9 +18,12 @@ use super::timers::Timers;
 use crate::config::Config;
 use crate::sys::signals::{self, Received, Signal, Signals};
 use crate::wire::mh::mh_type;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +39,9 @@ pub struct Settings {
 
 const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
+/// Machines' packet sources get tokens from here up; control clients count up from
+/// `control::FIRST_CLIENT_TOKEN` and never get near it.
+const FIRST_SOURCE_TOKEN: usize = usize::MAX / 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum TimerKey {
@@ -78,8 +85,7 @@ struct State {
     /// Statements changed in the file that wait for a restart (from the last good reload).
     restart_needed: Vec<String>,
     /// Mobility Header messages by type: filled in by the roles.
-    mh_received: [u64; 8],
-    mh_sent: [u64; 8],
+    mh: MhCounters,
 }
 
 fn unix_now() -> u64 {
@@ -95,6 +101,8 @@ pub struct Daemon {
     control: ControlServer,
     timers: Timers<TimerKey>,
     machines: Vec<Box<dyn Machine>>,
+    /// Packet sources: token → (machine index, descriptor).
+    sources: HashMap<Token, (usize, RawFd)>,
     registry: Registry,
     notifier: Notifier,
     log: LogHandle,
@@ -137,6 +145,7 @@ impl Daemon {
             control,
             timers: Timers::new(),
             machines: Vec::new(),
+            sources: HashMap::new(),
             registry,
             notifier: Notifier::new(),
             log,
@@ -150,15 +159,41 @@ impl Daemon {
                 reloads_failed: 0,
                 last_reload: None,
                 restart_needed: Vec::new(),
-                mh_received: [0; 8],
-                mh_sent: [0; 8],
+                mh: MhCounters::default(),
             },
         })
     }
 
-    /// Adds a protocol machine; the loop drives its timers from now on.
-    pub fn add_machine(&mut self, m: Box<dyn Machine>) {
+    /// Adds a protocol machine; the loop drives its timers and watches its packet
+    /// sources from now on. Fails if a source cannot be watched (the machine is not
+    /// added then, and the caller drops it, closing its sockets).
+    pub fn add_machine(&mut self, m: Box<dyn Machine>) -> Result<(), String> {
+        let index = self.machines.len();
+        let mut added = Vec::new();
+        for fd in m.sources() {
+            let token = Token(FIRST_SOURCE_TOKEN + self.sources.len() + added.len());
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), token, Interest::READABLE)
+            {
+                for (_, fd) in &added {
+                    let _ = self.poll.registry().deregister(&mut SourceFd(fd));
+                }
+                return Err(format!("cannot watch a socket of {}: {e}", m.name()));
+            }
+            added.push((token, fd));
+        }
+        for (token, fd) in added {
+            self.sources.insert(token, (index, fd));
+        }
         self.machines.push(m);
+        Ok(())
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> &Config {
+        &self.state.config
     }
 
     /// The registry, for whoever installs kernel objects on the daemon's behalf.
@@ -254,6 +289,16 @@ impl Daemon {
                     Err(e) => tracing::warn!("reading signals: {e}"),
                 },
                 CONTROL => self.control.accept(self.poll.registry(), now),
+                token if self.sources.contains_key(&token) => {
+                    let (i, fd) = self.sources[&token];
+                    if let Some(m) = self.machines.get_mut(i) {
+                        let mut ctx = Ctx {
+                            registry: &mut self.registry,
+                            mh: &mut self.state.mh,
+                        };
+                        m.on_readable(fd, now, &mut ctx);
+                    }
+                }
                 token => {
                     let state = &mut self.state;
                     let machines = &self.machines;
@@ -281,6 +326,15 @@ impl Daemon {
                 }
             }
         }
+        // Whatever packets or timers made the machines decide is applied now, before the
+        // next sleep, so a reply never waits for an unrelated wake-up.
+        for m in &mut self.machines {
+            let mut ctx = Ctx {
+                registry: &mut self.registry,
+                mh: &mut self.state.mh,
+            };
+            m.apply_actions(now, &mut ctx);
+        }
         Ok(stop)
     }
 
@@ -288,7 +342,12 @@ impl Daemon {
     fn shutdown(&mut self) -> usize {
         self.notifier.stopping();
         self.control.close_all(self.poll.registry());
-        self.registry.undo_all().len()
+        // Rules first (the registry), then the machines' sockets: a queue rule whose
+        // listener is gone would drop every packet it matches.
+        let errors = self.registry.undo_all().len();
+        self.sources.clear();
+        self.machines.clear();
+        errors
     }
 }
 
@@ -422,10 +481,11 @@ impl State {
                     .map(|(t, name)| json!({
                         "type": t,
                         "name": name,
-                        "received": self.mh_received[usize::from(*t)],
-                        "sent": self.mh_sent[usize::from(*t)],
+                        "received": self.mh.received[usize::from(*t)],
+                        "sent": self.mh.sent[usize::from(*t)],
                     }))
                     .collect::<Vec<_>>(),
+                "mobility_header_unknown_received": self.mh.received_unknown,
                 "control_requests": cs.served,
                 "control_bad_requests": cs.bad_requests,
                 "control_clients": cs.clients,
@@ -491,7 +551,8 @@ mod tests {
         d.add_machine(Box::new(Alarm {
             next: next.clone(),
             woken: woken.clone(),
-        }));
+        }))
+        .unwrap();
         for delay in [Duration::from_millis(60), Duration::from_millis(20)] {
             let start = Instant::now();
             let deadline = start + delay;
@@ -514,6 +575,69 @@ mod tests {
             !dir.join("s.sock").exists(),
             "dropping the daemon removes its socket"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A machine with one packet source: it reads what arrives, counts it as a received
+    /// MH of type 5 (BU), and on `apply_actions` installs one object in the registry per
+    /// datagram read, as a role installs a rule per binding.
+    struct Reader {
+        sock: std::os::unix::net::UnixDatagram,
+        got: Rc<RefCell<Vec<Vec<u8>>>>,
+        pending: usize,
+    }
+
+    impl Machine for Reader {
+        fn name(&self) -> &str {
+            "reader"
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn sources(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.sock.as_raw_fd()]
+        }
+        fn on_readable(&mut self, _fd: RawFd, _now: Instant, ctx: &mut Ctx<'_>) {
+            let mut buf = [0u8; 64];
+            // Edge-triggered: drain.
+            while let Ok(n) = self.sock.recv(&mut buf) {
+                self.got.borrow_mut().push(buf[..n].to_vec());
+                ctx.mh.count_received(mh_type::BINDING_UPDATE);
+                self.pending += 1;
+            }
+        }
+        fn apply_actions(&mut self, _now: Instant, ctx: &mut Ctx<'_>) {
+            for _ in 0..std::mem::take(&mut self.pending) {
+                ctx.registry.record("object", || Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn packet_sources_wake_the_loop_and_actions_reach_the_registry() {
+        let (mut d, dir) = daemon("reader");
+        let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        d.add_machine(Box::new(Reader {
+            sock: b,
+            got: got.clone(),
+            pending: 0,
+        }))
+        .unwrap();
+        a.send(b"one").unwrap();
+        a.send(b"two").unwrap();
+        // No timer is armed: only the source can end this turn.
+        let start = Instant::now();
+        assert!(d.turn().unwrap().is_none());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(*got.borrow(), [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(d.state.mh.received[usize::from(mh_type::BINDING_UPDATE)], 2);
+        // The control socket plus one object per datagram.
+        assert_eq!(d.registry.installed().len(), 3);
+        drop(d);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

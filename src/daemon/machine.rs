@@ -7,13 +7,54 @@
 //! know what a machine's timers mean (retransmission, binding expiry, heartbeats), and a
 //! machine can be driven by a simulated clock in tests with the same calls.
 //!
-//! Packets in and actions out (send this, install that binding) will be added beside these
-//! methods when the roles land; the loop already re-polls every machine after any event,
-//! so they slot in without changing its structure.
+//! Packets in: a machine that owns sockets (a netfilter queue, a raw socket) lists their
+//! descriptors in [`Machine::sources`]; the loop registers them with its `Poll` once, when
+//! the machine is added, and calls [`Machine::on_readable`] when one becomes readable.
+//! Registration is edge-triggered, so `on_readable` must read until the socket says
+//! `WouldBlock`. The sockets stay owned by the machine, which is what keeps the loop
+//! ignorant of what a role reads.
+//!
+//! Actions out: a machine keeps the actions its protocol logic produced and applies them
+//! in [`Machine::apply_actions`], which the loop calls after every wake-up (packets or
+//! timers), with a [`Ctx`]: the registry, so kernel objects it installs (netfilter rules)
+//! are removed on shutdown, and the Mobility Header counters `mip6ctl stats` shows.
 
+use super::registry::Registry;
 use serde_json::{json, Value};
 use std::net::Ipv6Addr;
+use std::os::fd::RawFd;
 use std::time::Instant;
+
+/// Mobility Header messages by type (RFC 6275 §6.1: types 0–7 are counted; others only
+/// in `unknown`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MhCounters {
+    pub received: [u64; 8],
+    pub sent: [u64; 8],
+    pub received_unknown: u64,
+}
+
+impl MhCounters {
+    pub fn count_received(&mut self, mh_type: u8) {
+        match self.received.get_mut(usize::from(mh_type)) {
+            Some(n) => *n += 1,
+            None => self.received_unknown += 1,
+        }
+    }
+
+    pub fn count_sent(&mut self, mh_type: u8) {
+        if let Some(n) = self.sent.get_mut(usize::from(mh_type)) {
+            *n += 1;
+        }
+    }
+}
+
+/// What the loop lends a machine while it applies actions or reads packets.
+pub struct Ctx<'a> {
+    /// Record every kernel object installed here, with its undo.
+    pub registry: &'a mut Registry,
+    pub mh: &'a mut MhCounters,
+}
 
 pub trait Machine {
     /// Short name for logs and `mip6ctl status` ("cn", "ha", "ds:contact").
@@ -35,6 +76,19 @@ pub trait Machine {
     fn binding_update_list(&self, _now: Instant) -> Vec<BindingUpdateListEntry> {
         Vec::new()
     }
+
+    /// Descriptors the loop should watch for this machine (read readiness,
+    /// edge-triggered). Asked once, when the machine is added.
+    fn sources(&self) -> Vec<RawFd> {
+        Vec::new()
+    }
+
+    /// `fd` (one of [`Machine::sources`]) is readable: read until it would block.
+    fn on_readable(&mut self, _fd: RawFd, _now: Instant, _ctx: &mut Ctx<'_>) {}
+
+    /// Applies whatever the protocol logic asked for since the last call (sends,
+    /// binding installs). Called after every wake-up of the loop.
+    fn apply_actions(&mut self, _now: Instant, _ctx: &mut Ctx<'_>) {}
 }
 
 /// One binding cache row as `mip6ctl bc` shows it.

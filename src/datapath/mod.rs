@@ -1,9 +1,11 @@
 //! The data path (DESIGN.md layer 6): how packets get the Mobile IPv6 treatment.
 //!
-//! So far only the pieces of the `user` backend that need no sockets: [`rewrite`] holds the
-//! packet transformations a kernel with `CONFIG_IPV6_MIP6` and `ip6_tunnel` would do
-//! itself, as pure functions. The kernel side of receiving packets for them is
+//! [`rewrite`] holds the packet transformations a kernel with `CONFIG_IPV6_MIP6` and
+//! `ip6_tunnel` would do itself, as pure functions; [`user`] runs the correspondent node
+//! on them (netfilter queues in, raw socket out) as a daemon machine. The home agent and
+//! mobile node backends, and the `kernel` backend, are still to come. The kernel side of receiving packets for them is
 //! [`crate::sys::nfqueue`]; `README.md` beside this file says which netfilter rules feed
 //! which rewrite, and what the spike in `tests/datapath_nfqueue.rs` proved on this kernel.
 
 pub mod rewrite;
+pub mod user;

@@ -408,6 +408,12 @@ impl NfQueue {
         super::raw::set_rcvtimeo(self.socket.as_raw_fd(), timeout)
     }
 
+    /// Makes [`recv`](Self::recv) return `WouldBlock` instead of waiting, as an
+    /// edge-triggered poll loop needs: it reads until the socket is drained.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.socket.set_non_blocking(on)
+    }
+
     /// The raw fd, for a poll loop (mio registration in the daemon).
     pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()

@@ -15,6 +15,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// The child's end of the readiness pipe.
 pub struct Ready(File);
@@ -110,4 +112,26 @@ pub fn with_umask<T>(mask: libc::mode_t, f: impl FnOnce() -> T) -> T {
     // SAFETY: as above; restores the previous mask.
     unsafe { libc::umask(old) };
     out
+}
+
+/// Makes `cmd`'s child start with an empty signal mask. The daemon blocks SIGHUP, SIGTERM
+/// and SIGINT to read them from a signalfd, and a blocked mask survives fork and exec: a
+/// helper such as `ip6tables` would otherwise be unkillable by those signals (and `-w`
+/// waits on a lock for a while).
+pub fn unblock_signals_in_child(cmd: &mut Command) -> &mut Command {
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe functions may be called: sigemptyset and sigprocmask are (POSIX
+    // lists both), the set lives on the closure's own stack, and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            check(libc::sigemptyset(set.as_mut_ptr()))?;
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                set.as_ptr(),
+                std::ptr::null_mut(),
+            ))?;
+            Ok(())
+        })
+    }
 }

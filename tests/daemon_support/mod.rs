@@ -37,8 +37,18 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A `mip6d` command with an environment that does not depend on where the tests run.
+/// A `mip6d` command with an environment that does not depend on where the tests run,
+/// with `--no-datapath`: these daemons run side by side in the test host's network
+/// namespace, where the user data path would add netfilter rules and bind one queue
+/// number for all of them. `tests/cn_daemon.rs` runs the data path, in the testbed.
 pub fn mip6d_command() -> Command {
+    let mut c = mip6d_command_with_datapath();
+    c.arg("--no-datapath");
+    c
+}
+
+/// As [`mip6d_command`], with the data path on.
+pub fn mip6d_command_with_datapath() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mip6d"));
     for v in [
         "NOTIFY_SOCKET",
