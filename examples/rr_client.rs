@@ -28,12 +28,15 @@
 mod mn_stub;
 #[path = "../tests/proto_support/mod.rs"]
 mod proto_support;
+#[path = "../tests/support/testbed.rs"]
+mod testbed;
 
-use mn_stub::{install_stand_in, read_state, state_addr, Mn, StandIn, HOME_PORT};
+use mn_stub::{install_stand_in, state_addr, Mn, StandIn, HOME_PORT};
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
+use testbed::read_state;
 
 const USAGE: &str = "usage: rr_client --testbed-prefix P [--stand-in] [--count N] [--kbm-out FILE] [--between CMD]
        rr_client --ns MN-NS --cn-ns CN-NS --hoa A --coa A --cn A [--count N] [--kbm-out FILE] [--between CMD]";

@@ -15,125 +15,16 @@ mod daemon_support;
 #[path = "support/mn_stub.rs"]
 mod mn_stub;
 mod proto_support;
+#[path = "support/testbed.rs"]
+mod testbed;
 
 use daemon_support::Daemon;
-use mn_stub::{install_stand_in, ip_netns, read_state, text, Mn, StandIn};
+use mn_stub::{install_stand_in, Mn, StandIn};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-// --- environment ------------------------------------------------------------------------------
-
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn tool_runs(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn require_environment() {
-    let mut missing = Vec::new();
-    if effective_uid() != Some(0) {
-        missing.push("root (namespaces, netfilter queues and raw sockets need it): run `sudo -E cargo test --test cn_daemon`");
-    }
-    if !tool_runs("ip", "-V") {
-        missing.push("the `ip` command: apt-get install iproute2");
-    }
-    if !tool_runs("ip6tables", "-V") {
-        missing.push("the `ip6tables` command: apt-get install iptables");
-    }
-    assert!(
-        missing.is_empty(),
-        "the CN daemon test cannot run; it needs:\n  - {}",
-        missing.join("\n  - ")
-    );
-}
-
-// --- testbed ------------------------------------------------------------------------------------
-
-/// One testbed instance; dropping it runs `down`, so a failed assertion still removes every
-/// namespace it created.
-struct Testbed {
-    prefix: String,
-    state_dir: PathBuf,
-    state: HashMap<String, String>,
-}
-
-impl Testbed {
-    fn up(tag: &str) -> Testbed {
-        let prefix = format!("cn{tag}{}", std::process::id());
-        let state_dir = std::env::temp_dir().join(format!("mip6d-cnd-{prefix}"));
-        std::fs::create_dir_all(&state_dir).expect("create state dir");
-        let mut tb = Testbed {
-            prefix,
-            state_dir,
-            state: HashMap::new(),
-        };
-        let out = tb.run(&["up"]);
-        assert!(out.status.success(), "testbed/run up:\n{}", text(&out));
-        let out = tb.run(&["move", "mn", "foreign1"]);
-        assert!(out.status.success(), "testbed/run move:\n{}", text(&out));
-        let path = tb.state_dir.join(format!("{}.env", tb.prefix));
-        tb.state = read_state(&path).unwrap_or_else(|e| panic!("{e}"));
-        tb
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testbed/run"))
-            .arg("--prefix")
-            .arg(&self.prefix)
-            .args(args)
-            .env("M6_STATE_DIR", &self.state_dir)
-            .env("M6_QUIET", "1")
-            .output()
-            .expect("spawn testbed/run")
-    }
-
-    fn addr(&self, key: &str) -> Ipv6Addr {
-        self.state
-            .get(key)
-            .unwrap_or_else(|| panic!("state file has no {key}: {:?}", self.state.keys()))
-            .parse()
-            .unwrap_or_else(|e| panic!("{key}: {e}"))
-    }
-
-    fn ns(&self, node: &str) -> String {
-        format!("{}-{node}", self.prefix)
-    }
-
-    fn sh(&self, node: &str, cmd: &[&str]) -> String {
-        ip_netns(&self.ns(node), cmd).unwrap_or_else(|e| panic!("{e}"))
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = self.run(&["down"]);
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-        let left = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        let mine = format!("{}-", self.prefix);
-        if !std::thread::panicking() {
-            assert!(
-                !left.lines().any(|l| l.starts_with(&mine)),
-                "namespaces left behind:\n{left}"
-            );
-        }
-    }
-}
+use testbed::{text, Testbed, Tool};
 
 // --- the test ------------------------------------------------------------------------------------
 
@@ -152,9 +43,9 @@ fn ok<T>(r: Result<T, String>) -> T {
 
 #[test]
 fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
-    require_environment();
+    testbed::require("cn_daemon", &[Tool::Ip, Tool::Ip6tables]);
     let started = Instant::now();
-    let tb = Testbed::up("d");
+    let tb = Testbed::up(format!("cnd{}", std::process::id()), Some("foreign1"));
     let (hoa, coa, cn) = (
         tb.addr("M6_MN_HOME_ADDR"),
         tb.addr("M6_MN_COA_FOREIGN1"),

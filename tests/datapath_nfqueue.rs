@@ -19,15 +19,16 @@
 //! Needs root, iproute2 and ip6tables (Debian package `iptables`). Without them the tests
 //! fail and say what to install: a silently skipped network test looks like a pass.
 
-use std::collections::HashMap;
+#[path = "support/testbed.rs"]
+mod testbed;
+
 use std::io::ErrorKind;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use testbed::{Testbed, Tool};
 
 use mip6d::datapath::rewrite;
 use mip6d::sys::netns;
@@ -37,118 +38,15 @@ use mip6d::wire::checksum;
 use mip6d::wire::packet::{self, Header, Ipv6Header};
 use mip6d::wire::proto;
 
-// --- environment -----------------------------------------------------------------------------
+// --- the testbed (tests/support/testbed.rs) and what these proofs need of it ------------------
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+trait TestbedExt {
+    fn snmp6(&self, node: &str, counter: &str) -> u64;
+    fn udp(&self, node: &str, bind: SocketAddr) -> UdpSocket;
+    fn raw(&self, node: &str, protocol: i32) -> RawSocket;
 }
 
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn tool_runs(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn require_environment() {
-    let mut missing = Vec::new();
-    if effective_uid() != Some(0) {
-        missing.push("root (namespaces, netfilter queues and raw sockets need it): run `sudo -E cargo test --test datapath_nfqueue`");
-    }
-    if !tool_runs("ip", "-V") {
-        missing.push("the `ip` command: apt-get install iproute2");
-    }
-    if !tool_runs("ip6tables", "-V") {
-        missing.push("the `ip6tables` command: apt-get install iptables");
-    }
-    assert!(
-        missing.is_empty(),
-        "nfqueue data path test cannot run; it needs:\n  - {}",
-        missing.join("\n  - ")
-    );
-}
-
-// --- testbed ---------------------------------------------------------------------------------
-
-/// One testbed instance; dropping it runs `down`, so a failed assertion still removes every
-/// namespace it created.
-struct Testbed {
-    prefix: String,
-    state_dir: PathBuf,
-    state: HashMap<String, String>,
-}
-
-impl Testbed {
-    fn up(tag: &str) -> Testbed {
-        let prefix = format!("nq{tag}{}", std::process::id());
-        let state_dir = std::env::temp_dir().join(format!("mip6d-nfq-{prefix}"));
-        std::fs::create_dir_all(&state_dir).expect("create state dir");
-        let mut tb = Testbed {
-            prefix,
-            state_dir,
-            state: HashMap::new(),
-        };
-        let out = tb.run(&["up"]);
-        assert!(out.status.success(), "testbed/run up:\n{}", text(&out));
-        // Every proof here has the mobile node away from home, on foreign1.
-        let out = tb.run(&["move", "mn", "foreign1"]);
-        assert!(out.status.success(), "testbed/run move:\n{}", text(&out));
-        let path = tb.state_dir.join(format!("{}.env", tb.prefix));
-        let body = std::fs::read_to_string(&path).expect("read state file");
-        tb.state = body
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        tb
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testbed/run"))
-            .arg("--prefix")
-            .arg(&self.prefix)
-            .args(args)
-            .env("M6_STATE_DIR", &self.state_dir)
-            .env("M6_QUIET", "1")
-            .output()
-            .expect("spawn testbed/run")
-    }
-
-    fn addr(&self, key: &str) -> Ipv6Addr {
-        self.state
-            .get(key)
-            .unwrap_or_else(|| panic!("state file has no {key}"))
-            .parse()
-            .unwrap_or_else(|e| panic!("{key}: {e}"))
-    }
-
-    fn ns(&self, node: &str) -> String {
-        format!("{}-{node}", self.prefix)
-    }
-
-    /// Runs a command in `node`'s namespace and insists it succeeds.
-    fn sh(&self, node: &str, cmd: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(node)])
-            .args(cmd)
-            .output()
-            .expect("spawn ip netns exec");
-        assert!(out.status.success(), "{node}: {cmd:?}:\n{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
+impl TestbedExt for Testbed {
     /// A counter from `/proc/net/snmp6` in `node`'s namespace.
     fn snmp6(&self, node: &str, counter: &str) -> u64 {
         self.sh(node, &["cat", "/proc/net/snmp6"])
@@ -179,23 +77,10 @@ impl Testbed {
     }
 }
 
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = self.run(&["down"]);
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-        let left = Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        let mine = format!("{}-", self.prefix);
-        if !std::thread::panicking() {
-            assert!(
-                !left.lines().any(|l| l.starts_with(&mine)),
-                "namespaces left behind:\n{left}"
-            );
-        }
-    }
+/// Every proof here has the mobile node away from home, on foreign1.
+fn testbed(tag: &str) -> Testbed {
+    testbed::require("datapath_nfqueue", &[Tool::Ip, Tool::Ip6tables]);
+    Testbed::up(format!("nq{tag}{}", std::process::id()), Some("foreign1"))
 }
 
 // --- the queue worker: the data path's receive loop, reduced to the essentials ---------------
@@ -374,8 +259,7 @@ fn any(port: u16) -> SocketAddr {
 
 #[test]
 fn correspondent_receives_home_address_option_through_nfqueue() {
-    require_environment();
-    let tb = Testbed::up("hao");
+    let tb = testbed("hao");
     let (hoa, coa, cn) = (
         tb.addr("M6_MN_HOME_ADDR"),
         tb.addr("M6_MN_COA_FOREIGN1"),
@@ -474,8 +358,7 @@ fn correspondent_receives_home_address_option_through_nfqueue() {
 
 #[test]
 fn correspondent_sends_type2_routing_header_and_mobile_node_receives_it() {
-    require_environment();
-    let tb = Testbed::up("rh2");
+    let tb = testbed("rh2");
     let (hoa, coa, cn) = (
         tb.addr("M6_MN_HOME_ADDR"),
         tb.addr("M6_MN_COA_FOREIGN1"),
@@ -595,8 +478,7 @@ fn correspondent_sends_type2_routing_header_and_mobile_node_receives_it() {
 
 #[test]
 fn ip6ip6_between_mobile_node_and_home_agent_without_ip6_tunnel() {
-    require_environment();
-    let tb = Testbed::up("tun");
+    let tb = testbed("tun");
     let (hoa, coa, cn, ha) = (
         tb.addr("M6_MN_HOME_ADDR"),
         tb.addr("M6_MN_COA_FOREIGN1"),
@@ -707,8 +589,7 @@ fn ip6ip6_between_mobile_node_and_home_agent_without_ip6_tunnel() {
 /// with the payload, reinject) for small UDP datagrams over loopback. Printed, not asserted.
 #[test]
 fn nfqueue_round_trip_rate() {
-    require_environment();
-    let tb = Testbed::up("rate");
+    let tb = testbed("rate");
     const N: usize = 10_000;
     let rx = tb.udp(
         "client",
@@ -800,8 +681,7 @@ fn nfqueue_round_trip_rate() {
 /// before raw at -300) is enabled in the HA's namespace; any conntrack rule enables it.
 #[test]
 fn ip6ip6_full_size_packet_needs_defragmentation_at_the_home_agent() {
-    require_environment();
-    let tb = Testbed::up("frag");
+    let tb = testbed("frag");
     let (hoa, coa, cn, ha) = (
         tb.addr("M6_MN_HOME_ADDR"),
         tb.addr("M6_MN_COA_FOREIGN1"),
@@ -904,8 +784,7 @@ fn ip6ip6_full_size_packet_needs_defragmentation_at_the_home_agent() {
 /// re-routed too), and the CN's raw PREROUTING queue undoes it.
 #[test]
 fn mobile_node_sends_home_address_option_from_an_ordinary_socket() {
-    require_environment();
-    let tb = Testbed::up("ro");
+    let tb = testbed("ro");
     let (hoa, coa, cn) = (
         tb.addr("M6_MN_HOME_ADDR"),
         tb.addr("M6_MN_COA_FOREIGN1"),

@@ -5,110 +5,33 @@
 //! Needs root, iproute2 and iputils-ping. Without them this test fails and says what is
 //! missing: a silently skipped network test is indistinguishable from a passing one.
 
+#[path = "support/testbed.rs"]
+mod testbed;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Instant;
 
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+use testbed::{namespaces_with_prefix, read_state, text, Testbed, Tool};
+
+/// What this test does with a testbed beyond the shared guard.
+trait TopologyExt {
+    fn state_now(&self) -> HashMap<String, String>;
+    fn exec(&self, node: &str, cmd: &[&str]) -> Output;
+    fn ping(&self, node: &str, dst: &str, extra: &[&str]) -> Output;
+    fn assert_ping(&self, node: &str, dst: &str, what: &str);
+    fn status_text(&self) -> String;
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn tool_runs(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn require_environment() {
-    let mut missing = Vec::new();
-    if effective_uid() != Some(0) {
-        missing.push(
-            "root (network namespaces need CAP_SYS_ADMIN/CAP_NET_ADMIN): run `sudo -E cargo test --test testbed_topology`",
-        );
-    }
-    if !tool_runs("ip", "-V") {
-        missing.push("the `ip` command: apt-get install iproute2");
-    }
-    if !tool_runs("ping", "-V") {
-        missing.push("the `ping` command: apt-get install iputils-ping");
-    }
-    assert!(
-        missing.is_empty(),
-        "testbed test cannot run; it needs:\n  - {}",
-        missing.join("\n  - ")
-    );
-}
-
-/// One testbed instance. Dropping it runs `down`, so a failed assertion still removes every
-/// namespace it created.
-struct Testbed {
-    prefix: String,
-    state_dir: PathBuf,
-}
-
-impl Testbed {
-    fn up(prefix: &str) -> Testbed {
-        // State files go to a private directory so the test never writes into the source tree.
-        let state_dir = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
-        std::fs::create_dir_all(&state_dir).expect("create state dir");
-        let tb = Testbed {
-            prefix: prefix.to_string(),
-            state_dir,
-        };
-        let out = tb.run(&["up"]);
-        assert!(
-            out.status.success(),
-            "testbed/run up failed:\n{}",
-            text(&out)
-        );
-        tb
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(repo_dir().join("testbed/run"))
-            .arg("--prefix")
-            .arg(&self.prefix)
-            .args(args)
-            .env("M6_STATE_DIR", &self.state_dir)
-            .output()
-            .expect("spawn testbed/run")
-    }
-
-    fn state_file(&self) -> PathBuf {
-        self.state_dir.join(format!("{}.env", self.prefix))
-    }
-
-    fn state(&self) -> HashMap<String, String> {
-        let path = self.state_file();
-        let body = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        parse_env(&body)
-    }
-
-    fn ns(&self, node: &str) -> String {
-        format!("{}-{node}", self.prefix)
+impl TopologyExt for Testbed {
+    /// The state file as it is now (`move` rewrites it).
+    fn state_now(&self) -> HashMap<String, String> {
+        read_state(&self.state_file()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn exec(&self, node: &str, cmd: &[&str]) -> Output {
-        Command::new("ip")
+        std::process::Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
             .args(cmd)
             .output()
@@ -137,39 +60,10 @@ impl Testbed {
     }
 }
 
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = self.run(&["down"]);
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-    }
-}
-
-fn parse_env(body: &str) -> HashMap<String, String> {
-    body.lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn key<'a>(state: &'a HashMap<String, String>, k: &str) -> &'a str {
     state
         .get(k)
         .unwrap_or_else(|| panic!("state file has no {k}: {state:?}"))
-}
-
-fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    let head = format!("{prefix}-");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&head))
-        .map(str::to_string)
-        .collect()
 }
 
 fn assert_gone(prefix: &str, state_file: &Path) {
@@ -184,11 +78,11 @@ fn assert_gone(prefix: &str, state_file: &Path) {
 
 #[test]
 fn testbed_up_ping_move_down() {
-    require_environment();
+    testbed::require("testbed_topology", &[Tool::Ip, Tool::Ping]);
     let started = Instant::now();
     let pid = std::process::id();
-    let tb = Testbed::up(&format!("m6t{pid}"));
-    let s = tb.state();
+    let tb = Testbed::up(format!("m6t{pid}"), None);
+    let s = tb.state_now();
 
     // Every documented key is present and the addresses are the documented ones.
     for k in [
@@ -238,8 +132,8 @@ fn testbed_up_ping_move_down() {
     tb.assert_ping("client", key(&s, "M6_MN_HOME_ADDR"), "client -> mn at home");
 
     // A second testbed with another prefix coexists with the first.
-    let tb2 = Testbed::up(&format!("m6u{pid}"));
-    let s2 = tb2.state();
+    let tb2 = Testbed::up(format!("m6u{pid}"), None);
+    let s2 = tb2.state_now();
     tb2.assert_ping("client", key(&s2, "M6_SN2_ADDR"), "second testbed");
     tb.assert_ping("client", key(&s, "M6_SN2_ADDR"), "first testbed, second up");
     let (prefix2, state2) = (tb2.prefix.clone(), tb2.state_file());
@@ -251,7 +145,7 @@ fn testbed_up_ping_move_down() {
     // Handover: the MN leaves its home link for foreign2.
     let out = tb.run(&["move", "mn", "foreign2"]);
     assert!(out.status.success(), "move: {}", text(&out));
-    let s = tb.state();
+    let s = tb.state_now();
     assert_eq!(key(&s, "M6_MN_LINK"), "foreign2");
     let coa = key(&s, "M6_MN_COA_FOREIGN2");
     assert_eq!(key(&s, "M6_MN_ADDR"), coa);

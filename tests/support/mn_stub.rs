@@ -5,8 +5,8 @@
 //!
 //! Used by `tests/cn_daemon.rs` (which asserts on what each step returns) and by
 //! `examples/rr_client.rs` (which prints it, for `scripts/demo`). Both include it with
-//! `#[path]` and must also have `mod proto_support;` (from `tests/proto_support/mod.rs`) at
-//! their crate root.
+//! `#[path]` and must also have `mod proto_support;` (from `tests/proto_support/mod.rs`) and
+//! `mod testbed;` (from `tests/support/testbed.rs`) at their crate root.
 //!
 //! **Stand-in for the home agent.** The HA role is not wired into the daemon yet, so
 //! nothing tunnels the HoA's traffic to the MN. Instead the MN owns its HoA on `lo`, and
@@ -26,6 +26,7 @@
 #![allow(dead_code)]
 
 use super::proto_support::{ack, MnStub};
+use super::testbed::ip_netns;
 use mip6d::crypto::rr;
 use mip6d::datapath::rewrite;
 use mip6d::sys::netns;
@@ -38,8 +39,6 @@ use mip6d::wire::proto;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -60,40 +59,6 @@ pub const HOME_COOKIE: [u8; 8] = [0x11; 8];
 pub const CARE_OF_COOKIE: [u8; 8] = [0x22; 8];
 
 // --- commands and the testbed's state file ------------------------------------------------------
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs `cmd` inside namespace `ns` (`ip netns exec`); its stdout, or an error with all
-/// it said.
-pub fn ip_netns(ns: &str, cmd: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(cmd)
-        .output()
-        .map_err(|e| format!("spawn ip netns exec: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("{ns}: {cmd:?}:\n{}", text(&out)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The testbed's state file (`testbed/run`, "State file"): `KEY=value` lines.
-pub fn read_state(path: &Path) -> Result<HashMap<String, String>, String> {
-    let body =
-        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    Ok(body
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
 
 pub fn state_addr(state: &HashMap<String, String>, key: &str) -> Result<Ipv6Addr, String> {
     state

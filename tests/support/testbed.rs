@@ -1,0 +1,187 @@
+//! The namespace testbed (`testbed/run`) from a test's side: the environment checks every
+//! root test makes, and a [`Testbed`] guard whose drop runs `down`, so that a failed
+//! assertion still removes every namespace it created.
+//!
+//! Included with `#[path = "support/testbed.rs"] mod testbed;` by the tests (and by
+//! `examples/rr_client.rs` for the helpers `mn_stub` uses).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A finished command, exit status and both streams, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd` inside namespace `ns` (`ip netns exec`); its stdout, or an error with all
+/// it said.
+pub fn ip_netns(ns: &str, cmd: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .output()
+        .map_err(|e| format!("spawn ip netns exec: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{ns}: {cmd:?}:\n{}", text(&out)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The testbed's state file (`testbed/README.md`, "State file"): `KEY=value` lines.
+pub fn read_state(path: &Path) -> Result<HashMap<String, String>, String> {
+    let body =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    Ok(body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn tool_runs(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// What a root test needs besides root.
+#[derive(Clone, Copy)]
+pub enum Tool {
+    Ip,
+    Ip6tables,
+    Ping,
+}
+
+/// Fails — never skips — naming what to install when the test cannot run here: a silently
+/// skipped network test is indistinguishable from a passing one.
+pub fn require(test: &str, tools: &[Tool]) {
+    let mut missing = Vec::new();
+    if effective_uid() != Some(0) {
+        missing.push(format!(
+            "root (namespaces, netfilter queues and raw sockets need it): run `sudo -E cargo test --test {test}`"
+        ));
+    }
+    for t in tools {
+        let (cmd, arg, package) = match t {
+            Tool::Ip => ("ip", "-V", "iproute2"),
+            Tool::Ip6tables => ("ip6tables", "-V", "iptables"),
+            Tool::Ping => ("ping", "-V", "iputils-ping"),
+        };
+        if !tool_runs(cmd, arg) {
+            missing.push(format!("the `{cmd}` command: apt-get install {package}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{test} cannot run; it needs:\n  - {}",
+        missing.join("\n  - ")
+    );
+}
+
+/// Names of the host's network namespaces that belong to testbed `prefix`.
+pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mine = format!("{prefix}-");
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&mine))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One testbed instance with its own prefix and state directory.
+pub struct Testbed {
+    pub prefix: String,
+    pub state_dir: PathBuf,
+    pub state: HashMap<String, String>,
+}
+
+impl Testbed {
+    /// `testbed/run up`, then, with `mn_link`, `move mn <link>`.
+    pub fn up(prefix: String, mn_link: Option<&str>) -> Testbed {
+        let state_dir = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
+        std::fs::create_dir_all(&state_dir).expect("create state dir");
+        let mut tb = Testbed {
+            prefix,
+            state_dir,
+            state: HashMap::new(),
+        };
+        let out = tb.run(&["up"]);
+        assert!(out.status.success(), "testbed/run up:\n{}", text(&out));
+        if let Some(link) = mn_link {
+            let out = tb.run(&["move", "mn", link]);
+            assert!(out.status.success(), "testbed/run move:\n{}", text(&out));
+        }
+        tb.reload_state();
+        tb
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testbed/run"))
+            .arg("--prefix")
+            .arg(&self.prefix)
+            .args(args)
+            .env("M6_STATE_DIR", &self.state_dir)
+            .env("M6_QUIET", "1")
+            .output()
+            .expect("spawn testbed/run")
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir.join(format!("{}.env", self.prefix))
+    }
+
+    /// Re-reads the state file (`move` updates it).
+    pub fn reload_state(&mut self) {
+        self.state = read_state(&self.state_file()).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    pub fn addr(&self, key: &str) -> Ipv6Addr {
+        self.state
+            .get(key)
+            .unwrap_or_else(|| panic!("state file has no {key}: {:?}", self.state.keys()))
+            .parse()
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
+    pub fn ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    /// Runs a command in `node`'s namespace and insists it succeeds.
+    pub fn sh(&self, node: &str, cmd: &[&str]) -> String {
+        ip_netns(&self.ns(node), cmd).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+        if !std::thread::panicking() {
+            let left = namespaces_with_prefix(&self.prefix);
+            assert!(left.is_empty(), "namespaces left behind: {left:?}");
+        }
+    }
+}
