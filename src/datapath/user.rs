@@ -584,7 +584,6 @@ mod tests {
     use super::*;
     use crate::crypto::rr;
     use crate::proto::cn::CnConfig;
-    use crate::wire::checksum;
     use crate::wire::mh::{BuFlags, Message, MhRepr};
     use crate::wire::mh_option::MobilityOption;
     use crate::wire::packet::{PacketBuilder, Payload};
@@ -637,25 +636,15 @@ mod tests {
     /// A UDP datagram from the MN's care-of address with a Home Address option, its
     /// checksum over the home address (as a route-optimising MN sends it).
     fn udp_with_hao(hoa: Ipv6Addr, coa: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
-        let mut u = vec![0x9c, 0x40, 0x13, 0x8d, 0, 12, 0, 0, b'd', b'a', b't', b'a'];
-        let ck = checksum::compute(&hoa, &dst, proto::UDP, &u);
-        u[6..8].copy_from_slice(&ck.to_be_bytes());
-        let mut pkt = vec![0u8; 40];
-        // Destination Options: Next Header UDP, length 2 (24 bytes): PadN(2), HAO.
-        pkt.extend_from_slice(&[proto::UDP, 2, 1, 2, 0, 0, 0xc9, 16]);
-        pkt.extend_from_slice(&hoa.octets());
-        pkt.extend_from_slice(&u);
-        Ipv6Header {
-            traffic_class: 0,
-            flow_label: 0,
-            payload_len: (pkt.len() - 40) as u16,
-            next_header: proto::DESTINATION_OPTIONS,
-            hop_limit: 64,
-            src: coa,
-            dst,
+        PacketBuilder {
+            home_address_option: Some(hoa),
+            ..PacketBuilder::new(coa, dst)
         }
-        .emit(&mut pkt);
-        pkt
+        .build(Payload::Udp {
+            src_port: 40000,
+            dst_port: 5005,
+            data: b"data",
+        })
     }
 
     /// Return routability and a Binding Update through `receive`, as the queue delivers

@@ -284,6 +284,12 @@ fn walk(data: &[u8], packet: &mut Packet, depth: usize) -> Result<()> {
 pub enum Payload<'a> {
     Mobility(&'a MhRepr),
     Icmpv6(&'a Icmpv6Repr),
+    /// A UDP datagram: route-optimised data as a mobile node or correspondent sends it.
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        data: &'a [u8],
+    },
 }
 
 /// Builds whole IPv6 packets the way a Mobile IPv6 node sends them: a Type 2 Routing
@@ -316,6 +322,7 @@ impl PacketBuilder {
         let upper = match payload {
             Payload::Mobility(_) => proto::MOBILITY,
             Payload::Icmpv6(_) => proto::ICMPV6,
+            Payload::Udp { .. } => proto::UDP,
         };
         let final_src = self.home_address_option.unwrap_or(self.src);
         let final_dst = self.type2_routing.unwrap_or(self.dst);
@@ -347,6 +354,26 @@ impl PacketBuilder {
         match payload {
             Payload::Mobility(m) => out.extend_from_slice(&m.to_bytes(&final_src, &final_dst)),
             Payload::Icmpv6(i) => out.extend_from_slice(&i.to_bytes(&final_src, &final_dst)),
+            Payload::Udp {
+                src_port,
+                dst_port,
+                data,
+            } => {
+                let start = out.len();
+                out.extend_from_slice(&src_port.to_be_bytes());
+                out.extend_from_slice(&dst_port.to_be_bytes());
+                out.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(data);
+                // Like every upper-layer checksum, over the home addresses (§6.1.1's rule
+                // holds for UDP too: the receiver checks after HAO / RH2 processing).
+                let mut c = checksum::compute(&final_src, &final_dst, proto::UDP, &out[start..]);
+                if c == 0 {
+                    // RFC 8200 §8.1: a computed UDP checksum of zero is sent as all ones.
+                    c = 0xffff;
+                }
+                out[start + 6..start + 8].copy_from_slice(&c.to_be_bytes());
+            }
         }
         Ipv6Header {
             traffic_class: 0,
@@ -359,5 +386,50 @@ impl PacketBuilder {
         }
         .emit(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// A route-optimised UDP datagram (MN → CN with the Home Address option): the UDP
+    /// checksum covers the home address, so it verifies once the receiver has swapped the
+    /// HAO into the source — and not over the care-of address on the wire.
+    #[test]
+    fn udp_with_home_address_option_checksums_over_the_home_address() {
+        let (hoa, coa, cn) = (
+            a("2001:db8:1::100"),
+            a("2001:db8:41::100"),
+            a("2001:db8:3::1"),
+        );
+        let bytes = PacketBuilder {
+            home_address_option: Some(hoa),
+            ..PacketBuilder::new(coa, cn)
+        }
+        .build(Payload::Udp {
+            src_port: 40000,
+            dst_port: 5005,
+            data: b"hello",
+        });
+        let p = parse(&bytes).unwrap();
+        assert_eq!(p.error, None);
+        assert_eq!((p.ip.src, p.final_src()), (coa, hoa));
+        let udp_at = IPV6_HEADER_LEN + 24;
+        assert!(matches!(
+            p.headers.last(),
+            Some(Header::Upper {
+                protocol: proto::UDP,
+                len: 13
+            })
+        ));
+        let udp = &bytes[udp_at..];
+        assert_eq!(&udp[..4], &[0x9c, 0x40, 0x13, 0x8d]);
+        assert!(checksum::verify(&hoa, &cn, proto::UDP, udp));
+        assert!(!checksum::verify(&coa, &cn, proto::UDP, udp));
     }
 }

@@ -32,10 +32,8 @@ use mip6d::datapath::rewrite;
 use mip6d::sys::netns;
 use mip6d::sys::nfqueue::{NfQueue, Verdict};
 use mip6d::sys::raw::{RawSocket, IPPROTO_RAW};
-use mip6d::wire::checksum;
 use mip6d::wire::mh::{self, Message, MhRepr};
-use mip6d::wire::packet::{self, Header, Ipv6Header, Packet, PacketBuilder, Payload};
-use mip6d::wire::proto;
+use mip6d::wire::packet::{self, Header, Packet, PacketBuilder, Payload};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
@@ -293,31 +291,15 @@ pub fn udp_with_hao(
     port: u16,
     data: &[u8],
 ) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&40000u16.to_be_bytes());
-    u.extend_from_slice(&port.to_be_bytes());
-    u.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(data);
-    let ck = checksum::compute(&hoa, &dst, proto::UDP, &u);
-    u[6..8].copy_from_slice(&ck.to_be_bytes());
-    let mut pkt = vec![0u8; 40];
-    // Destination Options, 24 bytes: PadN(4) puts the HAO at 8n+6 (RFC 6275 §6.3), as
-    // Linux lays it out.
-    pkt.extend_from_slice(&[proto::UDP, 2, 1, 2, 0, 0, 0xc9, 16]);
-    pkt.extend_from_slice(&hoa.octets());
-    pkt.extend_from_slice(&u);
-    Ipv6Header {
-        traffic_class: 0,
-        flow_label: 0,
-        payload_len: (pkt.len() - 40) as u16,
-        next_header: proto::DESTINATION_OPTIONS,
-        hop_limit: 64,
-        src: coa,
-        dst,
+    PacketBuilder {
+        home_address_option: Some(hoa),
+        ..PacketBuilder::new(coa, dst)
     }
-    .emit(&mut pkt);
-    pkt
+    .build(Payload::Udp {
+        src_port: 40000,
+        dst_port: port,
+        data,
+    })
 }
 
 pub fn rh2_home(p: &Packet) -> Option<Ipv6Addr> {
