@@ -266,7 +266,12 @@ fn main() {
         bytes: None,
     });
 
-    println!("\nbinding cache benchmark: {n} bindings, one core, release build\n");
+    let build = if cfg!(debug_assertions) {
+        "debug build (smoke run, not a measurement)"
+    } else {
+        "release build"
+    };
+    println!("\nbinding cache benchmark: {n} bindings, one core, {build}\n");
     println!(
         "| {:<44} | {:>9} | {:>10} | {:>13} | {:>13} |",
         "operation", "ops", "time", "ops/s", "bytes/binding"
