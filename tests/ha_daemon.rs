@@ -44,6 +44,131 @@ fn rule_packets(save: &str, needle: &str) -> Option<u64> {
     counters.split(':').next()?.parse().ok()
 }
 
+const HA_CONF: &str =
+    "NodeConfig HA;\nDatapath user;\nDebugLevel 1;\nHaMaxBindingLife 600;\nInterface \"home1\";\n";
+
+/// Starts `mip6d -f` with `conf` in `node`'s namespace (`ip netns exec` execs it: same
+/// pid); the guard stops it.
+fn spawn_in(tb: &Testbed, node: &str, name: &str, conf: &str) -> Daemon {
+    let mut d = Daemon::new(name, conf);
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &tb.ns(node)])
+        .arg(env!("CARGO_BIN_EXE_mip6d"))
+        .arg("-f")
+        .arg("-c")
+        .arg(&d.config)
+        .arg("--control-socket")
+        .arg(&d.socket)
+        .arg("--pid-file")
+        .arg(&d.pid_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&d.log).unwrap());
+    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
+        cmd.env_remove(v);
+    }
+    d.spawn(cmd);
+    d
+}
+
+/// SIGTERM, exit 0, and nothing the daemon said was a warning.
+fn stop(mut d: Daemon) {
+    d.signal(libc::SIGTERM);
+    let st = d.wait_exit();
+    assert!(st.success(), "mip6d exit: {st}\n{}", d.stderr());
+    let log = d.stderr();
+    assert!(
+        !log.contains("WARN") && !log.contains("ERROR"),
+        "the daemon warned:\n{log}"
+    );
+    if std::env::var_os("MIP6D_TEST_LOG").is_some() {
+        eprintln!("{log}");
+    }
+}
+
+/// Return routability and route optimisation with the client's `mip6d` CN, the home
+/// test going through the real HA's tunnel both ways (what `cn_daemon` does with a
+/// stand-in for the HA).
+#[test]
+fn route_optimisation_with_a_correspondent_through_the_real_home_agent() {
+    testbed::require("ha_daemon", &[Tool::Ip, Tool::Ip6tables]);
+    let tb = Testbed::up(format!("hro{}", std::process::id()), Some("foreign1"));
+    let (hoa, coa, cn, ha) = (
+        tb.addr("M6_MN_HOME_ADDR"),
+        tb.addr("M6_MN_COA_FOREIGN1"),
+        tb.addr("M6_CLIENT_ADDR"),
+        tb.addr("M6_HA1_ADDR"),
+    );
+    tb.sh(
+        "mn",
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{hoa}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    let had = spawn_in(&tb, "ha1", "hro-ha", HA_CONF);
+    let cnd = spawn_in(
+        &tb,
+        "client",
+        "hro-cn",
+        "NodeConfig CN;\nDatapath user;\nDebugLevel 1;\nDoRouteOptimizationCN enabled;\n",
+    );
+    let mut m = ok(Mn::start(&tb.ns("mn"), &tb.ns("client"), hoa, coa, cn));
+    let ba = ok(m.home_register(ha, 50));
+    assert_eq!((ba.src, ba.status), (ha, 0), "{ba:?}");
+    ok(m.queue.home_tunnel(ha, coa));
+
+    // The HoTI leaves from the HoA into the tunnel, the HoT comes back through it.
+    ok(m.send_test_inits());
+    let (hot, cot) = ok(m.receive_tests());
+    assert_eq!((hot.src, hot.dst), (cn, hoa), "HoT to the HoA");
+    assert_eq!((cot.src, cot.dst), (cn, coa), "CoT to the CoA");
+    let save = tb.sh("ha1", &["ip6tables-save", "-c"]);
+    assert!(
+        rule_packets(&save, &format!("-s {coa}/128 -d {ha}/128")).is_some_and(|n| n >= 1),
+        "the HoTI went through the HA's tunnel:\n{save}"
+    );
+    assert!(
+        rule_packets(&save, &format!("-A PREROUTING -d {hoa}/128")).is_some_and(|n| n >= 1),
+        "the HoT went through the HA's tunnel:\n{save}"
+    );
+
+    let ba = ok(m.bind(50));
+    assert_eq!((ba.src, ba.dst, ba.rh2_home), (cn, coa, Some(hoa)));
+    assert!(ba.authenticator_valid, "BA authenticator: {ba:?}");
+    assert_eq!(ba.status, 0, "{ba:?}");
+    let bc = mip6ctl_json(&cnd.socket, "bc");
+    assert_eq!(bc["entries"][0]["kind"], "cache", "{bc}");
+    let bc = mip6ctl_json(&had.socket, "bc");
+    assert_eq!(bc["entries"][0]["kind"], "home", "{bc}");
+
+    // Route optimised both ways, the HA no longer in the path.
+    let got = ok(m.datagram_to_home(b"route optimised"));
+    assert_eq!(
+        (got.payload.as_slice(), got.from),
+        (&b"route optimised"[..], IpAddr::V6(cn))
+    );
+    let got = ok(m.datagram_from_home(b"from the HoA", mn_stub::PATIENCE));
+    let got = got.expect("datagram with HAO delivered");
+    assert_eq!(got.from, IpAddr::V6(hoa));
+
+    stop(cnd);
+    stop(had);
+    drop(m);
+    for node in ["ha1", "client", "mn"] {
+        let rules = tb.sh(node, &["ip6tables-save"]);
+        assert!(
+            !rules.contains("NFQUEUE"),
+            "{node}: rules left behind:\n{rules}"
+        );
+    }
+}
+
 #[test]
 fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     testbed::require("ha_daemon", &[Tool::Ip, Tool::Ip6tables, Tool::Ping]);
@@ -71,27 +196,7 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     );
     let proxy_ndp = tb.sh("ha1", &["sysctl", "-n", "net.ipv6.conf.home1.proxy_ndp"]);
 
-    let mut d = Daemon::new(
-        "had",
-        "NodeConfig HA;\nDatapath user;\nDebugLevel 1;\nHaMaxBindingLife 600;\nInterface \"home1\";\n",
-    );
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &tb.ns("ha1")])
-        .arg(env!("CARGO_BIN_EXE_mip6d"))
-        .arg("-f")
-        .arg("-c")
-        .arg(&d.config)
-        .arg("--control-socket")
-        .arg(&d.socket)
-        .arg("--pid-file")
-        .arg(&d.pid_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&d.log).unwrap());
-    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
-        cmd.env_remove(v);
-    }
-    d.spawn(cmd);
+    let mut d = spawn_in(&tb, "ha1", "had", HA_CONF);
     let rules = tb.sh("ha1", &["ip6tables-save"]);
     assert_eq!(
         rules.matches("NFQUEUE").count(),

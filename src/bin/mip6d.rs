@@ -73,7 +73,8 @@ struct Args {
     datapath: Option<DatapathArg>,
 
     /// Netfilter queue the user data path receives on; it also uses the next one (route
-    /// optimisation). Queue numbers are per network namespace.
+    /// optimisation), and a home agent the one after (its tunnel). Queue numbers are per
+    /// network namespace.
     #[arg(long, value_name = "N", default_value_t = mip6d::datapath::user::DEFAULT_QUEUE)]
     nfqueue: u16,
 

@@ -8,8 +8,8 @@
 //! `#[path]` and must also have `mod proto_support;` (from `tests/proto_support/mod.rs`) and
 //! `mod testbed;` (from `tests/support/testbed.rs`) at their crate root.
 //!
-//! **Stand-in for the home agent.** The HA role is not wired into the daemon yet, so
-//! nothing tunnels the HoA's traffic to the MN. Instead the MN owns its HoA on `lo`, and
+//! **Stand-in for the home agent** (`tests/cn_daemon.rs`, `rr_client --stand-in`), which
+//! keeps the CN test independent of the HA: the MN owns its HoA on `lo`, and
 //! the router (and ha1, for its own packets) get a host route for the HoA toward the
 //! MN's care-of address on foreign1 ([`install_stand_in`]). The Home Test then reaches
 //! the MN "at home" without a tunnel; everything between CN and CoA is what it would be
