@@ -4,7 +4,7 @@
 //! ways, and the deregistration.
 //!
 //! ```text
-//! rr_client --testbed-prefix P [--stand-in] [--count N] [--kbm-out FILE] [--between CMD]
+//! rr_client --testbed-prefix P [--stand-in | --home-agent] [--count N] [--kbm-out FILE] [--between CMD]
 //! rr_client --ns MN-NS --cn-ns CN-NS --hoa A --coa A --cn A [--count N] [--kbm-out FILE] [--between CMD]
 //! ```
 //!
@@ -14,6 +14,10 @@
 //! - `--stand-in` (with `--testbed-prefix`) first installs the stand-in for the home agent
 //!   (the HoA on the MN's `lo`, host routes on the router and ha1; see
 //!   `tests/support/mn_stub.rs`). Otherwise that must be in place already.
+//! - `--home-agent` (with `--testbed-prefix`) instead registers with the real `mip6d`
+//!   home agent on ha1 first (the HoA on the MN's `lo`, a home Binding Update, the MN's
+//!   side of the ip6ip6 tunnel), so the Home Test Init and Home Test go through the HA's
+//!   tunnel; the home registration is removed at the end.
 //! - `--count N` datagrams each way (default 1).
 //! - `--kbm-out FILE` writes the Kbm of the registration and of the deregistration in hex,
 //!   one per line (for `mip6ctl decode --kbm`).
@@ -38,13 +42,16 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 use testbed::read_state;
 
-const USAGE: &str = "usage: rr_client --testbed-prefix P [--stand-in] [--count N] [--kbm-out FILE] [--between CMD]
+const USAGE: &str = "usage: rr_client --testbed-prefix P [--stand-in | --home-agent] [--count N] [--kbm-out FILE] [--between CMD]
        rr_client --ns MN-NS --cn-ns CN-NS --hoa A --coa A --cn A [--count N] [--kbm-out FILE] [--between CMD]";
 
 #[derive(Default)]
 struct Args {
     prefix: Option<String>,
     stand_in: bool,
+    /// With `--home-agent`: the HA's address (from the state file).
+    home_agent: Option<Ipv6Addr>,
+    use_home_agent: bool,
     ns: Option<String>,
     cn_ns: Option<String>,
     hoa: Option<Ipv6Addr>,
@@ -64,6 +71,10 @@ fn parse_args() -> Result<Args, String> {
     while let Some(flag) = it.next() {
         if flag == "--stand-in" {
             a.stand_in = true;
+            continue;
+        }
+        if flag == "--home-agent" {
+            a.use_home_agent = true;
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -90,11 +101,14 @@ fn parse_args() -> Result<Args, String> {
 /// Fills in what the testbed's state file knows, and installs the stand-in if asked.
 fn from_testbed(a: &mut Args) -> Result<(), String> {
     let Some(prefix) = a.prefix.clone() else {
-        if a.stand_in {
-            return Err("--stand-in needs --testbed-prefix".into());
+        if a.stand_in || a.use_home_agent {
+            return Err("--stand-in and --home-agent need --testbed-prefix".into());
         }
         return Ok(());
     };
+    if a.stand_in && a.use_home_agent {
+        return Err("--stand-in and --home-agent: one or the other".into());
+    }
     let dir = std::env::var_os("M6_STATE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testbed/state"));
@@ -110,6 +124,15 @@ fn from_testbed(a: &mut Args) -> Result<(), String> {
     a.hoa.get_or_insert(state_addr(&state, "M6_MN_HOME_ADDR")?);
     a.coa.get_or_insert(state_addr(&state, "M6_MN_ADDR")?);
     a.cn.get_or_insert(state_addr(&state, "M6_CLIENT_ADDR")?);
+    if a.use_home_agent {
+        a.home_agent = Some(state_addr(&state, "M6_HA1_ADDR")?);
+        let host = format!("{}/128", a.hoa.unwrap());
+        mn_stub_ip(
+            &ns("mn"),
+            &["ip", "addr", "add", &host, "dev", "lo", "nodad"],
+        )?;
+        println!("The home address on the mobile node's lo (away from home, it must own it).");
+    }
     if a.stand_in {
         println!("The home agent's tunnel, stood in for by addresses and host routes:");
         let (mn_ns, router_ns, ha1_ns) = (ns("mn"), ns("router"), ns("ha1"));
@@ -124,6 +147,10 @@ fn from_testbed(a: &mut Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn mn_stub_ip(ns: &str, cmd: &[&str]) -> Result<(), String> {
+    testbed::ip_netns(ns, cmd).map(|_| ())
 }
 
 fn need<T: Clone>(v: &Option<T>, flag: &str) -> Result<T, String> {
@@ -153,6 +180,30 @@ fn run() -> Result<(), String> {
         "Mobile node {hoa} (home address), away at {coa} (care-of address), in {ns};\n\
          correspondent {cn}, a mip6d in {cn_ns}."
     );
+
+    if let Some(ha) = a.home_agent {
+        println!("\nHome registration with the home agent {ha}:");
+        println!("  BU sent from {coa} with a Home Address option {hoa}: H and A flags, Alternate Care-of Address {coa}");
+        let ba = m.home_register(ha, 50)?;
+        println!(
+            "  BA received from {} at {}{}: status {}, sequence {}, lifetime {} s (no IPsec on this testbed)",
+            ba.src,
+            ba.dst,
+            ba.rh2_home
+                .map(|h| format!(" with a Type 2 Routing Header for {h}"))
+                .unwrap_or_default(),
+            ba.status,
+            ba.sequence,
+            u32::from(ba.lifetime_units) * 4
+        );
+        check(ba.status == 0 && ba.src == ha, || {
+            format!("the home registration was not accepted: {ba:?}")
+        })?;
+        m.queue.home_tunnel(ha, coa)?;
+        println!(
+            "  tunnel {coa} <-> {ha} on: the home address's traffic goes through the home agent"
+        );
+    }
 
     println!("\nReturn routability:");
     m.send_test_inits()?;
@@ -251,6 +302,12 @@ fn run() -> Result<(), String> {
         "  a datagram with a Home Address option now gets a Binding Error (status {}, home address {}) and is not delivered",
         be.status, be.home_address
     );
+
+    if let Some(ha) = a.home_agent {
+        let ba = m.home_register(ha, 0)?;
+        check(ba.status == 0, || format!("home deregistration: {ba:?}"))?;
+        println!("\nHome deregistration with {ha}: BA status 0");
+    }
 
     if let Some(f) = &a.kbm_out {
         let body: String = keys

@@ -9,8 +9,10 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use mip6d::config::{self, Config, ConfigError, Datapath, NodeRole, ParseOptions};
 use mip6d::daemon::reload::{Overrides, Source};
 use mip6d::daemon::{logging, Daemon, Settings};
+use mip6d::datapath::ha_user::{self, HaUserPath};
 use mip6d::datapath::user::CnUserPath;
 use mip6d::proto::cn::{Cn, CnConfig};
+use mip6d::proto::ha::{Ha, HaConfig, HomePrefix};
 use ring::rand::SystemRandom;
 use std::sync::Arc;
 
@@ -71,7 +73,8 @@ struct Args {
     datapath: Option<DatapathArg>,
 
     /// Netfilter queue the user data path receives on; it also uses the next one (route
-    /// optimisation). Queue numbers are per network namespace.
+    /// optimisation), and a home agent the one after (its tunnel). Queue numbers are per
+    /// network namespace.
     #[arg(long, value_name = "N", default_value_t = mip6d::datapath::user::DEFAULT_QUEUE)]
     nfqueue: u16,
 
@@ -273,8 +276,8 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
 }
 
 /// Picks the packet path and plugs the roles into the loop. Every node is a correspondent
-/// node too (umip: the CN part runs in every role); the home agent and mobile node parts
-/// are not wired into the daemon yet.
+/// node too (umip: the CN part runs in every role): a home agent runs the `Ha` machine,
+/// which embeds it; the mobile node part is not wired into the daemon yet.
 fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
     let cfg = daemon.config().clone();
     match cfg.datapath {
@@ -289,19 +292,71 @@ fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
         ),
         Datapath::User => {}
     }
-    if !matches!(cfg.node_config, NodeRole::Cn) {
-        tracing::warn!(
-            "NodeConfig {}: only the correspondent node part runs so far",
-            cfg.node_config.keyword()
-        );
+    if matches!(cfg.node_config, NodeRole::Mn) {
+        tracing::warn!("NodeConfig MN: only the correspondent node part runs so far");
     }
     let now = std::time::Instant::now();
     let cn_config = CnConfig {
         route_optimization: cfg.do_route_optimization_cn,
         ..CnConfig::default()
     };
+    if matches!(cfg.node_config, NodeRole::Ha) {
+        let (home_if, ha_config) = ha_config(&cfg, cn_config)?;
+        let ha = Ha::new(ha_config, Arc::new(SystemRandom::new()), now)
+            .map_err(|_| "home agent: no randomness for the nonces".to_string())?;
+        let path = HaUserPath::start(ha, &home_if, queue, daemon.registry_mut())?;
+        return daemon.add_machine(Box::new(path));
+    }
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
     daemon.add_machine(Box::new(path))
+}
+
+/// The home agent's settings from the configuration. The home link is the first
+/// `Interface` that is not declared for another role. The home prefixes are
+/// `HaServedPrefix` when given, otherwise the global prefixes on the home interface at
+/// start, with an infinite valid lifetime (this data path does not follow the home
+/// link's Router Advertisements yet).
+fn ha_config(cfg: &config::Config, cn: CnConfig) -> Result<(String, HaConfig), String> {
+    let home_if = cfg
+        .interfaces
+        .iter()
+        .find(|i| matches!(i.if_type, None | Some(NodeRole::Ha)))
+        .map(|i| i.name.clone())
+        .ok_or_else(|| {
+            "NodeConfig HA needs an Interface statement naming the home link".to_string()
+        })?;
+    let prefixes: Vec<(std::net::Ipv6Addr, u8)> = if cfg.ha_served_prefixes.is_empty() {
+        ha_user::interface_prefixes(&home_if)?
+    } else {
+        cfg.ha_served_prefixes
+            .iter()
+            .map(|p| (p.addr, p.len))
+            .collect()
+    };
+    if prefixes.is_empty() {
+        return Err(format!(
+            "home interface {home_if} has no global address, so no home prefix to serve"
+        ));
+    }
+    let home_prefixes = prefixes
+        .into_iter()
+        .map(|(prefix, len)| HomePrefix {
+            prefix,
+            len,
+            valid_until: None,
+        })
+        .collect();
+    Ok((
+        home_if,
+        HaConfig {
+            home_prefixes,
+            max_binding_life: std::time::Duration::from_secs(u64::from(cfg.ha_max_binding_life)),
+            accept_mobile_router: cfg.ha_accept_mob_rtr,
+            key_mgmt_mobility: cfg.key_mng_mob_capability,
+            cn,
+            ..HaConfig::default()
+        },
+    ))
 }

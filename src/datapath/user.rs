@@ -67,7 +67,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn new(table: &'static str, chain: &'static str, spec: &[&str]) -> Rule {
+    pub fn new(table: &'static str, chain: &'static str, spec: &[&str]) -> Rule {
         Rule {
             table,
             chain,
@@ -118,7 +118,7 @@ impl Rule {
 }
 
 /// Runs `ip6tables ARGS` and turns a failure into an error carrying its message.
-fn ip6tables(args: &[String]) -> io::Result<()> {
+pub(crate) fn ip6tables(args: &[String]) -> io::Result<()> {
     let mut cmd = Command::new("ip6tables");
     cmd.args(args);
     crate::sys::process::unblock_signals_in_child(&mut cmd);
@@ -267,10 +267,37 @@ pub enum Disposition {
     Drop,
 }
 
-/// Decides a packet from the receive queue and feeds the CN machine what it learns.
+/// What the receive and route-optimisation queues need from a protocol machine: a
+/// correspondent node, or a home agent (which hands everything but home registrations to
+/// the correspondent node it embeds).
+pub trait Responder {
+    fn handle(&mut self, event: Event<'_>, now: Instant);
+    /// The care-of address of the route-optimisation binding (local, hoa), if any.
+    fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr>;
+}
+
+impl Responder for Cn {
+    fn handle(&mut self, event: Event<'_>, now: Instant) {
+        Cn::handle(self, event, now)
+    }
+    fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
+        self.binding(local, hoa).map(|b| b.coa)
+    }
+}
+
+impl Responder for crate::proto::ha::Ha {
+    fn handle(&mut self, event: Event<'_>, now: Instant) {
+        crate::proto::ha::Ha::handle(self, event, now)
+    }
+    fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
+        self.cn().binding(local, hoa).map(|b| b.coa)
+    }
+}
+
+/// Decides a packet from the receive queue and feeds the machine what it learns.
 /// Never panics, whatever the bytes.
 pub fn receive(
-    cn: &mut Cn,
+    cn: &mut impl Responder,
     payload: &[u8],
     now: Instant,
     ctx_mh: &mut impl FnMut(u8),
@@ -317,9 +344,7 @@ pub fn receive(
     match rewrite::receive_hao(&mut buf) {
         Ok(info) => {
             let local = pkt.ip.dst;
-            let bound = cn
-                .binding(&local, &info.home)
-                .is_some_and(|b| b.coa == info.care_of);
+            let bound = cn.ro_coa(&local, &info.home) == Some(info.care_of);
             if bound {
                 cn.handle(
                     Event::BindingUsed {
@@ -352,9 +377,9 @@ pub fn receive(
 
 /// A packet from the route-optimisation queue: `Some(rewritten)` when (source,
 /// destination) has a binding.
-pub fn route_optimise(cn: &mut Cn, payload: &[u8], now: Instant) -> Option<Vec<u8>> {
+pub fn route_optimise(cn: &mut impl Responder, payload: &[u8], now: Instant) -> Option<Vec<u8>> {
     let ip = Ipv6Header::parse(payload).ok()?;
-    let coa = cn.binding(&ip.src, &ip.dst)?.coa;
+    let coa = cn.ro_coa(&ip.src, &ip.dst)?;
     let mut buf = payload.to_vec();
     rewrite::send_rh2(&mut buf, coa).ok()?;
     cn.handle(
@@ -390,16 +415,7 @@ impl CnUserPath {
         let ro_queue = queue
             .checked_add(1)
             .ok_or_else(|| format!("netfilter queue {queue}: the next one must exist too"))?;
-        let bind = |q: u16| -> Result<NfQueue, String> {
-            let nq = NfQueue::bind(q).map_err(|e| {
-                format!("cannot bind netfilter queue {q}: {e} (another process holds it, or no CAP_NET_ADMIN)")
-            })?;
-            nq.set_nonblocking(true)
-                .map_err(|e| format!("netfilter queue {q}: {e}"))?;
-            // Bursts of signalling after a handoff; the default buffer is small.
-            let _ = nq.set_recv_buffer(1 << 20);
-            Ok(nq)
-        };
+        let bind = bind_queue;
         let rx = bind(queue)?;
         let ro = bind(ro_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
@@ -426,75 +442,105 @@ impl CnUserPath {
     }
 
     fn drain_rx(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
-        let mut errors = 0;
-        loop {
-            let p = match self.rx.recv() {
-                Ok(p) => p,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::warn!("netfilter queue (receive): {e}");
-                    errors += 1;
-                    if errors >= MAX_ERRORS_PER_WAKE {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let d = receive(&mut self.cn, &p.payload, now, &mut |t| {
-                ctx.mh.count_received(t)
-            });
-            let r = match &d {
-                Disposition::Consumed | Disposition::Drop => {
-                    self.rx.verdict(p.id, Verdict::Drop, None)
-                }
-                Disposition::Accept(None) => self.rx.verdict(p.id, Verdict::Accept, None),
-                Disposition::Accept(Some(b)) => self.rx.verdict(p.id, Verdict::Accept, Some(b)),
-            };
-            if let Err(e) = r {
-                tracing::warn!("netfilter queue (receive): verdict: {e}");
-            }
-        }
+        drain_receive(&mut self.rx, &mut self.cn, now, ctx);
     }
 
     fn drain_ro(&mut self, now: Instant) {
-        let mut errors = 0;
-        loop {
-            let p: QueuedPacket = match self.ro.recv() {
-                Ok(p) => p,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::warn!("netfilter queue (route optimisation): {e}");
-                    errors += 1;
-                    if errors >= MAX_ERRORS_PER_WAKE {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            // Without a binding (it just went away), the packet goes as it is: toward
-            // the home address, which is what the mobile node's home agent is for.
-            let new = route_optimise(&mut self.cn, &p.payload, now);
-            if let Err(e) = self.ro.verdict(p.id, Verdict::Accept, new.as_deref()) {
-                tracing::warn!("netfilter queue (route optimisation): verdict: {e}");
-            }
-        }
+        drain_route_optimisation(&mut self.ro, &mut self.cn, now);
     }
 
     fn send(&self, t: &Transmit, ctx: &mut Ctx<'_>) {
-        let Some(pkt) = build_packet(t) else {
-            tracing::warn!(
-                "not sending {}: not something a correspondent sends",
-                t.repr
-            );
-            return;
-        };
-        match self.raw.send_to(&pkt, t.dst) {
-            Ok(_) => {
-                ctx.mh.count_sent(t.repr.mh_type());
-                tracing::debug!("sent {} {} -> {}", t.repr, t.src, t.dst);
+        send_transmit(&self.raw, t, ctx);
+    }
+}
+
+/// Binds netfilter queue `q`, non-blocking, for the event loop.
+pub(crate) fn bind_queue(q: u16) -> Result<NfQueue, String> {
+    let nq = NfQueue::bind(q).map_err(|e| {
+        format!(
+            "cannot bind netfilter queue {q}: {e} (another process holds it, or no CAP_NET_ADMIN)"
+        )
+    })?;
+    nq.set_nonblocking(true)
+        .map_err(|e| format!("netfilter queue {q}: {e}"))?;
+    // Bursts of signalling after a handoff; the default buffer is small.
+    let _ = nq.set_recv_buffer(1 << 20);
+    Ok(nq)
+}
+
+/// Reads the receive queue until it would block; every packet gets its verdict.
+pub(crate) fn drain_receive(
+    rx: &mut NfQueue,
+    cn: &mut impl Responder,
+    now: Instant,
+    ctx: &mut Ctx<'_>,
+) {
+    let mut errors = 0;
+    loop {
+        let p = match rx.recv() {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                tracing::warn!("netfilter queue (receive): {e}");
+                errors += 1;
+                if errors >= MAX_ERRORS_PER_WAKE {
+                    return;
+                }
+                continue;
             }
-            Err(e) => tracing::warn!("sending {} to {}: {e}", t.repr, t.dst),
+        };
+        let d = receive(cn, &p.payload, now, &mut |t| ctx.mh.count_received(t));
+        let r = match &d {
+            Disposition::Consumed | Disposition::Drop => rx.verdict(p.id, Verdict::Drop, None),
+            Disposition::Accept(None) => rx.verdict(p.id, Verdict::Accept, None),
+            Disposition::Accept(Some(b)) => rx.verdict(p.id, Verdict::Accept, Some(b)),
+        };
+        if let Err(e) = r {
+            tracing::warn!("netfilter queue (receive): verdict: {e}");
         }
+    }
+}
+
+/// Reads the route-optimisation queue until it would block.
+pub(crate) fn drain_route_optimisation(ro: &mut NfQueue, cn: &mut impl Responder, now: Instant) {
+    let mut errors = 0;
+    loop {
+        let p: QueuedPacket = match ro.recv() {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                tracing::warn!("netfilter queue (route optimisation): {e}");
+                errors += 1;
+                if errors >= MAX_ERRORS_PER_WAKE {
+                    return;
+                }
+                continue;
+            }
+        };
+        // Without a binding (it just went away), the packet goes as it is: toward
+        // the home address, which is what the mobile node's home agent is for.
+        let new = route_optimise(cn, &p.payload, now);
+        if let Err(e) = ro.verdict(p.id, Verdict::Accept, new.as_deref()) {
+            tracing::warn!("netfilter queue (route optimisation): verdict: {e}");
+        }
+    }
+}
+
+/// Sends a Mobility Header the machine built, as it built it.
+pub(crate) fn send_transmit(raw: &RawSocket, t: &Transmit, ctx: &mut Ctx<'_>) {
+    let Some(pkt) = build_packet(t) else {
+        tracing::warn!(
+            "not sending {}: not something a correspondent sends",
+            t.repr
+        );
+        return;
+    };
+    match raw.send_to(&pkt, t.dst) {
+        Ok(_) => {
+            ctx.mh.count_sent(t.repr.mh_type());
+            tracing::debug!("sent {} {} -> {}", t.repr, t.src, t.dst);
+        }
+        Err(e) => tracing::warn!("sending {} to {}: {e}", t.repr, t.dst),
     }
 }
 

@@ -8,12 +8,17 @@
 //! `#[path]` and must also have `mod proto_support;` (from `tests/proto_support/mod.rs`) and
 //! `mod testbed;` (from `tests/support/testbed.rs`) at their crate root.
 //!
-//! **Stand-in for the home agent.** The HA role is not wired into the daemon yet, so
-//! nothing tunnels the HoA's traffic to the MN. Instead the MN owns its HoA on `lo`, and
+//! **Stand-in for the home agent** (`tests/cn_daemon.rs`, `rr_client --stand-in`), which
+//! keeps the CN test independent of the HA: the MN owns its HoA on `lo`, and
 //! the router (and ha1, for its own packets) get a host route for the HoA toward the
 //! MN's care-of address on foreign1 ([`install_stand_in`]). The Home Test then reaches
 //! the MN "at home" without a tunnel; everything between CN and CoA is what it would be
 //! with an HA.
+//!
+//! **With a real home agent** (`tests/ha_daemon.rs`), no stand-in: [`Mn::home_register`]
+//! registers with a `mip6d` HA, and [`MnQueue::home_tunnel`] gives the MN its side of the
+//! ip6ip6 tunnel (raw OUTPUT `-s HoA` → encapsulate CoA → HA; raw PREROUTING `-p 41` →
+//! decapsulate what the HA sends, verdict `Repeat`).
 //!
 //! **The MN's receive queue.** The MN's kernel has no MIP6 either: it would answer the
 //! CN's Type 2 Routing Header with a Parameter Problem. [`MnQueue`] (raw PREROUTING, in
@@ -32,13 +37,14 @@ use mip6d::datapath::rewrite;
 use mip6d::sys::netns;
 use mip6d::sys::nfqueue::{NfQueue, Verdict};
 use mip6d::sys::raw::{RawSocket, IPPROTO_RAW};
-use mip6d::wire::mh::{self, Message, MhRepr};
+use mip6d::wire::mh::{self, BuFlags, Message, MhRepr};
+use mip6d::wire::mh_option::MobilityOption;
 use mip6d::wire::packet::{self, Header, Packet, PacketBuilder, Payload};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -125,6 +131,22 @@ fn queue_rules() -> [Vec<String>; 2] {
     [rule(&["-p", "135"]), rule(&["-m", "rt", "--rt-type", "2"])]
 }
 
+/// The MN's tunnel rules: ip6ip6 arriving, and what leaves from the HoA.
+fn tunnel_rules(hoa: Ipv6Addr) -> [Vec<String>; 2] {
+    let q = MN_QUEUE.to_string();
+    let rule = |chain: &str, m: &[&str]| {
+        let mut v: Vec<String> = vec!["-t".into(), "raw".into(), chain.into()];
+        v.extend(m.iter().map(|s| s.to_string()));
+        v.extend(["-j", "NFQUEUE", "--queue-num", &q].map(String::from));
+        v
+    };
+    let src = format!("{hoa}/128");
+    [
+        rule("PREROUTING", &["-p", "41"]),
+        rule("OUTPUT", &["-s", &src]),
+    ]
+}
+
 fn ip6tables(ns: &str, op: &str, rule: &[String]) -> Result<String, String> {
     // ip6tables -w -t raw -A PREROUTING ...
     let mut cmd: Vec<&str> = vec!["ip6tables", "-w", &rule[0], &rule[1], op];
@@ -136,6 +158,9 @@ fn ip6tables(ns: &str, op: &str, rule: &[String]) -> Result<String, String> {
 /// Routing Header, and sends each (as it arrived) to the MN's thread.
 pub struct MnQueue {
     ns: String,
+    hoa: Ipv6Addr,
+    /// The home tunnel (home agent, care-of address) once [`MnQueue::home_tunnel`] set it.
+    tunnel: Arc<Mutex<Option<(Ipv6Addr, Ipv6Addr)>>>,
     stop: Arc<AtomicBool>,
     rx: mpsc::Receiver<Vec<u8>>,
     handle: Option<JoinHandle<()>>,
@@ -150,6 +175,8 @@ impl MnQueue {
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread_ns = ns.to_string();
         let s = stop.clone();
+        let tunnel: Arc<Mutex<Option<(Ipv6Addr, Ipv6Addr)>>> = Arc::default();
+        let tun = tunnel.clone();
         let handle = std::thread::spawn(move || {
             let setup = netns::enter(&thread_ns).and_then(|_| {
                 let q = NfQueue::bind(MN_QUEUE)?;
@@ -183,7 +210,33 @@ impl MnQueue {
                     .map(|w| w.mobility().is_some())
                     .unwrap_or(false);
                 let mut data = p.payload.clone();
-                let r = if is_mh {
+                let home_tunnel = *tun.lock().unwrap();
+                let src = packet::parse(&p.payload).map(|w| w.ip.src).ok();
+                let r = if let Some((ha, coa)) = home_tunnel {
+                    // With a home registration: HoA-sourced packets (raw OUTPUT) go into
+                    // the tunnel to the HA; what the HA tunnels to us comes out, and the
+                    // raw chain runs again on it (Repeat), so an inner Mobility Header
+                    // meets the -p 135 rule and gets recorded.
+                    if src == Some(hoa) {
+                        if rewrite::encapsulate(&mut data, coa, ha, 64).is_ok() {
+                            q.verdict(p.id, Verdict::Accept, Some(&data))
+                        } else {
+                            q.verdict(p.id, Verdict::Drop, None)
+                        }
+                    } else if let Ok(t) = rewrite::decapsulate(&mut data) {
+                        if t.outer_src == ha && t.inner_dst == hoa {
+                            q.verdict(p.id, Verdict::Repeat, Some(&data))
+                        } else {
+                            q.verdict(p.id, Verdict::Drop, None)
+                        }
+                    } else if is_mh {
+                        q.verdict(p.id, Verdict::Drop, None)
+                    } else if matches!(rewrite::receive_rh2(&mut data), Ok(i) if i.home == hoa) {
+                        q.verdict(p.id, Verdict::Accept, Some(&data))
+                    } else {
+                        q.verdict(p.id, Verdict::Accept, None)
+                    }
+                } else if is_mh {
                     // The stub reads it from the record; the kernel has no MH handler.
                     q.verdict(p.id, Verdict::Drop, None)
                 } else if matches!(rewrite::receive_rh2(&mut data), Ok(i) if i.home == hoa) {
@@ -201,6 +254,8 @@ impl MnQueue {
         // From here on, dropping it (also on an error) stops the worker and removes rules.
         let mq = MnQueue {
             ns: ns.to_string(),
+            hoa,
+            tunnel,
             stop,
             rx,
             handle: Some(handle),
@@ -209,6 +264,18 @@ impl MnQueue {
             ip6tables(ns, "-A", &r)?;
         }
         Ok(mq)
+    }
+
+    /// Turns the MN's side of the home tunnel on: HoA-sourced packets are encapsulated
+    /// (CoA → `ha`), ip6ip6 from `ha` decapsulated. Adds its two rules (once).
+    pub fn home_tunnel(&self, ha: Ipv6Addr, coa: Ipv6Addr) -> Result<(), String> {
+        let was = self.tunnel.lock().unwrap().replace((ha, coa));
+        if was.is_none() {
+            for r in tunnel_rules(self.hoa) {
+                ip6tables(&self.ns, "-A", &r)?;
+            }
+        }
+        Ok(())
     }
 
     /// The next recorded packet for which `want` returns Some, within [`PATIENCE`].
@@ -239,6 +306,11 @@ impl Drop for MnQueue {
         // namespace may be gone already (a failed test's testbed): nothing to remove then.
         for r in queue_rules() {
             let _ = ip6tables(&self.ns, "-D", &r);
+        }
+        if self.tunnel.lock().map(|t| t.is_some()).unwrap_or(false) {
+            for r in tunnel_rules(self.hoa) {
+                let _ = ip6tables(&self.ns, "-D", &r);
+            }
         }
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
@@ -378,6 +450,7 @@ pub struct Mn {
     home_sock: UdpSocket,
     client_sock: UdpSocket,
     sequence: u16,
+    home_sequence: u16,
 }
 
 impl Mn {
@@ -407,6 +480,7 @@ impl Mn {
             home_sock,
             client_sock,
             sequence: 0,
+            home_sequence: 0,
         })
     }
 
@@ -606,5 +680,114 @@ impl Mn {
                 _ => None,
             }
         })
+    }
+
+    // --- home registration with a real home agent ---------------------------------------------
+
+    /// Sends a home registration to `ha` — a Binding Update from the CoA with a Home
+    /// Address option, H and A flags and an Alternate Care-of Address option, no IPsec
+    /// (the HA on this testbed does not require it) — and waits for its Binding
+    /// Acknowledgement. Lifetime 0 deregisters.
+    pub fn home_register(
+        &mut self,
+        ha: Ipv6Addr,
+        lifetime_units: u16,
+    ) -> Result<BindingAck, String> {
+        self.home_sequence = self.home_sequence.wrapping_add(1);
+        let (hoa, coa) = (self.hoa(), self.coa());
+        let repr = MhRepr {
+            message: Message::BindingUpdate {
+                sequence: self.home_sequence,
+                flags: BuFlags {
+                    a: true,
+                    h: true,
+                    ..BuFlags::default()
+                },
+                lifetime_units,
+            },
+            options: vec![MobilityOption::AlternateCareOf(coa)],
+        };
+        let mut b = PacketBuilder::new(coa, ha);
+        b.home_address_option = Some(hoa);
+        let pkt = b.build(Payload::Mobility(&repr));
+        self.raw
+            .send_to(&pkt, ha)
+            .map_err(|e| format!("send the home BU: {e}"))?;
+        let want = self.home_sequence;
+        self.queue
+            .wait("the home agent's Binding Acknowledgement", |p, bytes| {
+                let (repr, _) = mobility(p, bytes)?;
+                let Message::BindingAck {
+                    status,
+                    sequence,
+                    lifetime_units,
+                    ..
+                } = repr.message
+                else {
+                    return None;
+                };
+                (p.ip.src == ha && sequence == want).then(|| BindingAck {
+                    src: p.ip.src,
+                    dst: p.ip.dst,
+                    rh2_home: rh2_home(p),
+                    status,
+                    sequence,
+                    lifetime_units,
+                    authenticator_valid: false,
+                    kbm: [0; 20],
+                })
+            })
+    }
+
+    /// The client's ordinary socket sends `payload` to the HoA; waits until it reaches the
+    /// MN's queue inside an ip6ip6 packet `ha` → CoA, and returns it as the socket on the
+    /// HoA received it.
+    pub fn datagram_to_home_via(&self, ha: Ipv6Addr, payload: &[u8]) -> Result<Delivered, String> {
+        let (hoa, coa, cn) = (self.hoa(), self.coa(), self.cn());
+        self.client_sock
+            .send_to(payload, SocketAddrV6::new(hoa, HOME_PORT, 0, 0))
+            .map_err(|e| format!("send from the client: {e}"))?;
+        self.queue
+            .wait("the datagram in the tunnel from the HA", |p, bytes| {
+                if p.ip.src != ha || p.ip.dst != coa {
+                    return None;
+                }
+                let mut inner = bytes.to_vec();
+                let t = rewrite::decapsulate(&mut inner).ok()?;
+                (t.inner_src == cn && t.inner_dst == hoa).then_some(())
+            })?;
+        let mut buf = [0u8; 1500];
+        let (n, from) = recv_udp(&self.home_sock, &mut buf)
+            .map_err(|e| format!("no datagram on the HoA: {e}"))?;
+        Ok(Delivered {
+            payload: buf[..n].to_vec(),
+            from: from.ip(),
+        })
+    }
+
+    /// The socket on the HoA answers the client's ordinary socket (through the reverse
+    /// tunnel once [`MnQueue::home_tunnel`] is on); returns what the client received, or
+    /// None within `within`.
+    pub fn datagram_from_home_socket(
+        &self,
+        payload: &[u8],
+        within: Duration,
+    ) -> Result<Option<Delivered>, String> {
+        self.client_sock
+            .set_read_timeout(Some(within))
+            .map_err(|e| e.to_string())?;
+        self.home_sock
+            .send_to(
+                payload,
+                SocketAddrV6::new(self.cn(), self.client_port(), 0, 0),
+            )
+            .map_err(|e| format!("send from the HoA: {e}"))?;
+        let mut buf = [0u8; 1500];
+        Ok(recv_udp(&self.client_sock, &mut buf)
+            .ok()
+            .map(|(n, from)| Delivered {
+                payload: buf[..n].to_vec(),
+                from: from.ip(),
+            }))
     }
 }

@@ -1,0 +1,741 @@
+//! The `user` data path of a home agent (RFC 6275 §10), on a kernel without
+//! `CONFIG_IPV6_MIP6` and without `ip6_tunnel`: the [`Ha`] machine (which embeds the
+//! correspondent node) on the correspondent node's two queues, plus a third queue for the
+//! ip6ip6 tunnel to each registered mobile node, done with [`rewrite::encapsulate`] and
+//! [`rewrite::decapsulate`].
+//!
+//! Queues (all bound before any rule that feeds them exists):
+//!
+//! - `N` (receive) and `N + 1` (route optimisation): as for a correspondent node
+//!   ([`super::user`]). Home registrations (a Binding Update with H, from the care-of
+//!   address with a Home Address option) arrive on `N` and go to [`Ha::handle`]; the
+//!   Binding Acknowledgement leaves through the raw socket with its Type 2 Routing Header,
+//!   as the machine built it, never through the tunnel (its destination is the care-of
+//!   address, which no tunnel rule matches).
+//! - `N + 2` (tunnel), rules per home registration:
+//!   - `RouteAdd` → `-t raw -A PREROUTING -d HoA/128` (traffic from others, before the
+//!     routing decision) and `-t mangle -A OUTPUT -d HoA/128` (the home agent's own):
+//!     [`rewrite::encapsulate`] (HA → CoA); the kernel routes the changed packet (in
+//!     PREROUTING the routing decision comes after raw; in LOCAL_OUT a changed address
+//!     makes `nf_reinject` re-route).
+//!   - `TunnelAdd` → `-t raw -A PREROUTING -s CoA/128 -d HA/128 -p 41`:
+//!     [`rewrite::decapsulate`], accepted only when the inner source is a home address
+//!     registered with that care-of address at that home agent address (§10.4.5), and
+//!     handed back with verdict `Repeat`, so the raw chain runs again on the inner packet
+//!     (a Mobility Header for us, or a packet for another mobile node's home address,
+//!     then meets its own rule).
+//! - Once, at start: `-t filter -A INPUT -m conntrack --ctstate INVALID` (no target, it
+//!   only counts). Any conntrack rule turns on conntrack's defragmentation in the
+//!   namespace (priority -400, before raw): a full-size packet tunnelled by the mobile
+//!   node arrives fragmented and could not be decapsulated otherwise (datapath README).
+//!
+//! `ProxyNdAdd`/`ProxyNdDel` → `ip -6 neigh add|del proxy HoA dev <home interface>`, with
+//! `net.ipv6.conf.<home interface>.proxy_ndp` set to 1 (and put back at exit).
+//!
+//! **DAD is simplified** (§10.3.1 wants Duplicate Address Detection on the home link):
+//! `StartDad` is answered at once, failed when the home address (or the link-local one)
+//! is assigned to one of the home agent's interfaces or has a permanent neighbour entry on
+//! the home interface, successful otherwise. No Neighbour Solicitation is sent; a node on
+//! the home link that owns the address without our knowing is not detected.
+//!
+//! Every rule and proxy entry is recorded in the daemon's registry with its undo, so
+//! deregistration, expiry and SIGTERM remove it.
+
+use super::rewrite;
+use super::user::{
+    bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, ro_rule, send_transmit,
+    Rule,
+};
+use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
+use crate::daemon::registry::{EntryId, Registry};
+use crate::proto::binding_cache::BindingKey;
+use crate::proto::event::{Action, Event};
+use crate::proto::ha::{Ha, HaState};
+use crate::sys::nfqueue::{hook, NfQueue, Verdict};
+use crate::sys::raw::{RawSocket, IPPROTO_RAW};
+use crate::wire::packet::Ipv6Header;
+use std::collections::HashMap;
+use std::io;
+use std::net::Ipv6Addr;
+use std::os::fd::RawFd;
+use std::process::Command;
+use std::time::Instant;
+
+/// How many failed reads in a row end one readiness callback (see `user`).
+const MAX_ERRORS_PER_WAKE: usize = 64;
+
+/// Outer hop limit of the tunnel (RFC 2473 §6.3: the tunnel entry point's default).
+const TUNNEL_HOP_LIMIT: u8 = 64;
+
+// --- rules -------------------------------------------------------------------------------------
+
+/// The two rules that bring packets for `hoa` to the tunnel queue.
+pub fn route_rules(hoa: Ipv6Addr, queue: u16) -> [Rule; 2] {
+    let d = format!("{hoa}/128");
+    let q = queue.to_string();
+    let spec = ["-d", d.as_str(), "-j", "NFQUEUE", "--queue-num", q.as_str()];
+    [
+        Rule::new("raw", "PREROUTING", &spec),
+        Rule::new("mangle", "OUTPUT", &spec),
+    ]
+}
+
+/// The rule that brings the tunnel `remote` → `local` to the tunnel queue.
+pub fn tunnel_rule(local: Ipv6Addr, remote: Ipv6Addr, queue: u16) -> Rule {
+    Rule::new(
+        "raw",
+        "PREROUTING",
+        &[
+            "-s",
+            &format!("{remote}/128"),
+            "-d",
+            &format!("{local}/128"),
+            "-p",
+            "41",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            &queue.to_string(),
+        ],
+    )
+}
+
+/// The counting rule whose only purpose is to turn conntrack (and its defragmentation)
+/// on in the namespace.
+pub fn defrag_rule() -> Rule {
+    Rule::new(
+        "filter",
+        "INPUT",
+        &["-m", "conntrack", "--ctstate", "INVALID"],
+    )
+}
+
+// --- packets -----------------------------------------------------------------------------------
+
+/// Where the tunnel for a home address goes: (home agent address, care-of address).
+pub type Routes = HashMap<Ipv6Addr, (Ipv6Addr, Ipv6Addr)>;
+
+/// What to do with a packet from the tunnel queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TunnelVerdict {
+    /// Encapsulated toward a care-of address: let the kernel route it.
+    Encapsulated(Vec<u8>),
+    /// Decapsulated: run the chain again on the inner packet.
+    Decapsulated(Vec<u8>),
+    /// Not ours (the binding just went away): unchanged.
+    Pass,
+    Drop,
+}
+
+/// Decides a packet from the tunnel queue. `hook` says where it was queued: a forwarded
+/// packet (PREROUTING) loses one hop before it enters the tunnel, as it would crossing
+/// any router. Never panics, whatever the bytes.
+pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVerdict {
+    let Ok(ip) = Ipv6Header::parse(payload) else {
+        return TunnelVerdict::Pass;
+    };
+    if let Some(&(local, coa)) = routes.get(&ip.dst) {
+        let mut buf = payload.to_vec();
+        if from_hook == hook::PRE_ROUTING {
+            // Byte 7 is the hop limit. An expiring packet is dropped (a kernel router
+            // would also send Time Exceeded; we do not, yet).
+            match buf.get_mut(7) {
+                Some(h) if *h > 1 => *h -= 1,
+                _ => return TunnelVerdict::Drop,
+            }
+        }
+        return match rewrite::encapsulate(&mut buf, local, coa, TUNNEL_HOP_LIMIT) {
+            Ok(()) => TunnelVerdict::Encapsulated(buf),
+            Err(_) => TunnelVerdict::Drop,
+        };
+    }
+    let mut buf = payload.to_vec();
+    match rewrite::decapsulate(&mut buf) {
+        // §10.4.5: only from the care-of address registered for the inner source, to
+        // the home agent address it registered with.
+        Ok(t) if routes.get(&t.inner_src) == Some(&(t.outer_dst, t.outer_src)) => {
+            TunnelVerdict::Decapsulated(buf)
+        }
+        Ok(_) => TunnelVerdict::Drop,
+        // Only tunnel packets and packets for home addresses are queued here; anything
+        // else is a rule that outlived its binding by a moment.
+        Err(rewrite::RewriteError::NotTunnelled) => TunnelVerdict::Pass,
+        Err(_) => TunnelVerdict::Drop,
+    }
+}
+
+// --- the platform ------------------------------------------------------------------------------
+
+fn run(cmd: &str, args: &[&str]) -> io::Result<String> {
+    let mut c = Command::new(cmd);
+    c.args(args);
+    crate::sys::process::unblock_signals_in_child(&mut c);
+    let out = c.output()?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(io::Error::other(format!(
+            "{cmd} {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// The global prefixes of `ifname` (`ip -6 addr`), as (address, length): the default
+/// home prefixes of a home agent serving that link.
+pub fn interface_prefixes(ifname: &str) -> Result<Vec<(Ipv6Addr, u8)>, String> {
+    let out = run(
+        "ip",
+        &["-6", "-o", "addr", "show", "dev", ifname, "scope", "global"],
+    )
+    .map_err(|e| format!("home interface {ifname}: {e}"))?;
+    Ok(parse_addr_lines(&out))
+}
+
+/// `ip -6 -o addr show` lines → (address, prefix length).
+pub fn parse_addr_lines(out: &str) -> Vec<(Ipv6Addr, u8)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|t| *t == "inet6")?;
+            let (a, len) = w.next()?.split_once('/')?;
+            Some((a.parse().ok()?, len.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The simplified DAD of the module documentation: is `addr` in use already?
+fn address_in_use(addr: Ipv6Addr, home_if: &str) -> bool {
+    let host = format!("{addr}/128");
+    let assigned = run("ip", &["-6", "-o", "addr", "show", "to", &host])
+        .map(|o| !o.trim().is_empty())
+        .unwrap_or(false);
+    let a = addr.to_string();
+    let permanent = run(
+        "ip",
+        &[
+            "-6",
+            "neigh",
+            "show",
+            &a,
+            "dev",
+            home_if,
+            "nud",
+            "permanent",
+        ],
+    )
+    .map(|o| !o.trim().is_empty())
+    .unwrap_or(false);
+    assigned || permanent
+}
+
+fn proxy_ndp_path(ifname: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{ifname}/proxy_ndp")
+}
+
+// --- the machine -------------------------------------------------------------------------------
+
+/// The home agent role on the user data path.
+pub struct HaUserPath {
+    ha: Ha,
+    home_if: String,
+    rx: NfQueue,
+    ro: NfQueue,
+    tun: NfQueue,
+    ro_queue: u16,
+    tun_queue: u16,
+    raw: RawSocket,
+    /// Route-optimisation rules of the embedded correspondent node's bindings.
+    ro_rules: HashMap<BindingKey, EntryId>,
+    /// (home agent address, care-of address) → users and the decapsulation rule.
+    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), (usize, EntryId)>,
+    routes: Routes,
+    route_rules: HashMap<Ipv6Addr, Vec<EntryId>>,
+    proxies: HashMap<Ipv6Addr, EntryId>,
+    /// Whether `proxy_ndp` on the home interface is ours to restore (recorded once).
+    proxy_sysctl: bool,
+}
+
+impl HaUserPath {
+    /// Binds queues `queue` to `queue + 2`, opens the raw socket, then installs the
+    /// receive rules and the defragmentation rule (recorded in `registry`).
+    pub fn start(
+        ha: Ha,
+        home_if: &str,
+        queue: u16,
+        registry: &mut Registry,
+    ) -> Result<HaUserPath, String> {
+        check_ip6tables()?;
+        let (ro_queue, tun_queue) = match (queue.checked_add(1), queue.checked_add(2)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => {
+                return Err(format!(
+                    "netfilter queue {queue}: a home agent also uses the next two"
+                ))
+            }
+        };
+        if !std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{home_if}")).exists() {
+            return Err(format!("home interface {home_if}: no such interface"));
+        }
+        let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false);
+        if !forwarding {
+            // The decapsulated packets and the tunnelled ones are forwarded.
+            tracing::warn!("home agent: net.ipv6.conf.all.forwarding is not 1; tunnelled traffic will not be forwarded");
+        }
+        let rx = bind_queue(queue)?;
+        let ro = bind_queue(ro_queue)?;
+        let tun = bind_queue(tun_queue)?;
+        let raw = RawSocket::new(IPPROTO_RAW)
+            .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        for rule in super::user::receive_rules(queue)
+            .into_iter()
+            .chain([defrag_rule()])
+        {
+            rule.install(registry)
+                .map_err(|e| format!("cannot add a netfilter rule: {e}"))?;
+        }
+        tracing::info!(
+            "home agent on {home_if}: user data path on netfilter queues {queue} (receive), {ro_queue} (route optimisation) and {tun_queue} (tunnel)"
+        );
+        Ok(HaUserPath {
+            ha,
+            home_if: home_if.to_string(),
+            rx,
+            ro,
+            tun,
+            ro_queue,
+            tun_queue,
+            raw,
+            ro_rules: HashMap::new(),
+            tunnels: HashMap::new(),
+            routes: HashMap::new(),
+            route_rules: HashMap::new(),
+            proxies: HashMap::new(),
+            proxy_sysctl: false,
+        })
+    }
+
+    pub fn ha(&self) -> &Ha {
+        &self.ha
+    }
+
+    fn drain_tunnel(&mut self) {
+        let mut errors = 0;
+        loop {
+            let p = match self.tun.recv() {
+                Ok(p) => p,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!("netfilter queue (tunnel): {e}");
+                    errors += 1;
+                    if errors >= MAX_ERRORS_PER_WAKE {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let r = match tunnel_packet(&self.routes, &p.payload, p.hook) {
+                TunnelVerdict::Encapsulated(b) => self.tun.verdict(p.id, Verdict::Accept, Some(&b)),
+                TunnelVerdict::Decapsulated(b) => self.tun.verdict(p.id, Verdict::Repeat, Some(&b)),
+                TunnelVerdict::Pass => self.tun.verdict(p.id, Verdict::Accept, None),
+                TunnelVerdict::Drop => {
+                    tracing::debug!("tunnel: dropped a packet ({} bytes)", p.payload.len());
+                    self.tun.verdict(p.id, Verdict::Drop, None)
+                }
+            };
+            if let Err(e) = r {
+                tracing::warn!("netfilter queue (tunnel): verdict: {e}");
+            }
+        }
+    }
+
+    fn dad(&mut self, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {
+        let taken = std::iter::once(hoa)
+            .chain(link_local)
+            .find(|a| address_in_use(*a, &self.home_if));
+        if let Some(a) = taken {
+            tracing::info!("DAD for {hoa}: {a} is in use on this node");
+        }
+        self.ha.handle(
+            Event::DadResult {
+                hoa,
+                ok: taken.is_none(),
+            },
+            now,
+        );
+    }
+
+    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr, registry: &mut Registry) {
+        if let Some((n, _)) = self.tunnels.get_mut(&(local, remote)) {
+            *n += 1;
+            return;
+        }
+        match tunnel_rule(local, remote, self.tun_queue).install(registry) {
+            Ok(id) => {
+                tracing::info!("tunnel {local} <- {remote}: decapsulating");
+                self.tunnels.insert((local, remote), (1, id));
+            }
+            Err(e) => tracing::error!("tunnel from {remote}: cannot add its rule: {e}"),
+        }
+    }
+
+    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr, registry: &mut Registry) {
+        let Some((n, id)) = self.tunnels.get_mut(&(local, remote)) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            let id = *id;
+            self.tunnels.remove(&(local, remote));
+            if let Err(e) = registry.undo(id) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr, r: &mut Registry) {
+        // The rules match the home address only: a new care-of address just changes
+        // the map the queue reads.
+        self.routes.insert(hoa, (local, remote));
+        tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
+        if self.route_rules.contains_key(&hoa) {
+            return;
+        }
+        let mut ids = Vec::new();
+        for rule in route_rules(hoa, self.tun_queue) {
+            match rule.install(r) {
+                Ok(id) => ids.push(id),
+                Err(e) => tracing::error!("route to {hoa}: cannot add a rule: {e}"),
+            }
+        }
+        self.route_rules.insert(hoa, ids);
+    }
+
+    fn route_del(&mut self, hoa: Ipv6Addr, registry: &mut Registry) {
+        self.routes.remove(&hoa);
+        for id in self.route_rules.remove(&hoa).unwrap_or_default() {
+            if let Err(e) = registry.undo(id) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry) {
+        if !self.proxy_sysctl {
+            let path = proxy_ndp_path(&self.home_if);
+            match std::fs::read_to_string(&path) {
+                Ok(old) if old.trim() == "1" => self.proxy_sysctl = true,
+                Ok(old) => match std::fs::write(&path, "1") {
+                    Ok(()) => {
+                        self.proxy_sysctl = true;
+                        let old = old.trim().to_string();
+                        let p = path.clone();
+                        registry.record(format!("sysctl {path} = 1 (was {old})"), move || {
+                            std::fs::write(&p, &old)
+                        });
+                    }
+                    Err(e) => tracing::error!("{path}: {e}"),
+                },
+                Err(e) => tracing::error!("{path}: {e}"),
+            }
+        }
+        if self.proxies.contains_key(&addr) {
+            // Only the router flag changed; iproute2's proxy entries do not carry it.
+            return;
+        }
+        let (a, dev) = (addr.to_string(), self.home_if.clone());
+        if router {
+            tracing::debug!("proxy ND for {a}: the router flag is not set by this data path");
+        }
+        match run("ip", &["-6", "neigh", "add", "proxy", &a, "dev", &dev]) {
+            Ok(_) => {
+                let what = format!("proxy ND: {a} on {dev}");
+                let id = registry.record(what, move || {
+                    run("ip", &["-6", "neigh", "del", "proxy", &a, "dev", &dev]).map(|_| ())
+                });
+                self.proxies.insert(addr, id);
+            }
+            Err(e) => tracing::error!("proxy ND for {addr}: {e}"),
+        }
+    }
+
+    fn proxy_del(&mut self, addr: Ipv6Addr, registry: &mut Registry) {
+        if let Some(id) = self.proxies.remove(&addr) {
+            if let Err(e) = registry.undo(id) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
+impl Machine for HaUserPath {
+    fn name(&self) -> &str {
+        "ha"
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.ha.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ha.handle_timeout(now);
+    }
+
+    fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
+        let left = |t: Instant| {
+            u32::try_from(t.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX)
+        };
+        let mut rows: Vec<_> = self
+            .ha
+            .bindings()
+            .filter(|(_, b)| b.state == HaState::Active)
+            .map(|(k, b)| {
+                // Only what the cache keeps: H always; A is not remembered.
+                let mut flags = String::from("H");
+                for (on, c) in [
+                    (b.link_local.is_some(), 'L'),
+                    (b.key_mgmt, 'K'),
+                    (b.mobile_router, 'R'),
+                ] {
+                    if on {
+                        flags.push(c);
+                    }
+                }
+                BindingCacheEntry {
+                    home_address: k.hoa,
+                    care_of_address: b.coa,
+                    lifetime: left(b.expires),
+                    sequence: b.seq.0,
+                    flags,
+                    kind: "home",
+                }
+            })
+            .chain(self.ha.cn().bindings().map(|(k, b)| BindingCacheEntry {
+                home_address: k.hoa,
+                care_of_address: b.coa,
+                lifetime: left(b.expires),
+                sequence: b.seq.0,
+                flags: String::new(),
+                kind: "cache",
+            }))
+            .collect();
+        rows.sort_by_key(|r| r.home_address);
+        rows
+    }
+
+    fn sources(&self) -> Vec<RawFd> {
+        vec![
+            self.rx.as_raw_fd(),
+            self.ro.as_raw_fd(),
+            self.tun.as_raw_fd(),
+        ]
+    }
+
+    fn on_readable(&mut self, fd: RawFd, now: Instant, ctx: &mut Ctx<'_>) {
+        if fd == self.rx.as_raw_fd() {
+            drain_receive(&mut self.rx, &mut self.ha, now, ctx);
+        } else if fd == self.ro.as_raw_fd() {
+            drain_route_optimisation(&mut self.ro, &mut self.ha, now);
+        } else if fd == self.tun.as_raw_fd() {
+            self.drain_tunnel();
+        }
+    }
+
+    fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        while let Some(a) = self.ha.poll_action() {
+            match a {
+                Action::Send(t) => send_transmit(&self.raw, &t, ctx),
+                Action::StartDad { hoa, link_local } => self.dad(hoa, link_local, now),
+                Action::TunnelAdd { local, remote } => self.tunnel_add(local, remote, ctx.registry),
+                Action::TunnelDel { local, remote } => self.tunnel_del(local, remote, ctx.registry),
+                Action::RouteAdd {
+                    hoa,
+                    tunnel_local,
+                    tunnel_remote,
+                } => self.route_add(hoa, tunnel_local, tunnel_remote, ctx.registry),
+                Action::RouteDel { hoa } => self.route_del(hoa, ctx.registry),
+                Action::ProxyNdAdd { addr, router } => self.proxy_add(addr, router, ctx.registry),
+                Action::ProxyNdDel { addr } => self.proxy_del(addr, ctx.registry),
+                Action::BindingInstalled {
+                    local,
+                    hoa,
+                    coa,
+                    home: true,
+                    ..
+                } => tracing::info!("home registration {hoa} -> {coa} (at {local})"),
+                Action::BindingRemoved {
+                    local,
+                    hoa,
+                    home: true,
+                } => tracing::info!("home registration of {hoa} (at {local}) removed"),
+                Action::BindingInstalled {
+                    local, hoa, coa, ..
+                } => {
+                    // The embedded correspondent node's route optimisation, as in `user`.
+                    let key = BindingKey::new(local, hoa);
+                    tracing::info!("binding {hoa} -> {coa} (at {local})");
+                    if self.ro_rules.contains_key(&key) {
+                        continue;
+                    }
+                    match ro_rule(local, hoa, self.ro_queue).install(ctx.registry) {
+                        Ok(id) => {
+                            self.ro_rules.insert(key, id);
+                        }
+                        Err(e) => tracing::error!(
+                            "route optimisation for {hoa} stays off: cannot add its rule: {e}"
+                        ),
+                    }
+                }
+                Action::BindingRemoved { local, hoa, .. } => {
+                    tracing::info!("binding for {hoa} (at {local}) removed");
+                    if let Some(id) = self.ro_rules.remove(&BindingKey::new(local, hoa)) {
+                        if let Err(e) = ctx.registry.undo(id) {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                }
+                other => tracing::debug!("home agent: ignoring {other:?}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::packet::{PacketBuilder, Payload};
+    use crate::wire::proto;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn net() -> (Ipv6Addr, Ipv6Addr, Ipv6Addr, Ipv6Addr, Routes) {
+        let (ha, hoa, coa, cn) = (
+            a("2001:db8:1::1"),
+            a("2001:db8:1::100"),
+            a("2001:db8:41::100"),
+            a("2001:db8:10::2"),
+        );
+        let routes = HashMap::from([(hoa, (ha, coa))]);
+        (ha, hoa, coa, cn, routes)
+    }
+
+    fn udp(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+        PacketBuilder::new(src, dst).build(Payload::Udp {
+            src_port: 1,
+            dst_port: 2,
+            data: b"x",
+        })
+    }
+
+    #[test]
+    fn packets_for_a_home_address_are_tunnelled_to_its_care_of_address() {
+        let (ha, hoa, coa, cn, routes) = net();
+        let inner = udp(cn, hoa);
+        let TunnelVerdict::Encapsulated(out) = tunnel_packet(&routes, &inner, hook::PRE_ROUTING)
+        else {
+            panic!("not encapsulated");
+        };
+        let outer = Ipv6Header::parse(&out).unwrap();
+        assert_eq!(
+            (outer.src, outer.dst, outer.next_header),
+            (ha, coa, proto::IPV6)
+        );
+        // Forwarded: one hop less inside; the HA's own packets keep theirs.
+        assert_eq!(out[40 + 7], inner[7] - 1);
+        let TunnelVerdict::Encapsulated(own) = tunnel_packet(&routes, &inner, hook::LOCAL_OUT)
+        else {
+            panic!("not encapsulated");
+        };
+        assert_eq!(own[40 + 7], inner[7]);
+        let mut last = inner.clone();
+        last[7] = 1;
+        assert_eq!(
+            tunnel_packet(&routes, &last, hook::PRE_ROUTING),
+            TunnelVerdict::Drop
+        );
+    }
+
+    #[test]
+    fn reverse_tunnel_is_decapsulated_only_from_the_registered_care_of_address() {
+        let (ha, hoa, coa, cn, routes) = net();
+        let inner = udp(hoa, cn);
+        let mut pkt = inner.clone();
+        rewrite::encapsulate(&mut pkt, coa, ha, 64).unwrap();
+        assert_eq!(
+            tunnel_packet(&routes, &pkt, hook::PRE_ROUTING),
+            TunnelVerdict::Decapsulated(inner.clone())
+        );
+        // §10.4.5: another care-of address, another inner source, or another HA address.
+        for (src, dst, inner_src) in [
+            (a("2001:db8:42::100"), ha, hoa),
+            (coa, ha, a("2001:db8:1::101")),
+            (coa, a("2001:db8:21::2"), hoa),
+        ] {
+            let mut p = udp(inner_src, cn);
+            rewrite::encapsulate(&mut p, src, dst, 64).unwrap();
+            assert_eq!(
+                tunnel_packet(&routes, &p, hook::PRE_ROUTING),
+                TunnelVerdict::Drop
+            );
+        }
+        // Not a tunnel packet and no route: unchanged.
+        assert_eq!(
+            tunnel_packet(&routes, &udp(cn, ha), hook::PRE_ROUTING),
+            TunnelVerdict::Pass
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let (ha, hoa, coa, cn, routes) = net();
+        let mut tunnelled = udp(hoa, cn);
+        rewrite::encapsulate(&mut tunnelled, coa, ha, 64).unwrap();
+        let plain = udp(cn, hoa);
+        for cut in 0..tunnelled.len() {
+            let _ = tunnel_packet(&routes, &tunnelled[..cut], hook::PRE_ROUTING);
+            let _ = tunnel_packet(&routes, &plain[..cut.min(plain.len())], hook::PRE_ROUTING);
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            let junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = tunnel_packet(&routes, &junk, hook::PRE_ROUTING);
+        }
+    }
+
+    #[test]
+    fn rules_and_addresses() {
+        let (ha, hoa, coa, _, _) = net();
+        let [pre, out] = route_rules(hoa, 6277);
+        assert_eq!(
+            pre.describe(),
+            "ip6tables -t raw -A PREROUTING -d 2001:db8:1::100/128 -j NFQUEUE --queue-num 6277"
+        );
+        assert_eq!(
+            out.describe(),
+            "ip6tables -t mangle -A OUTPUT -d 2001:db8:1::100/128 -j NFQUEUE --queue-num 6277"
+        );
+        assert_eq!(
+            tunnel_rule(ha, coa, 6277).describe(),
+            "ip6tables -t raw -A PREROUTING -s 2001:db8:41::100/128 -d 2001:db8:1::1/128 -p 41 -j NFQUEUE --queue-num 6277"
+        );
+        let lines = "4: home1    inet6 2001:db8:1::1/64 scope global \\       valid_lft forever preferred_lft forever\n\
+                     4: home1    inet6 2001:db8:5::1/48 scope global\njunk\n4: x inet6 nope/64";
+        assert_eq!(
+            parse_addr_lines(lines),
+            vec![(ha, 64), (a("2001:db8:5::1"), 48)]
+        );
+    }
+}
