@@ -43,12 +43,11 @@
 
 use super::rewrite;
 use super::user::{
-    bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, ro_rule, send_transmit,
+    bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, send_transmit, RoRules,
     Rule,
 };
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::{EntryId, Registry};
-use crate::proto::binding_cache::BindingKey;
 use crate::proto::event::{Action, Event};
 use crate::proto::ha::{Ha, HaState};
 use crate::sys::nfqueue::{hook, NfQueue, Verdict};
@@ -244,11 +243,10 @@ pub struct HaUserPath {
     rx: NfQueue,
     ro: NfQueue,
     tun: NfQueue,
-    ro_queue: u16,
     tun_queue: u16,
     raw: RawSocket,
     /// Route-optimisation rules of the embedded correspondent node's bindings.
-    ro_rules: HashMap<BindingKey, EntryId>,
+    ro_rules: RoRules,
     /// (home agent address, care-of address) → users and the decapsulation rule.
     tunnels: HashMap<(Ipv6Addr, Ipv6Addr), (usize, EntryId)>,
     routes: Routes,
@@ -307,10 +305,9 @@ impl HaUserPath {
             rx,
             ro,
             tun,
-            ro_queue,
             tun_queue,
             raw,
-            ro_rules: HashMap::new(),
+            ro_rules: RoRules::new(ro_queue),
             tunnels: HashMap::new(),
             routes: HashMap::new(),
             route_rules: HashMap::new(),
@@ -572,31 +569,14 @@ impl Machine for HaUserPath {
                     hoa,
                     home: true,
                 } => tracing::info!("home registration of {hoa} (at {local}) removed"),
+                // The embedded correspondent node's route optimisation.
                 Action::BindingInstalled {
                     local, hoa, coa, ..
-                } => {
-                    // The embedded correspondent node's route optimisation, as in `user`.
-                    let key = BindingKey::new(local, hoa);
-                    tracing::info!("binding {hoa} -> {coa} (at {local})");
-                    if self.ro_rules.contains_key(&key) {
-                        continue;
-                    }
-                    match ro_rule(local, hoa, self.ro_queue).install(ctx.registry) {
-                        Ok(id) => {
-                            self.ro_rules.insert(key, id);
-                        }
-                        Err(e) => tracing::error!(
-                            "route optimisation for {hoa} stays off: cannot add its rule: {e}"
-                        ),
-                    }
-                }
+                } => self
+                    .ro_rules
+                    .binding_installed(local, hoa, coa, ctx.registry),
                 Action::BindingRemoved { local, hoa, .. } => {
-                    tracing::info!("binding for {hoa} (at {local}) removed");
-                    if let Some(id) = self.ro_rules.remove(&BindingKey::new(local, hoa)) {
-                        if let Err(e) = ctx.registry.undo(id) {
-                            tracing::warn!("{e}");
-                        }
-                    }
+                    self.ro_rules.binding_removed(local, hoa, ctx.registry)
                 }
                 other => tracing::debug!("home agent: ignoring {other:?}"),
             }

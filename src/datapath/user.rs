@@ -215,6 +215,56 @@ pub fn ro_rule(local: Ipv6Addr, hoa: Ipv6Addr, queue: u16) -> Rule {
     )
 }
 
+/// The route-optimisation rules of one node's correspondent part: one `mangle OUTPUT` rule
+/// per binding (see [`ro_rule`]), installed when the binding appears and undone when it
+/// goes. Shared by the correspondent and home agent data paths.
+pub struct RoRules {
+    queue: u16,
+    rules: HashMap<BindingKey, EntryId>,
+}
+
+impl RoRules {
+    pub fn new(queue: u16) -> RoRules {
+        RoRules {
+            queue,
+            rules: HashMap::new(),
+        }
+    }
+
+    pub fn binding_installed(
+        &mut self,
+        local: Ipv6Addr,
+        hoa: Ipv6Addr,
+        coa: Ipv6Addr,
+        registry: &mut Registry,
+    ) {
+        let key = BindingKey::new(local, hoa);
+        tracing::info!("binding {hoa} -> {coa} (at {local})");
+        // A changed care-of address needs no new rule: the queue looks the binding up for
+        // every packet.
+        if self.rules.contains_key(&key) {
+            return;
+        }
+        match ro_rule(local, hoa, self.queue).install(registry) {
+            Ok(id) => {
+                self.rules.insert(key, id);
+            }
+            Err(e) => {
+                tracing::error!("route optimisation for {hoa} stays off: cannot add its rule: {e}")
+            }
+        }
+    }
+
+    pub fn binding_removed(&mut self, local: Ipv6Addr, hoa: Ipv6Addr, registry: &mut Registry) {
+        tracing::info!("binding for {hoa} (at {local}) removed");
+        if let Some(id) = self.rules.remove(&BindingKey::new(local, hoa)) {
+            if let Err(e) = registry.undo(id) {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+}
+
 // --- sending ---------------------------------------------------------------------------------
 
 /// The whole IPv6 packet for a [`Transmit`] of a correspondent node: IPv6 header, the Type
@@ -400,10 +450,9 @@ pub struct CnUserPath {
     cn: Cn,
     rx: NfQueue,
     ro: NfQueue,
-    ro_queue: u16,
     raw: RawSocket,
     /// The route-optimisation rule of each binding.
-    ro_rules: HashMap<BindingKey, EntryId>,
+    ro_rules: RoRules,
 }
 
 impl CnUserPath {
@@ -431,9 +480,8 @@ impl CnUserPath {
             cn,
             rx,
             ro,
-            ro_queue,
             raw,
-            ro_rules: HashMap::new(),
+            ro_rules: RoRules::new(ro_queue),
         })
     }
 
@@ -594,30 +642,11 @@ impl Machine for CnUserPath {
                 Action::Send(t) => self.send(&t, ctx),
                 Action::BindingInstalled {
                     local, hoa, coa, ..
-                } => {
-                    let key = BindingKey::new(local, hoa);
-                    tracing::info!("binding {hoa} -> {coa} (at {local})");
-                    // A changed care-of address needs no new rule: the queue looks the
-                    // binding up for every packet.
-                    if self.ro_rules.contains_key(&key) {
-                        continue;
-                    }
-                    match ro_rule(local, hoa, self.ro_queue).install(ctx.registry) {
-                        Ok(id) => {
-                            self.ro_rules.insert(key, id);
-                        }
-                        Err(e) => tracing::error!(
-                            "route optimisation for {hoa} stays off: cannot add its rule: {e}"
-                        ),
-                    }
-                }
+                } => self
+                    .ro_rules
+                    .binding_installed(local, hoa, coa, ctx.registry),
                 Action::BindingRemoved { local, hoa, .. } => {
-                    tracing::info!("binding for {hoa} (at {local}) removed");
-                    if let Some(id) = self.ro_rules.remove(&BindingKey::new(local, hoa)) {
-                        if let Err(e) = ctx.registry.undo(id) {
-                            tracing::warn!("{e}");
-                        }
-                    }
+                    self.ro_rules.binding_removed(local, hoa, ctx.registry)
                 }
                 other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }
