@@ -18,21 +18,13 @@ mod proto_support;
 #[path = "support/testbed.rs"]
 mod testbed;
 
-use daemon_support::Daemon;
+use daemon_support::{mip6ctl_json, Daemon};
 use mn_stub::{install_stand_in, Mn, StandIn};
-use serde_json::Value;
+
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use testbed::{text, Testbed, Tool};
-
-// --- the test ------------------------------------------------------------------------------------
-
-fn mip6ctl_json(socket: &std::path::Path, what: &str) -> Value {
-    let out = daemon_support::mip6ctl(&[what, "--json", "--socket", socket.to_str().unwrap()]);
-    assert!(out.status.success(), "mip6ctl {what}:\n{}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("mip6ctl --json prints JSON")
-}
+use testbed::{Testbed, Tool};
 
 // --- the test ------------------------------------------------------------------------------------
 

@@ -366,18 +366,7 @@ fn correspondent_sends_type2_routing_header_and_mobile_node_receives_it() {
     );
     // Away from home, the MN still owns its home address (umip puts it on the tunnel
     // device; here on lo).
-    tb.sh(
-        "mn",
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{hoa}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    );
+    tb.give_mn_its_home_address(hoa);
     let mn_sock = tb.udp("mn", SocketAddr::V6(SocketAddrV6::new(hoa, 5002, 0, 0)));
     let cn_sock = tb.udp("client", any(0));
     let cn_icmp = tb.raw("client", IPPROTO_ICMPV6);
@@ -485,18 +474,7 @@ fn ip6ip6_between_mobile_node_and_home_agent_without_ip6_tunnel() {
         tb.addr("M6_CLIENT_ADDR"),
         tb.addr("M6_HA1_ADDR"),
     );
-    tb.sh(
-        "mn",
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{hoa}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    );
+    tb.give_mn_its_home_address(hoa);
     let cn_sock = tb.udp("client", any(5003));
     let mn_sock = tb.udp("mn", SocketAddr::V6(SocketAddrV6::new(hoa, 0, 0, 0)));
     let mn_icmp = tb.raw("mn", IPPROTO_ICMPV6);
@@ -688,18 +666,7 @@ fn ip6ip6_full_size_packet_needs_defragmentation_at_the_home_agent() {
         tb.addr("M6_CLIENT_ADDR"),
         tb.addr("M6_HA1_ADDR"),
     );
-    tb.sh(
-        "mn",
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{hoa}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    );
+    tb.give_mn_its_home_address(hoa);
     let cn_sock = tb.udp("client", any(5003));
     let mn_sock = tb.udp("mn", SocketAddr::V6(SocketAddrV6::new(hoa, 0, 0, 0)));
     let to_cn = SocketAddrV6::new(cn, 5003, 0, 0);
@@ -790,18 +757,7 @@ fn mobile_node_sends_home_address_option_from_an_ordinary_socket() {
         tb.addr("M6_MN_COA_FOREIGN1"),
         tb.addr("M6_CLIENT_ADDR"),
     );
-    tb.sh(
-        "mn",
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{hoa}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    );
+    tb.give_mn_its_home_address(hoa);
     let cn_sock = tb.udp("client", any(5004));
     let mn_sock = tb.udp("mn", SocketAddr::V6(SocketAddrV6::new(hoa, 0, 0, 0)));
     let _mn_worker = Worker::start(

@@ -18,19 +18,13 @@ mod proto_support;
 #[path = "support/testbed.rs"]
 mod testbed;
 
-use daemon_support::Daemon;
+use daemon_support::{mip6ctl_json, Daemon};
 use mn_stub::Mn;
-use serde_json::Value;
+
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use testbed::{text, Testbed, Tool};
-
-fn mip6ctl_json(socket: &std::path::Path, what: &str) -> Value {
-    let out = daemon_support::mip6ctl(&[what, "--json", "--socket", socket.to_str().unwrap()]);
-    assert!(out.status.success(), "mip6ctl {what}:\n{}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("mip6ctl --json prints JSON")
-}
+use testbed::{Testbed, Tool};
 
 fn ok<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -99,18 +93,7 @@ fn route_optimisation_with_a_correspondent_through_the_real_home_agent() {
         tb.addr("M6_CLIENT_ADDR"),
         tb.addr("M6_HA1_ADDR"),
     );
-    tb.sh(
-        "mn",
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{hoa}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    );
+    tb.give_mn_its_home_address(hoa);
     let had = spawn_in(&tb, "ha1", "hro-ha", HA_CONF);
     let cnd = spawn_in(
         &tb,
@@ -182,18 +165,7 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     );
     let mn_ns = tb.ns("mn");
     // Away from home, the MN owns its HoA on lo (the datapath README's last pitfall).
-    tb.sh(
-        "mn",
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{hoa}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ],
-    );
+    tb.give_mn_its_home_address(hoa);
     let proxy_ndp = tb.sh("ha1", &["sysctl", "-n", "net.ipv6.conf.home1.proxy_ndp"]);
 
     let mut d = spawn_in(&tb, "ha1", "had", HA_CONF);

@@ -70,6 +70,17 @@ pub fn mip6ctl(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `mip6ctl WHAT --json --socket SOCKET`, parsed; fails the test if it does not succeed.
+pub fn mip6ctl_json(socket: &std::path::Path, what: &str) -> serde_json::Value {
+    let out = mip6ctl(&[what, "--json", "--socket", socket.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "mip6ctl {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("mip6ctl --json prints JSON")
+}
+
 pub fn send_signal(pid: u32, sig: libc::c_int) {
     // SAFETY: kill(2) with a pid we started; no memory is involved.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };

@@ -169,6 +169,23 @@ impl Testbed {
         format!("{}-{node}", self.prefix)
     }
 
+    /// Away from home, the mobile node must still own its home address: it goes on the
+    /// MN's `lo` (the user data path's tests and the stub MN rely on it).
+    pub fn give_mn_its_home_address(&self, hoa: Ipv6Addr) {
+        self.sh(
+            "mn",
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{hoa}/128"),
+                "dev",
+                "lo",
+                "nodad",
+            ],
+        );
+    }
+
     /// Runs a command in `node`'s namespace and insists it succeeds.
     pub fn sh(&self, node: &str, cmd: &[&str]) -> String {
         ip_netns(&self.ns(node), cmd).unwrap_or_else(|e| panic!("{e}"))
