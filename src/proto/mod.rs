@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod binding_cache;
 pub mod cn;
+pub mod discovery;
 pub mod event;
 pub mod ha;
 pub mod mn;
