@@ -5,10 +5,14 @@
 //! - [`nfqueue`]: netfilter queue — packets a netfilter rule hands to userspace, answered
 //!   with a verdict and optionally a rewritten packet (the `user` data path's receive side).
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
+//! - [`netlink`]: netlink framing and a request socket that believes only the kernel.
+//! - [`ipset`]: IP sets over nfnetlink (per-binding state matched by constant rules).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
+pub mod ipset;
+pub mod netlink;
 pub mod netns;
 pub mod nfqueue;
 pub mod process;
