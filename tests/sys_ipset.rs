@@ -16,7 +16,10 @@ impl Ns {
     fn new(tag: &str) -> Ns {
         let name = format!("ipset-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let st = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
         assert!(st.success(), "ip netns add {name}");
         Ns(name)
     }
@@ -34,7 +37,10 @@ fn a(s: &str) -> Ipv6Addr {
 
 #[test]
 fn sets_are_what_ipset_lists_and_what_rules_match() {
-    require("sys_ipset", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset, Tool::Ping]);
+    require(
+        "sys_ipset",
+        &[Tool::Ip, Tool::Ip6tables, Tool::Ipset, Tool::Ping],
+    );
     let ns = Ns::new("match");
     ip_netns(&ns.0, &["ip", "link", "set", "lo", "up"]).unwrap();
     for addr in ["2001:db8::1/128", "2001:db8::2/128"] {
@@ -62,11 +68,25 @@ fn sets_are_what_ipset_lists_and_what_rules_match() {
     let listed = ip_netns(&ns.0, &["ipset", "list", name]).unwrap();
     assert!(listed.contains("Type: hash:ip"), "{listed}");
     assert!(listed.contains("family inet6"), "{listed}");
-    assert!(listed.contains("2001:db8::1\n") && listed.contains("2001:db8::99"), "{listed}");
+    assert!(
+        listed.contains("2001:db8::1\n") && listed.contains("2001:db8::99"),
+        "{listed}"
+    );
 
     ip_netns(
         &ns.0,
-        &["ip6tables", "-A", "OUTPUT", "-m", "set", "--match-set", name, "dst", "-j", "DROP"],
+        &[
+            "ip6tables",
+            "-A",
+            "OUTPUT",
+            "-m",
+            "set",
+            "--match-set",
+            name,
+            "dst",
+            "-j",
+            "DROP",
+        ],
     )
     .unwrap();
     let ping = |dst: &str| {
@@ -87,14 +107,28 @@ fn sets_are_what_ipset_lists_and_what_rules_match() {
     })
     .unwrap()
     .unwrap_or_else(|e: std::io::Error| panic!("ipset: {e}"));
-    assert!(ping("2001:db8::1"), "removed from the set, no longer dropped");
+    assert!(
+        ping("2001:db8::1"),
+        "removed from the set, no longer dropped"
+    );
 
     // A set a rule refers to cannot go; once the rule is gone it can, and twice is fine.
     let busy = netns::run_in(&ns.0, move || IpSets::open()?.destroy(name)).unwrap();
     assert!(busy.is_err(), "destroy while referenced");
     ip_netns(
         &ns.0,
-        &["ip6tables", "-D", "OUTPUT", "-m", "set", "--match-set", name, "dst", "-j", "DROP"],
+        &[
+            "ip6tables",
+            "-D",
+            "OUTPUT",
+            "-m",
+            "set",
+            "--match-set",
+            name,
+            "dst",
+            "-j",
+            "DROP",
+        ],
     )
     .unwrap();
     netns::run_in(&ns.0, move || {

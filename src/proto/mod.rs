@@ -9,5 +9,6 @@ pub mod discovery;
 pub mod event;
 pub mod ha;
 pub mod mn;
+pub mod nd;
 pub mod ratelimit;
 pub mod seqno;
