@@ -8,5 +8,6 @@ pub mod cn;
 pub mod event;
 pub mod ha;
 pub mod mn;
+pub mod movement;
 pub mod ratelimit;
 pub mod seqno;
