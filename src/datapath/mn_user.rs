@@ -387,6 +387,9 @@ pub struct MnUserPath {
     ro_default: bool,
     /// Destinations already offered to the machine for route optimisation.
     triggered: HashSet<Ipv6Addr>,
+    /// Set at start: what the first reading of the kernel made the machine decide waits
+    /// for the loop's first wake-up, which this asks for at once.
+    kick: Option<Instant>,
 }
 
 impl MnUserPath {
@@ -442,6 +445,7 @@ impl MnUserPath {
             ro_policies,
             ro_default,
             triggered: HashSet::new(),
+            kick: Some(now),
         };
         path.read_kernel_events(now);
         Ok(path)
@@ -702,13 +706,14 @@ impl Machine for MnUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match (self.mn.poll_timeout(), self.cn.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.kick, self.mn.poll_timeout(), self.cn.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.kick = None;
         if self.mn.poll_timeout().is_some_and(|t| t <= now) {
             self.mn.handle_timeout(now);
         }
