@@ -128,7 +128,7 @@ pub enum TunnelVerdict {
 
 /// Router and Neighbour Solicitations and Advertisements, and Redirects (ICMPv6 types
 /// 133–137), which always come without extension headers (RFC 4861 §6.1.1, §7.1.1).
-fn is_neighbour_discovery(ip: &Ipv6Header, payload: &[u8]) -> bool {
+pub(crate) fn is_neighbour_discovery(ip: &Ipv6Header, payload: &[u8]) -> bool {
     ip.next_header == crate::wire::proto::ICMPV6
         && matches!(
             payload.get(crate::wire::packet::IPV6_HEADER_LEN),

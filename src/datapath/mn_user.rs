@@ -138,7 +138,10 @@ pub fn outgoing(paths: &Paths, hoa: Ipv6Addr, payload: &[u8]) -> OutVerdict {
     let Ok(ip) = Ipv6Header::parse(payload) else {
         return OutVerdict::Pass;
     };
-    if ip.src != hoa {
+    if ip.src != hoa || super::ha_user::is_neighbour_discovery(&ip, payload) {
+        // Neighbour Discovery stays on the link it is about: back home, the answer to the
+        // home agent's solicitation for the home address is what lets the deregistration's
+        // acknowledgement reach us.
         return OutVerdict::Pass;
     }
     let mut buf = payload.to_vec();
@@ -470,6 +473,12 @@ impl MnUserPath {
             let p = match self.rx.recv() {
                 Ok(p) => p,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A verdict for a packet the kernel already dropped: an interface going
+                // down (a move) flushes the packets queued for it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    tracing::debug!("netfilter queue (receive): {e}");
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!("netfilter queue (receive): {e}");
                     errors += 1;
@@ -501,6 +510,10 @@ impl MnUserPath {
             let p = match self.out.recv() {
                 Ok(p) => p,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    tracing::debug!("netfilter queue (home address out): {e}");
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!("netfilter queue (home address out): {e}");
                     errors += 1;
@@ -878,6 +891,11 @@ mod tests {
         let p = packet::parse(&r).unwrap();
         assert_eq!((p.ip.src, p.ip.dst, p.final_src()), (a(COA), a(CN), hoa));
         assert!(p.error.is_none(), "{p:?}");
+        // Neighbour Discovery from the home address is never held or tunnelled.
+        let mut na = udp(HOA, HA);
+        na[6] = crate::wire::proto::ICMPV6;
+        na[40] = 136;
+        assert_eq!(outgoing(&paths, hoa, &na), OutVerdict::Pass);
         // Home and unblocked: untouched.
         assert_eq!(outgoing(&Paths::default(), hoa, &pkt), OutVerdict::Pass);
         for cut in 0..pkt.len() {
