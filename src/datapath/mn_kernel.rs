@@ -2,7 +2,7 @@
 //! address, the home-address rule and table-252 route, and the link / address events
 //! movement detection reads.
 
-use super::mn_user::HomeKernel;
+use super::mn_user::{HomeKernel, Undo};
 use crate::proto::movement::Observation;
 use crate::sys::rtnl::{
     self, Address, Groups, Route, Rtnl, RtnlEvent, RtnlMonitor, IFA_F_DADFAILED, IFA_F_DEPRECATED,
@@ -109,7 +109,7 @@ impl HomeKernel for RtnlHome {
         ifindex: u32,
         prefix_len: u8,
         away: bool,
-    ) -> io::Result<Option<Box<dyn FnOnce() -> io::Result<()>>>> {
+    ) -> io::Result<Option<Undo>> {
         let a = Address {
             index: ifindex,
             addr: self.hoa,
@@ -136,11 +136,7 @@ impl HomeKernel for RtnlHome {
         }
     }
 
-    fn set_home_route(
-        &mut self,
-        ifindex: u32,
-        mtu_overhead: u32,
-    ) -> io::Result<Box<dyn FnOnce() -> io::Result<()>>> {
+    fn set_home_route(&mut self, ifindex: u32, mtu_overhead: u32) -> io::Result<Undo> {
         let gw = self
             .rtnl
             .routes(RT_TABLE_MAIN)?

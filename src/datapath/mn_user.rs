@@ -20,6 +20,7 @@
 //!      current care-of address.
 //!   4. `-m ipv6header --header dst --soft`: Home Address options, for the
 //!      correspondent node part (as in [`super::user`]).
+//!
 //!   Plus the counting conntrack rule of the home agent ([`super::ha_user::defrag_rule`]):
 //!   a tunnelled full-size packet may arrive fragmented.
 //! - `N + 1` (home address out), raw OUTPUT `-s HoA/128 ! -p 135`, present while the
@@ -335,6 +336,9 @@ pub fn ro_wanted(policies: &[RoPolicy], default: bool, cn: &Ipv6Addr) -> bool {
 
 // --- the machine ------------------------------------------------------------------------------
 
+/// Removes one kernel object; recorded in the daemon's registry.
+pub type Undo = Box<dyn FnOnce() -> io::Result<()>>;
+
 /// The kernel side of the home address: what the platform does for it (`sys::rtnl` in
 /// the daemon; a recorder in tests).
 pub trait HomeKernel {
@@ -345,14 +349,10 @@ pub trait HomeKernel {
         ifindex: u32,
         prefix_len: u8,
         away: bool,
-    ) -> io::Result<Option<Box<dyn FnOnce() -> io::Result<()>>>>;
+    ) -> io::Result<Option<Undo>>;
     /// Installs (or replaces) the home-address route through `ifindex`: the rule and the
     /// table-252 default route with `mtu`. Returns the undo.
-    fn set_home_route(
-        &mut self,
-        ifindex: u32,
-        mtu_overhead: u32,
-    ) -> io::Result<Box<dyn FnOnce() -> io::Result<()>>>;
+    fn set_home_route(&mut self, ifindex: u32, mtu_overhead: u32) -> io::Result<Undo>;
     /// `lo`'s interface index.
     fn loopback(&mut self) -> u32;
     /// Link and address events since the last call (non-blocking).
