@@ -292,9 +292,6 @@ fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
         ),
         Datapath::User => {}
     }
-    if matches!(cfg.node_config, NodeRole::Mn) {
-        tracing::warn!("NodeConfig MN: only the correspondent node part runs so far");
-    }
     let now = std::time::Instant::now();
     let cn_config = CnConfig {
         route_optimization: cfg.do_route_optimization_cn,
@@ -309,6 +306,10 @@ fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
     }
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
+    if matches!(cfg.node_config, NodeRole::Mn) {
+        let path = mip6d::datapath::mn_kernel::start(&cfg, cn, queue, daemon.registry_mut(), now)?;
+        return daemon.add_machine(Box::new(path));
+    }
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
     daemon.add_machine(Box::new(path))
 }

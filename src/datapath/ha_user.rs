@@ -126,6 +126,16 @@ pub enum TunnelVerdict {
     Drop,
 }
 
+/// Router and Neighbour Solicitations and Advertisements, and Redirects (ICMPv6 types
+/// 133–137), which always come without extension headers (RFC 4861 §6.1.1, §7.1.1).
+pub(crate) fn is_neighbour_discovery(ip: &Ipv6Header, payload: &[u8]) -> bool {
+    ip.next_header == crate::wire::proto::ICMPV6
+        && matches!(
+            payload.get(crate::wire::packet::IPV6_HEADER_LEN),
+            Some(133..=137)
+        )
+}
+
 /// Decides a packet from the tunnel queue. `hook` says where it was queued: a forwarded
 /// packet (PREROUTING) loses one hop before it enters the tunnel, as it would crossing
 /// any router. Never panics, whatever the bytes.
@@ -133,6 +143,12 @@ pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVe
     let Ok(ip) = Ipv6Header::parse(payload) else {
         return TunnelVerdict::Pass;
     };
+    if is_neighbour_discovery(&ip, payload) {
+        // Neighbour Discovery is about the home link itself: a mobile node back home
+        // resolves the home agent before its deregistration, and the home agent's answer
+        // (to the home address) must reach it there, not its old care-of address.
+        return TunnelVerdict::Pass;
+    }
     if let Some(&(local, coa)) = routes.get(&ip.dst) {
         let mut buf = payload.to_vec();
         if from_hook == hook::PRE_ROUTING {
@@ -611,6 +627,24 @@ mod tests {
             dst_port: 2,
             data: b"x",
         })
+    }
+
+    #[test]
+    fn neighbour_discovery_for_a_home_address_stays_on_the_home_link() {
+        let (ha, hoa, _, _, routes) = net();
+        let mut na = udp(ha, hoa);
+        na[6] = proto::ICMPV6;
+        na[40] = 136;
+        assert_eq!(
+            tunnel_packet(&routes, &na, hook::LOCAL_OUT),
+            TunnelVerdict::Pass
+        );
+        // An echo reply is not Neighbour Discovery: it goes into the tunnel.
+        na[40] = 129;
+        assert!(matches!(
+            tunnel_packet(&routes, &na, hook::LOCAL_OUT),
+            TunnelVerdict::Encapsulated(_)
+        ));
     }
 
     #[test]

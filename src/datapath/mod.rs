@@ -9,5 +9,7 @@
 //! which rewrite, and what the spike in `tests/datapath_nfqueue.rs` proved on this kernel.
 
 pub mod ha_user;
+pub mod mn_kernel;
+pub mod mn_user;
 pub mod rewrite;
 pub mod user;

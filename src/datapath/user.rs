@@ -444,6 +444,25 @@ pub fn route_optimise(cn: &mut impl Responder, payload: &[u8], now: Instant) -> 
 
 // --- the machine ------------------------------------------------------------------------------
 
+/// The correspondent node's bindings as `mip6ctl bc` rows.
+pub(crate) fn cache_rows(cn: &Cn, now: Instant) -> Vec<BindingCacheEntry> {
+    let mut rows: Vec<_> = cn
+        .bindings()
+        .map(|(k, b)| BindingCacheEntry {
+            home_address: k.hoa,
+            care_of_address: b.coa,
+            lifetime: u32::try_from(b.expires.saturating_duration_since(now).as_secs())
+                .unwrap_or(u32::MAX),
+            sequence: b.seq.0,
+            // The CN keeps no BU flags; a route-optimisation binding is never H.
+            flags: String::new(),
+            kind: "cache",
+        })
+        .collect();
+    rows.sort_by_key(|r| r.home_address);
+    rows
+}
+
 /// The correspondent node role on the user data path: the `Cn` machine, its two queues
 /// and its raw socket.
 pub struct CnUserPath {
@@ -606,22 +625,7 @@ impl Machine for CnUserPath {
     }
 
     fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
-        let mut rows: Vec<_> = self
-            .cn
-            .bindings()
-            .map(|(k, b)| BindingCacheEntry {
-                home_address: k.hoa,
-                care_of_address: b.coa,
-                lifetime: u32::try_from(b.expires.saturating_duration_since(now).as_secs())
-                    .unwrap_or(u32::MAX),
-                sequence: b.seq.0,
-                // The CN keeps no BU flags; a route-optimisation binding is never H.
-                flags: String::new(),
-                kind: "cache",
-            })
-            .collect();
-        rows.sort_by_key(|r| r.home_address);
-        rows
+        cache_rows(&self.cn, now)
     }
 
     fn sources(&self) -> Vec<RawFd> {

@@ -10,5 +10,6 @@ pub mod event;
 pub mod ha;
 pub mod mn;
 pub mod nd;
+pub mod movement;
 pub mod ratelimit;
 pub mod seqno;

@@ -4,6 +4,8 @@
 //!
 //! - [`nfqueue`]: netfilter queue — packets a netfilter rule hands to userspace, answered
 //!   with a verdict and optionally a rewritten packet (the `user` data path's receive side).
+//! - [`rtnl`]: rtnetlink — links, IPv6 addresses, routes, rules, proxy neighbours, and the
+//!   multicast events that report changes to them.
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
 //! - [`netlink`]: netlink framing and a request socket that believes only the kernel.
 //! - [`ipset`]: IP sets over nfnetlink (per-binding state matched by constant rules).
@@ -17,4 +19,5 @@ pub mod netns;
 pub mod nfqueue;
 pub mod process;
 pub mod raw;
+pub mod rtnl;
 pub mod signals;
