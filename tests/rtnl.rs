@@ -25,7 +25,10 @@ struct Ns(String);
 impl Ns {
     fn new(tag: &str) -> Ns {
         let name = format!("rtnl-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         let ok = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -279,6 +282,14 @@ fn links_addresses_routes_rules_and_proxy_neighbours_round_trip_and_match_iprout
         .unwrap_or_else(|| panic!("proxy entry not read back: {proxies:?}"));
     assert_eq!(got.index, index);
     assert_ne!(got.flags & NTF_PROXY, 0, "{got:?}");
+    assert_eq!(got.protocol, RTPROT_MIP, "marked as ours: {got:?}");
+    let ipn = ns.ip_json(&["-6", "neigh", "show", "proxy"]);
+    let entry = ipn
+        .iter()
+        .find(|n| n["dst"] == PROXIED)
+        .unwrap_or_else(|| panic!("ip does not list the proxy entry: {ipn:?}"));
+    assert_eq!(entry["dev"], "rtnl0", "{entry}");
+    assert_eq!(s(entry, "protocol"), "16", "{entry}");
     let ipn = ns.ip(&["-6", "neigh", "show", "proxy"]);
     assert!(
         ipn.lines()
@@ -292,6 +303,7 @@ fn links_addresses_routes_rules_and_proxy_neighbours_round_trip_and_match_iprout
         lladdr: Some(vec![2, 0, 0, 0, 0, 0xfe]),
         state: NUD_PERMANENT,
         flags: 0,
+        protocol: 0,
     };
     rt.add_neigh(&router).unwrap();
     assert!(rt.neighbours().unwrap().contains(&router));

@@ -239,6 +239,9 @@ pub struct Neighbour {
     pub state: u16,
     /// `NTF_*` ([`NTF_PROXY`], [`NTF_ROUTER`]).
     pub flags: u8,
+    /// `NDA_PROTOCOL` (`RTPROT_*`; 0 when absent). Proxy entries of ours carry
+    /// [`RTPROT_MIP`], so a restart after a crash recognises them.
+    pub protocol: u8,
 }
 
 /// What a [`RtnlMonitor`] reports.
@@ -604,7 +607,7 @@ impl Rtnl {
     }
 
     /// Answer neighbour solicitations for `addr` on interface `ifindex` (needs the
-    /// interface's `proxy_ndp` sysctl on).
+    /// interface's `proxy_ndp` sysctl on). The entry is marked with [`RTPROT_MIP`].
     pub fn add_proxy_neigh(&mut self, ifindex: u32, addr: Ipv6Addr) -> io::Result<()> {
         self.request(
             msg::new_neighbour(&proxy(ifindex, addr)),
@@ -663,6 +666,7 @@ fn proxy(index: u32, addr: Ipv6Addr) -> Neighbour {
         lladdr: None,
         state: NUD_PERMANENT,
         flags: NTF_PROXY,
+        protocol: RTPROT_MIP,
     }
 }
 

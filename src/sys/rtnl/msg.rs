@@ -372,10 +372,12 @@ fn neighbour_from(m: &NeighbourMessage) -> Option<Neighbour> {
     }
     let mut addr = None;
     let mut lladdr = None;
+    let mut protocol = 0;
     for a in &m.attributes {
         match a {
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(d)) => addr = Some(*d),
             NeighbourAttribute::LinkLayerAddress(l) => lladdr = Some(l.clone()),
+            NeighbourAttribute::Protocol(p) => protocol = u8::from(*p),
             _ => {}
         }
     }
@@ -385,6 +387,7 @@ fn neighbour_from(m: &NeighbourMessage) -> Option<Neighbour> {
         lladdr,
         state: u16::from(m.header.state),
         flags: m.header.flags.bits(),
+        protocol,
     })
 }
 
@@ -613,6 +616,10 @@ fn neighbour_message(n: &Neighbour) -> NeighbourMessage {
     if let Some(l) = &n.lladdr {
         m.attributes
             .push(NeighbourAttribute::LinkLayerAddress(l.clone()));
+    }
+    if n.protocol != 0 {
+        m.attributes
+            .push(NeighbourAttribute::Protocol(n.protocol.into()));
     }
     m
 }

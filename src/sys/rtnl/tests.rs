@@ -120,6 +120,7 @@ fn kernel_proxy_neighbour() {
             lladdr: None,
             state: 0,
             flags: NTF_PROXY,
+            protocol: 0,
         })]
     );
 }
@@ -285,6 +286,7 @@ fn what_we_encode_decodes_to_what_we_meant() {
         lladdr: None,
         state: NUD_PERMANENT,
         flags: NTF_PROXY,
+        protocol: RTPROT_MIP,
     };
     assert_eq!(
         as_kernel_reply(msg::new_neighbour(&n)),
