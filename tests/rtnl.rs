@@ -4,82 +4,24 @@
 //!
 //! Needs root and iproute2; without them the tests fail and say what to install.
 
+#[path = "support/scratch_ns.rs"]
+mod scratch_ns;
 #[path = "support/testbed.rs"]
 mod testbed;
 
 use std::net::Ipv6Addr;
 use std::process::Command;
 
-use mip6d::sys::netns;
 use mip6d::sys::rtnl::{
     errno, Address, Groups, Neighbour, Route, Rtnl, RtnlEvent, RtnlMonitor, Rule, RuleAction,
     IFA_F_HOMEADDRESS, IFA_F_NODAD, IFA_F_TENTATIVE, MIP6D_TABLE, NTF_PROXY, NUD_PERMANENT,
     RTPROT_MIP,
 };
-use serde_json::Value;
-use testbed::{ip_netns, Tool};
-
-/// A network namespace for one test, removed on drop (also when the test fails).
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let name = format!("rtnl-{}-{tag}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("spawn ip")
-            .success();
-        assert!(ok, "ip netns add {name}");
-        Ns(name)
-    }
-
-    /// Runs `f` on a thread inside the namespace.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        netns::run_in(&self.0, f).expect("enter namespace")
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut cmd = vec!["ip"];
-        cmd.extend_from_slice(args);
-        ip_netns(&self.0, &cmd).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `ip -N -j ARGS` parsed (numeric, so protocol 16 is "16" whatever rt_protos says).
-    fn ip_json(&self, args: &[&str]) -> Vec<Value> {
-        let mut all = vec!["-N", "-j"];
-        all.extend_from_slice(args);
-        let out = self.ip(&all);
-        if out.trim().is_empty() {
-            return Vec::new();
-        }
-        match serde_json::from_str(&out) {
-            Ok(Value::Array(v)) => v,
-            other => panic!("ip {all:?}: not a JSON array: {other:?}\n{out}"),
-        }
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+use scratch_ns::{json_field as s, Ns};
+use testbed::Tool;
 
 fn a(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
-}
-
-fn s(v: &Value, key: &str) -> String {
-    match &v[key] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        other => panic!("{key} missing in {v}: {other:?}"),
-    }
 }
 
 const HOA: &str = "2001:db8:5::1";
