@@ -4,79 +4,24 @@
 //!
 //! Needs root and iproute2; without them the tests fail and say what to install.
 
+#[path = "support/scratch_ns.rs"]
+mod scratch_ns;
 #[path = "support/testbed.rs"]
 mod testbed;
 
 use std::net::Ipv6Addr;
 use std::process::Command;
 
-use mip6d::sys::netns;
 use mip6d::sys::rtnl::{
     errno, Address, Groups, Neighbour, Route, Rtnl, RtnlEvent, RtnlMonitor, Rule, RuleAction,
     IFA_F_HOMEADDRESS, IFA_F_NODAD, IFA_F_TENTATIVE, MIP6D_TABLE, NTF_PROXY, NUD_PERMANENT,
     RTPROT_MIP,
 };
-use serde_json::Value;
-use testbed::{ip_netns, Tool};
-
-/// A network namespace for one test, removed on drop (also when the test fails).
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let name = format!("rtnl-{}-{tag}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("spawn ip")
-            .success();
-        assert!(ok, "ip netns add {name}");
-        Ns(name)
-    }
-
-    /// Runs `f` on a thread inside the namespace.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        netns::run_in(&self.0, f).expect("enter namespace")
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut cmd = vec!["ip"];
-        cmd.extend_from_slice(args);
-        ip_netns(&self.0, &cmd).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `ip -N -j ARGS` parsed (numeric, so protocol 16 is "16" whatever rt_protos says).
-    fn ip_json(&self, args: &[&str]) -> Vec<Value> {
-        let mut all = vec!["-N", "-j"];
-        all.extend_from_slice(args);
-        let out = self.ip(&all);
-        if out.trim().is_empty() {
-            return Vec::new();
-        }
-        match serde_json::from_str(&out) {
-            Ok(Value::Array(v)) => v,
-            other => panic!("ip {all:?}: not a JSON array: {other:?}\n{out}"),
-        }
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+use scratch_ns::{json_field as s, Ns};
+use testbed::Tool;
 
 fn a(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
-}
-
-fn s(v: &Value, key: &str) -> String {
-    match &v[key] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        other => panic!("{key} missing in {v}: {other:?}"),
-    }
 }
 
 const HOA: &str = "2001:db8:5::1";
@@ -279,6 +224,14 @@ fn links_addresses_routes_rules_and_proxy_neighbours_round_trip_and_match_iprout
         .unwrap_or_else(|| panic!("proxy entry not read back: {proxies:?}"));
     assert_eq!(got.index, index);
     assert_ne!(got.flags & NTF_PROXY, 0, "{got:?}");
+    assert_eq!(got.protocol, RTPROT_MIP, "marked as ours: {got:?}");
+    let ipn = ns.ip_json(&["-6", "neigh", "show", "proxy"]);
+    let entry = ipn
+        .iter()
+        .find(|n| n["dst"] == PROXIED)
+        .unwrap_or_else(|| panic!("ip does not list the proxy entry: {ipn:?}"));
+    assert_eq!(entry["dev"], "rtnl0", "{entry}");
+    assert_eq!(s(entry, "protocol"), "16", "{entry}");
     let ipn = ns.ip(&["-6", "neigh", "show", "proxy"]);
     assert!(
         ipn.lines()
@@ -292,6 +245,7 @@ fn links_addresses_routes_rules_and_proxy_neighbours_round_trip_and_match_iprout
         lladdr: Some(vec![2, 0, 0, 0, 0, 0xfe]),
         state: NUD_PERMANENT,
         flags: 0,
+        protocol: 0,
     };
     rt.add_neigh(&router).unwrap();
     assert!(rt.neighbours().unwrap().contains(&router));

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mip6d::sys::rtnl::msg::parse_datagram(data);
+    let _ = mip6d::sys::rtnl::parse::parse_datagram(data);
     // The same bytes as one message whatever its length field says.
-    let _ = mip6d::sys::rtnl::msg::parse_message(data);
+    let _ = mip6d::sys::rtnl::parse::parse_message(data);
 });

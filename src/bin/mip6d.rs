@@ -280,6 +280,8 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
 /// which embeds it; the mobile node part is not wired into the daemon yet.
 fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
     let cfg = daemon.config().clone();
+    // Before anything is installed: what a killed daemon left would collide with it.
+    mip6d::daemon::leftovers::remove_all();
     match cfg.datapath {
         Datapath::Kernel => {
             return Err(

@@ -29,7 +29,8 @@
 //!   namespace (priority -400, before raw): a full-size packet tunnelled by the mobile
 //!   node arrives fragmented and could not be decapsulated otherwise (datapath README).
 //!
-//! `ProxyNdAdd`/`ProxyNdDel` → `ip -6 neigh add|del proxy HoA dev <home interface>`, with
+//! `ProxyNdAdd`/`ProxyNdDel` → a proxy neighbour entry for HoA on the home interface
+//! (rtnetlink, marked with protocol `RTPROT_MIP` like umip's routes), with
 //! `net.ipv6.conf.<home interface>.proxy_ndp` set to 1 (and put back at exit).
 //!
 //! **DAD is simplified** (§10.3.1 wants Duplicate Address Detection on the home link):
@@ -52,12 +53,12 @@ use crate::proto::event::{Action, Event};
 use crate::proto::ha::{Ha, HaState};
 use crate::sys::nfqueue::{hook, NfQueue, Verdict};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
+use crate::sys::rtnl::{self, Rtnl};
 use crate::wire::packet::Ipv6Header;
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::RawFd;
-use std::process::Command;
 use std::time::Instant;
 
 /// How many failed reads in a row end one readiness callback (see `user`).
@@ -181,68 +182,45 @@ pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVe
 
 // --- the platform ------------------------------------------------------------------------------
 
-fn run(cmd: &str, args: &[&str]) -> io::Result<String> {
-    let mut c = Command::new(cmd);
-    c.args(args);
-    crate::sys::process::unblock_signals_in_child(&mut c);
-    let out = c.output()?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(io::Error::other(format!(
-            "{cmd} {}: {}: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// The global prefixes of `ifname` (`ip -6 addr`), as (address, length): the default
-/// home prefixes of a home agent serving that link.
+/// The global prefixes of `ifname`, as (address, length): the default home prefixes of
+/// a home agent serving that link.
 pub fn interface_prefixes(ifname: &str) -> Result<Vec<(Ipv6Addr, u8)>, String> {
-    let out = run(
-        "ip",
-        &["-6", "-o", "addr", "show", "dev", ifname, "scope", "global"],
-    )
-    .map_err(|e| format!("home interface {ifname}: {e}"))?;
-    Ok(parse_addr_lines(&out))
+    let err = |e: io::Error| format!("home interface {ifname}: {e}");
+    let mut rt = Rtnl::open().map_err(err)?;
+    let link = rt
+        .link_by_name(ifname)
+        .map_err(err)?
+        .ok_or_else(|| format!("home interface {ifname}: no such interface"))?;
+    Ok(rt
+        .addresses()
+        .map_err(err)?
+        .into_iter()
+        .filter(|a| a.index == link.index && a.scope == rtnl::RT_SCOPE_UNIVERSE)
+        .map(|a| (a.addr, a.prefix_len))
+        .collect())
 }
 
-/// `ip -6 -o addr show` lines → (address, prefix length).
-pub fn parse_addr_lines(out: &str) -> Vec<(Ipv6Addr, u8)> {
-    out.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            w.find(|t| *t == "inet6")?;
-            let (a, len) = w.next()?.split_once('/')?;
-            Some((a.parse().ok()?, len.parse().ok()?))
+/// The simplified DAD of the module documentation: is `addr` in use already? A failed
+/// look-up counts as "not in use", as the registration must not hang on it.
+fn address_in_use(rt: &mut Rtnl, addr: Ipv6Addr, home_index: u32) -> bool {
+    let assigned = rt
+        .addresses()
+        .map(|all| all.iter().any(|a| a.addr == addr))
+        .unwrap_or_else(|e| {
+            tracing::warn!("DAD for {addr}: cannot list addresses: {e}");
+            false
+        });
+    let permanent = rt
+        .neighbours()
+        .map(|all| {
+            all.iter().any(|n| {
+                n.addr == addr && n.index == home_index && n.state & rtnl::NUD_PERMANENT != 0
+            })
         })
-        .collect()
-}
-
-/// The simplified DAD of the module documentation: is `addr` in use already?
-fn address_in_use(addr: Ipv6Addr, home_if: &str) -> bool {
-    let host = format!("{addr}/128");
-    let assigned = run("ip", &["-6", "-o", "addr", "show", "to", &host])
-        .map(|o| !o.trim().is_empty())
-        .unwrap_or(false);
-    let a = addr.to_string();
-    let permanent = run(
-        "ip",
-        &[
-            "-6",
-            "neigh",
-            "show",
-            &a,
-            "dev",
-            home_if,
-            "nud",
-            "permanent",
-        ],
-    )
-    .map(|o| !o.trim().is_empty())
-    .unwrap_or(false);
+        .unwrap_or_else(|e| {
+            tracing::warn!("DAD for {addr}: cannot list neighbours: {e}");
+            false
+        });
     assigned || permanent
 }
 
@@ -256,6 +234,8 @@ fn proxy_ndp_path(ifname: &str) -> String {
 pub struct HaUserPath {
     ha: Ha,
     home_if: String,
+    home_index: u32,
+    rtnl: Rtnl,
     rx: NfQueue,
     ro: NfQueue,
     tun: NfQueue,
@@ -290,9 +270,12 @@ impl HaUserPath {
                 ))
             }
         };
-        if !std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{home_if}")).exists() {
-            return Err(format!("home interface {home_if}: no such interface"));
-        }
+        let mut rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
+        let home_index = rtnl
+            .link_by_name(home_if)
+            .map_err(|e| format!("home interface {home_if}: {e}"))?
+            .ok_or_else(|| format!("home interface {home_if}: no such interface"))?
+            .index;
         let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
             .map(|s| s.trim() == "1")
             .unwrap_or(false);
@@ -318,6 +301,8 @@ impl HaUserPath {
         Ok(HaUserPath {
             ha,
             home_if: home_if.to_string(),
+            home_index,
+            rtnl,
             rx,
             ro,
             tun,
@@ -369,7 +354,7 @@ impl HaUserPath {
     fn dad(&mut self, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {
         let taken = std::iter::once(hoa)
             .chain(link_local)
-            .find(|a| address_in_use(*a, &self.home_if));
+            .find(|a| address_in_use(&mut self.rtnl, *a, self.home_index));
         if let Some(a) = taken {
             tracing::info!("DAD for {hoa}: {a} is in use on this node");
         }
@@ -460,16 +445,14 @@ impl HaUserPath {
             // Only the router flag changed; iproute2's proxy entries do not carry it.
             return;
         }
-        let (a, dev) = (addr.to_string(), self.home_if.clone());
+        let index = self.home_index;
         if router {
-            tracing::debug!("proxy ND for {a}: the router flag is not set by this data path");
+            tracing::debug!("proxy ND for {addr}: the router flag is not set by this data path");
         }
-        match run("ip", &["-6", "neigh", "add", "proxy", &a, "dev", &dev]) {
-            Ok(_) => {
-                let what = format!("proxy ND: {a} on {dev}");
-                let id = registry.record(what, move || {
-                    run("ip", &["-6", "neigh", "del", "proxy", &a, "dev", &dev]).map(|_| ())
-                });
+        match self.rtnl.add_proxy_neigh(index, addr) {
+            Ok(()) => {
+                let what = format!("proxy ND: {addr} on {}", self.home_if);
+                let id = registry.record(what, move || Rtnl::open()?.del_proxy_neigh(index, addr));
                 self.proxies.insert(addr, id);
             }
             Err(e) => tracing::error!("proxy ND for {addr}: {e}"),
@@ -744,12 +727,6 @@ mod tests {
         assert_eq!(
             tunnel_rule(ha, coa, 6277).describe(),
             "ip6tables -t raw -A PREROUTING -s 2001:db8:41::100/128 -d 2001:db8:1::1/128 -p 41 -j NFQUEUE --queue-num 6277"
-        );
-        let lines = "4: home1    inet6 2001:db8:1::1/64 scope global \\       valid_lft forever preferred_lft forever\n\
-                     4: home1    inet6 2001:db8:5::1/48 scope global\njunk\n4: x inet6 nope/64";
-        assert_eq!(
-            parse_addr_lines(lines),
-            vec![(ha, 64), (a("2001:db8:5::1"), 48)]
         );
     }
 }

@@ -58,6 +58,10 @@ const MAX_ERRORS_PER_WAKE: usize = 64;
 
 // --- ip6tables -----------------------------------------------------------------------------
 
+/// The comment every rule of ours carries (`-m comment --comment mip6d`), so the next
+/// start can remove what a killed daemon left ([`crate::daemon::leftovers`]).
+pub const COMMENT: &str = "mip6d";
+
 /// One ip6tables rule: table, chain and the match/target arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -85,14 +89,14 @@ impl Rule {
         )
     }
 
+    /// The command line for `op` (`-A` / `-D`); the [`COMMENT`] match goes first, so it
+    /// is on every rule whatever its spec.
     fn args(&self, op: &str) -> Vec<String> {
-        let mut a = vec![
-            "-w".to_string(),
-            "-t".to_string(),
-            self.table.to_string(),
-            op.to_string(),
-            self.chain.to_string(),
-        ];
+        let mut a: Vec<String> = ["-w", "-t", self.table, op, self.chain]
+            .iter()
+            .chain(&["-m", "comment", "--comment", COMMENT])
+            .map(|s| s.to_string())
+            .collect();
         a.extend(self.spec.iter().cloned());
         a
     }
@@ -928,7 +932,21 @@ mod tests {
             ro.describe(),
             "ip6tables -t mangle -A OUTPUT -s 2001:db8:10::2/128 -d 2001:db8:1::100/128 ! -p 135 -j NFQUEUE --queue-num 6276"
         );
-        assert_eq!(&ro.args("-D")[..5], ["-w", "-t", "mangle", "-D", "OUTPUT"]);
+        assert_eq!(
+            &ro.args("-D")[..9],
+            [
+                "-w",
+                "-t",
+                "mangle",
+                "-D",
+                "OUTPUT",
+                "-m",
+                "comment",
+                "--comment",
+                "mip6d"
+            ],
+            "every rule carries the comment that marks it as ours"
+        );
     }
 
     #[test]

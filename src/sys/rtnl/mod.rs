@@ -10,14 +10,15 @@
 //! Netlink input is untrusted like network input (umip's CVE-2010-2523 was a netlink
 //! message from a local user process taken for the kernel's): every datagram is checked to
 //! come from port 0 (the kernel), every reply to carry our sequence number, and every
-//! length before use ([`msg::parse_datagram`], fuzzed by `fuzz_targets/rtnl.rs`). The
+//! length before use ([`parse::parse_datagram`], fuzzed by `fuzz_targets/rtnl.rs`). The
 //! request socket is also `connect`ed to the kernel, which makes the kernel refuse unicasts
 //! from other processes before they reach us.
 //!
-//! Message layouts come from `netlink-packet-route`; [`msg`] is the pure layer between
-//! those and the plain structs here.
+//! Requests are built with `netlink-packet-route` ([`msg`]); replies and events are decoded
+//! by our own length-checked parser ([`parse`]). Both are pure.
 
 pub mod msg;
+pub mod parse;
 
 use std::io;
 use std::net::Ipv6Addr;
@@ -28,7 +29,7 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use msg::Parsed;
+use parse::Parsed;
 
 // --- constants (uapi values) --------------------------------------------------------------
 
@@ -239,6 +240,9 @@ pub struct Neighbour {
     pub state: u16,
     /// `NTF_*` ([`NTF_PROXY`], [`NTF_ROUTER`]).
     pub flags: u8,
+    /// `NDA_PROTOCOL` (`RTPROT_*`; 0 when absent). Proxy entries of ours carry
+    /// [`RTPROT_MIP`], so a restart after a crash recognises them.
+    pub protocol: u8,
 }
 
 /// What a [`RtnlMonitor`] reports.
@@ -394,7 +398,7 @@ impl Rtnl {
                     format!("rtnetlink datagram of {n} bytes truncated"),
                 ));
             }
-            return msg::parse_datagram(&self.buf);
+            return parse::parse_datagram(&self.buf);
         }
     }
 
@@ -604,7 +608,7 @@ impl Rtnl {
     }
 
     /// Answer neighbour solicitations for `addr` on interface `ifindex` (needs the
-    /// interface's `proxy_ndp` sysctl on).
+    /// interface's `proxy_ndp` sysctl on). The entry is marked with [`RTPROT_MIP`].
     pub fn add_proxy_neigh(&mut self, ifindex: u32, addr: Ipv6Addr) -> io::Result<()> {
         self.request(
             msg::new_neighbour(&proxy(ifindex, addr)),
@@ -663,6 +667,7 @@ fn proxy(index: u32, addr: Ipv6Addr) -> Neighbour {
         lladdr: None,
         state: NUD_PERMANENT,
         flags: NTF_PROXY,
+        protocol: RTPROT_MIP,
     }
 }
 
@@ -719,7 +724,7 @@ impl RtnlMonitor {
                         events.push(RtnlEvent::Overrun);
                         continue;
                     }
-                    match msg::parse_datagram(&self.buf) {
+                    match parse::parse_datagram(&self.buf) {
                         Ok(parsed) => {
                             for p in parsed {
                                 match p {
