@@ -74,10 +74,14 @@ impl NetLock {
 delete table inet {table}
 table inet {table} {{
   set frozen {{ type ipv6_addr . inet_service . inet_service; }}
-  chain input {{ type filter hook input priority -300; policy accept;
-    ip6 saddr . tcp sport . tcp dport @frozen drop }}
-  chain output {{ type filter hook output priority -300; policy accept;
-    ip6 daddr . tcp dport . tcp sport @frozen drop }}
+  chain input {{
+    type filter hook input priority -300; policy accept;
+    ip6 saddr . tcp sport . tcp dport @frozen drop
+  }}
+  chain output {{
+    type filter hook output priority -300; policy accept;
+    ip6 daddr . tcp dport . tcp sport @frozen drop
+  }}
 }}
 "
         ))?;
