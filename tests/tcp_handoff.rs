@@ -29,7 +29,8 @@ use mip6d::crypto::auth::{CounterSource, ReplayWindow, SharedKey};
 use mip6d::ds::conn_state::Limits;
 use mip6d::ds::drain::Drain;
 use mip6d::ds::handoff::{
-    self, Acceptor, AcceptorAction, Donor, DonorAction, Message, Outcome, RedirectTimes, Timeouts,
+    self, Acceptor, AcceptorAction, Donor, DonorAction, Message, Outcome, RedirectTimes,
+    RollbackCause, Timeouts,
 };
 use mip6d::ds::phases::{PhaseTime, Phases};
 use mip6d::sys::{netlock::NetLock, netns, tcp_repair};
@@ -213,6 +214,8 @@ struct Plan {
     /// handoff, `[0, 1, 0]` two.
     hops: Vec<usize>,
     drain: HandoffDrain,
+    /// The acceptor takes the Offer and never answers: the donor must roll back.
+    silent_acceptor: bool,
 }
 
 impl Plan {
@@ -301,11 +304,14 @@ fn server_node(
     let mut ctl = Control::new(info.id);
     let mut conn: Option<TcpStream> = None;
     let mut got = (Vec::new(), Vec::new());
+    let mut rolled_back: Option<TcpStream> = None;
     for (i, &node) in plan.hops.iter().enumerate() {
-        if node != me {
+        if node != me && rolled_back.is_none() {
             continue;
         }
-        let mut s = if i == 0 {
+        let mut s = if let Some(s) = rolled_back.take() {
+            s
+        } else if i == 0 {
             let (s, _) = listener.accept().unwrap();
             // The request sits unread in the receive queue: it must travel.
             let t = Instant::now();
@@ -317,18 +323,24 @@ fn server_node(
                 thread::sleep(Duration::from_millis(1));
             }
             s
+        } else if plan.silent_acceptor {
+            let (mut c, _) = control.accept().unwrap();
+            assert!(matches!(ctl.recv(&mut c), Message::Offer { .. }));
+            // Say nothing; the donor gives up and tells us so.
+            assert!(matches!(ctl.recv(&mut c), Message::Abort { .. }));
+            break;
         } else {
             accept_handoff(&control, &mut ctl, &router_ns, &info, &plan, i)
         };
         s.write_all(&stream(plan.segment(i), 0)).unwrap();
         if i + 1 < plan.hops.len() {
             let next = &nodes[plan.hops[i + 1]];
-            let r = give_handoff(s, &lock, &mut ctl, next, &plan, i);
+            let (r, back) = give_handoff(s, &lock, &mut ctl, next, &plan, i);
             report.send(r).unwrap();
+            rolled_back = back;
         } else {
             let mut req = vec![0; REQUEST_LEN];
             s.read_exact(&mut req).unwrap();
-            s.flush().unwrap();
             let mut up = Vec::new();
             s.read_to_end(&mut up).unwrap();
             got = (req, up);
@@ -347,7 +359,7 @@ fn give_handoff(
     next: &NodeInfo,
     plan: &Plan,
     i: usize,
-) -> HandoffReport {
+) -> (HandoffReport, Option<TcpStream>) {
     let mut drain = Drain::new(plan.drain, Duration::from_secs(3));
     tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(200)).unwrap();
     let local = match s.local_addr().unwrap() {
@@ -374,27 +386,38 @@ fn give_handoff(
     let mut c = TcpStream::connect(SocketAddrV6::new(next.link, CONTROL_PORT, 0, 0)).unwrap();
     c.set_nodelay(true).unwrap();
     let app = (plan.segment(i).end as u64).to_be_bytes().to_vec();
+    let timeouts = Timeouts {
+        accept: Duration::from_millis(300),
+        ..Timeouts::default()
+    };
     let (mut donor, actions) = Donor::start(
         i as u64 + 1,
         state,
         app,
         extraction,
-        Timeouts::default(),
+        timeouts,
         Instant::now(),
     );
     let mut outcome = None;
+    let mut back = None;
     let mut pending = actions;
     loop {
         for a in std::mem::take(&mut pending) {
             match a {
                 DonorAction::Send(m) => ctl.send(&mut c, &m),
                 DonorAction::Unlock => lock.unlock(&local, &peer).unwrap(),
-                DonorAction::RollBack(_) => panic!("unexpected rollback"),
+                DonorAction::RollBack(state) => {
+                    // The route never left this node: rebuild, unlock, then activate.
+                    let fd = tcp_repair::restore(&state).unwrap();
+                    lock.unlock(&local, &peer).unwrap();
+                    tcp_repair::activate(fd.as_fd(), state.send_queue_split().1).unwrap();
+                    back = Some(TcpStream::from(fd));
+                }
                 DonorAction::Finished(o) => outcome = Some(o),
             }
         }
         if let Some(outcome) = outcome {
-            return HandoffReport {
+            let r = HandoffReport {
                 state_bytes,
                 send_queue,
                 unsent,
@@ -402,6 +425,7 @@ fn give_handoff(
                 phases: *donor.phases(),
                 outcome,
             };
+            return (r, back);
         }
         let deadline = donor.poll_timeout().unwrap();
         c.set_read_timeout(Some(
@@ -410,9 +434,33 @@ fn give_handoff(
                 .max(Duration::from_millis(1)),
         ))
         .unwrap();
-        let m = ctl.recv(&mut c);
-        pending = donor.handle(&m, Instant::now());
+        match try_recv(ctl, &mut c) {
+            Some(m) => pending = donor.handle(&m, Instant::now()),
+            None => pending = donor.handle_timeout(Instant::now()),
+        }
     }
+}
+
+/// A message, or None when the read timed out.
+fn try_recv(ctl: &mut Control, c: &mut TcpStream) -> Option<Message> {
+    let mut len = [0; 4];
+    match c.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            return None
+        }
+        Err(e) => panic!("control channel: {e}"),
+    }
+    let mut buf = vec![0; u32::from_be_bytes(len) as usize];
+    c.read_exact(&mut buf).expect("control frame");
+    let (_, m) = handoff::open(&ctl.key, &mut ctl.replay, &buf, &Limits::default())
+        .expect("authentic handoff message");
+    Some(m)
 }
 
 fn accept_handoff(
@@ -599,7 +647,12 @@ fn scenario(tag: &str, plan: Plan, slow: bool) -> Vec<HandoffReport> {
     }
     assert_eq!(reports.len(), plan.hops.len() - 1);
     for r in &reports {
-        assert_eq!(r.outcome, Outcome::Completed);
+        let expected = if plan.silent_acceptor {
+            Outcome::RolledBack(RollbackCause::AcceptTimeout)
+        } else {
+            Outcome::Completed
+        };
+        assert_eq!(r.outcome, expected);
         eprintln!(
             "{tag}: state {} B (send queue {} of which unsent {}, receive queue {})\n{}",
             r.state_bytes, r.send_queue, r.unsent, r.recv_queue, r.phases
@@ -616,6 +669,7 @@ fn handoff_carries_the_connection_and_its_unread_request() {
             total: 1_000_000,
             hops: vec![0, 1],
             drain: HandoffDrain::Off,
+            silent_acceptor: false,
         },
         false,
     );
@@ -630,6 +684,7 @@ fn handoff_with_unacknowledged_send_queue_on_a_slow_link() {
             total: 1_000_000,
             hops: vec![0, 1],
             drain: HandoffDrain::Off,
+            silent_acceptor: false,
         },
         true,
     );
@@ -646,6 +701,7 @@ fn handoff_twice_within_one_connection_a_b_a() {
             total: 1_500_000,
             hops: vec![0, 1, 0],
             drain: HandoffDrain::Off,
+            silent_acceptor: false,
         },
         false,
     );
@@ -660,6 +716,7 @@ fn drained_handoff_ships_about_a_hundred_bytes_plus_the_request() {
             total: 1_000_000,
             hops: vec![0, 1],
             drain: HandoffDrain::On,
+            silent_acceptor: false,
         },
         true,
     );
@@ -667,4 +724,19 @@ fn drained_handoff_ships_about_a_hundred_bytes_plus_the_request() {
     assert_eq!(r.send_queue, 0, "{r:?}");
     // The fixed part plus the 777-byte request still unread.
     assert!(r.state_bytes - r.recv_queue <= 128, "{r:?}");
+}
+
+#[test]
+fn donor_rolls_back_when_the_acceptor_never_accepts() {
+    let reports = scenario(
+        "r",
+        Plan {
+            total: 1_000_000,
+            hops: vec![0, 1],
+            drain: HandoffDrain::Off,
+            silent_acceptor: true,
+        },
+        false,
+    );
+    assert!(matches!(reports[0].outcome, Outcome::RolledBack(_)));
 }
