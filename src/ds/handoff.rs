@@ -77,7 +77,7 @@ impl RejectReason {
 pub enum Message {
     Offer {
         id: u64,
-        state: ConnState,
+        state: Box<ConnState>,
         app: Vec<u8>,
     },
     Accept {
@@ -223,7 +223,7 @@ impl Message {
                 let state = ConnState::decode(state, limits).map_err(MessageError::State)?;
                 Ok(Message::Offer {
                     id,
-                    state,
+                    state: Box::new(state),
                     app: app.to_vec(),
                 })
             }
@@ -384,7 +384,7 @@ impl Donor {
         let phases = state.phases;
         let offer = Message::Offer {
             id,
-            state: state.clone(),
+            state: Box::new(state.clone()),
             app,
         };
         let donor = Donor {
@@ -545,11 +545,7 @@ impl Acceptor {
             timeouts,
             phases: state.phases,
         };
-        Some((
-            acceptor,
-            app,
-            vec![AcceptorAction::Restore(Box::new(state))],
-        ))
+        Some((acceptor, app, vec![AcceptorAction::Restore(state)]))
     }
 
     pub fn id(&self) -> u64 {

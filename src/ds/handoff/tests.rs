@@ -163,7 +163,7 @@ fn acceptor_discards_on_abort_or_without_commit_but_never_after_commit() {
     let timeouts = Timeouts::default();
     let offer = || Message::Offer {
         id: 5,
-        state: drained(),
+        state: Box::new(drained()),
         app: vec![],
     };
     let (mut acc, _, _) = Acceptor::start(1, offer(), timeouts).unwrap();
@@ -236,7 +236,7 @@ fn every_message_seals_opens_and_decodes_to_itself() {
     let msgs = [
         Message::Offer {
             id: 1,
-            state,
+            state: Box::new(state),
             app: b"app".to_vec(),
         },
         Message::Accept {
