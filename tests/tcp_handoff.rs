@@ -296,7 +296,7 @@ fn server_node(
 ) -> (Vec<u8>, Vec<u8>) {
     let info = nodes[me].clone();
     netns::enter(&info.ns).unwrap();
-    let lock = NetLock::install("trp_lock").expect("install the network lock");
+    let mut lock = NetLock::install("trp_lock").expect("install the network lock");
     let svc: Ipv6Addr = SVC.parse().unwrap();
     let listener = TcpListener::bind(SocketAddrV6::new(svc, PORT, 0, 0)).unwrap();
     let control = TcpListener::bind(SocketAddrV6::new(info.link, CONTROL_PORT, 0, 0)).unwrap();
@@ -335,7 +335,7 @@ fn server_node(
         s.write_all(&stream(plan.segment(i), 0)).unwrap();
         if i + 1 < plan.hops.len() {
             let next = &nodes[plan.hops[i + 1]];
-            let (r, back) = give_handoff(s, &lock, &mut ctl, next, &plan, i);
+            let (r, back) = give_handoff(s, &mut lock, &mut ctl, next, &plan, i);
             report.send(r).unwrap();
             rolled_back = back;
         } else {
@@ -354,7 +354,7 @@ fn server_node(
 
 fn give_handoff(
     s: TcpStream,
-    lock: &NetLock,
+    lock: &mut NetLock,
     ctl: &mut Control,
     next: &NodeInfo,
     plan: &Plan,
@@ -598,8 +598,21 @@ fn scenario(tag: &str, plan: Plan, slow: bool) -> Vec<HandoffReport> {
             let mut s = TcpStream::connect(SocketAddrV6::new(svc, PORT, 0, 0)).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
             s.write_all(&stream(0..REQUEST_LEN, 1)).unwrap();
+            // Read as it comes, noting the longest pause between two reads: the pause
+            // the client perceives (the handoff's, unless the link is slower).
             let mut got = vec![0; total];
-            s.read_exact(&mut got).expect("download");
+            let (mut off, mut last, mut gap) = (0, Instant::now(), Duration::ZERO);
+            while off < total {
+                let n = s.read(&mut got[off..]).expect("download");
+                assert!(n > 0, "end of stream after {off} bytes");
+                off += n;
+                gap = gap.max(last.elapsed());
+                last = Instant::now();
+            }
+            eprintln!(
+                "client: longest pause between reads {:.3} ms",
+                gap.as_secs_f64() * 1e3
+            );
             s.write_all(&stream(0..UPLOAD_LEN, 2))
                 .expect("upload after the handoff");
             s.shutdown(std::net::Shutdown::Write).unwrap();
