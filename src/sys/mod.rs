@@ -11,13 +11,17 @@
 //! - [`ipset`]: IP sets over nfnetlink (per-binding state matched by constant rules).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`tcp_repair`]: freeze, dump, rebuild and reactivate a live TCP connection.
+//! - [`netlock`]: the donor's nftables drop set for connections being handed off.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod ipset;
 pub mod netlink;
+pub mod netlock;
 pub mod netns;
 pub mod nfqueue;
 pub mod process;
 pub mod raw;
 pub mod rtnl;
 pub mod signals;
+pub mod tcp_repair;

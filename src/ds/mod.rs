@@ -1,0 +1,13 @@
+//! Distributed Servers (DESIGN.md layer 4): the logic of handing live TCP connections
+//! between server nodes, sans-IO like `proto`. The socket surgery itself is
+//! `sys::tcp_repair`.
+//!
+//! - [`conn_state`]: one frozen connection and its compact, strictly decoded encoding.
+//! - [`phases`]: the seven timed phases of a handoff (the seed's Table 1).
+//! - [`drain`]: whether the donor waits for its send queue to be acknowledged first.
+//! - [`handoff`]: the donor ⇄ acceptor protocol: messages, states, timeouts, rollback.
+
+pub mod conn_state;
+pub mod drain;
+pub mod handoff;
+pub mod phases;
