@@ -56,7 +56,7 @@ fn marked(ns: &Ns) -> Vec<String> {
 
 #[test]
 fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
-    testbed::require("leftovers", &[Tool::Ip, Tool::Ip6tables]);
+    testbed::require("leftovers", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
     let ns = Ns::new("left");
 
     // The home link, and objects of two kinds: marked as a dead mip6d's (protocol 16,
@@ -153,24 +153,37 @@ fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
     let first = marked(&ns);
     assert_eq!(
         first.len(),
-        3,
-        "two receive rules and the defragmentation rule, all marked: {first:#?}"
+        7,
+        "two receive rules, the defragmentation rule, route optimisation and three tunnel \
+         rules, all marked: {first:#?}"
     );
+    let sets = |ns: &Ns| -> Vec<String> {
+        let mut v: Vec<String> = ns
+            .sh(&["ipset", "list", "-n"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sets(&ns), ["mip6d-coa", "mip6d-home", "mip6d-ro"]);
 
     // SIGKILL: no cleanup, so the rules stay (and a stale pid file and socket).
     let mut child = d.child.take().expect("running");
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(marked(&ns), first, "SIGKILL leaves the rules in place");
+    assert_eq!(sets(&ns).len(), 3, "and the sets");
 
     // The next start removes the old set before installing its own: one set, not two.
     start(&ns, &mut d);
     assert_eq!(marked(&ns), first, "exactly one set after the restart");
     let log = d.stderr();
+    assert_eq!(sets(&ns), ["mip6d-coa", "mip6d-home", "mip6d-ro"]);
     assert_eq!(
         log.matches("removed a leftover").count(),
-        3,
-        "the three old rules, reported:\n{log}"
+        10,
+        "the seven old rules and three sets, reported:\n{log}"
     );
 
     // SIGTERM: nothing of ours is left, and the others' objects are still there.
@@ -178,6 +191,7 @@ fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
     let st = d.wait_exit();
     assert!(st.success(), "mip6d exit: {st}\n{}", d.stderr());
     assert!(marked(&ns).is_empty(), "{:#?}", marked(&ns));
+    assert!(sets(&ns).is_empty(), "{:?}", sets(&ns));
     let save = ns.sh(&["ip6tables-save"]);
     assert!(save.contains("--comment other"), "{save}");
     assert!(ns.ip(&["-6", "rule", "show"]).contains("1500:"));

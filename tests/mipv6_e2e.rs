@@ -24,7 +24,10 @@ fn have(cmd: &str) -> bool {
 
 #[test]
 fn mipv6_end_to_end_checks_all_pass() {
-    testbed::require("mipv6_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ping]);
+    testbed::require(
+        "mipv6_e2e",
+        &[Tool::Ip, Tool::Ip6tables, Tool::Ping, Tool::Ipset],
+    );
     for (cmd, package) in [
         ("radvd", "radvd"),
         ("tshark", "tshark"),

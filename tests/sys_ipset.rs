@@ -60,6 +60,11 @@ fn sets_are_what_ipset_lists_and_what_rules_match() {
         l.sort();
         assert_eq!(l, vec![a("2001:db8::1"), a("2001:db8::99")]);
         assert_eq!(s.spoofed(), 0);
+        s.create("mip6d-other")?;
+        let mut names = s.names()?;
+        names.sort();
+        assert_eq!(names, vec!["mip6d-other".to_string(), name.to_string()]);
+        s.destroy("mip6d-other")?;
         Ok(())
     })
     .unwrap()

@@ -9,7 +9,8 @@
 //!   added by the data path's `Rule` for every role), found in `ip6tables-save`;
 //! - routes in the daemon's tables (252 and main) and policy rules: protocol
 //!   [`RTPROT_MIP`] (16, as umip marks its own);
-//! - proxy neighbour entries: `NDA_PROTOCOL` [`RTPROT_MIP`].
+//! - proxy neighbour entries: `NDA_PROTOCOL` [`RTPROT_MIP`];
+//! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]).
 //!
 //! Objects without the mark are never touched, so an operator's own routes and rules
 //! survive. One daemon per network namespace is assumed: a second one started beside a
@@ -19,7 +20,9 @@
 use std::io;
 use std::process::Command;
 
+use crate::datapath::sets;
 use crate::datapath::user::{ip6tables, COMMENT};
+use crate::sys::ipset::IpSets;
 use crate::sys::rtnl::{Rtnl, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
 
 /// Removes every leftover it recognises and returns one description per removed object.
@@ -41,6 +44,18 @@ pub fn remove_all() -> Vec<String> {
         }
         // No ip6tables means no rules of ours either; the data path says what to install.
         Err(e) => tracing::debug!("leftovers: ip6tables-save: {e}"),
+    }
+    // After the rules: a set cannot go while a rule names it.
+    match IpSets::open().and_then(|mut s| Ok((s.names()?, s))) {
+        Ok((names, mut s)) => {
+            for name in names.into_iter().filter(|n| n.starts_with(sets::PREFIX)) {
+                match s.destroy(&name) {
+                    Ok(()) => removed.push(format!("ip set {name}")),
+                    Err(e) => tracing::warn!("leftover ip set {name}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::debug!("leftovers: ip sets: {e}"),
     }
     match Rtnl::open() {
         Ok(mut rt) => remove_kernel_objects(&mut rt, &mut removed),

@@ -43,6 +43,7 @@
 //! deregistration, expiry and SIGTERM remove it.
 
 use super::rewrite;
+use super::sets::{self, AddrSet};
 use super::user::{
     bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, send_transmit, RoRules,
     Rule,
@@ -69,35 +70,36 @@ const TUNNEL_HOP_LIMIT: u8 = 64;
 
 // --- rules -------------------------------------------------------------------------------------
 
-/// The two rules that bring packets for `hoa` to the tunnel queue.
-pub fn route_rules(hoa: Ipv6Addr, queue: u16) -> [Rule; 2] {
-    let d = format!("{hoa}/128");
+/// The rules that bring packets to the tunnel queue: those for a home address in the
+/// [`sets::HOME`] set (forwarded, and sent by the home agent itself), and tunnelled
+/// packets from a care-of address in the [`sets::CARE_OF`] set to one of our addresses.
+/// The queue checks the rest (the registered pair, §10.4.5).
+pub fn tunnel_rules(queue: u16) -> [Rule; 3] {
     let q = queue.to_string();
-    let spec = ["-d", d.as_str(), "-j", "NFQUEUE", "--queue-num", q.as_str()];
-    [
-        Rule::new("raw", "PREROUTING", &spec),
-        Rule::new("mangle", "OUTPUT", &spec),
-    ]
-}
-
-/// The rule that brings the tunnel `remote` → `local` to the tunnel queue.
-pub fn tunnel_rule(local: Ipv6Addr, remote: Ipv6Addr, queue: u16) -> Rule {
-    Rule::new(
-        "raw",
-        "PREROUTING",
-        &[
-            "-s",
-            &format!("{remote}/128"),
-            "-d",
-            &format!("{local}/128"),
+    let to_home: Vec<&str> = sets::match_set(sets::HOME, "dst")
+        .into_iter()
+        .chain(["-j", "NFQUEUE", "--queue-num", &q])
+        .collect();
+    let from_coa: Vec<&str> = sets::match_set(sets::CARE_OF, "src")
+        .into_iter()
+        .chain([
             "-p",
             "41",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
             "-j",
             "NFQUEUE",
             "--queue-num",
-            &queue.to_string(),
-        ],
-    )
+            &q,
+        ])
+        .collect();
+    [
+        Rule::new("raw", "PREROUTING", &to_home),
+        Rule::new("mangle", "OUTPUT", &to_home),
+        Rule::new("raw", "PREROUTING", &from_coa),
+    ]
 }
 
 /// The counting rule whose only purpose is to turn conntrack (and its defragmentation)
@@ -239,14 +241,17 @@ pub struct HaUserPath {
     rx: NfQueue,
     ro: NfQueue,
     tun: NfQueue,
-    tun_queue: u16,
     raw: RawSocket,
     /// Route-optimisation rules of the embedded correspondent node's bindings.
     ro_rules: RoRules,
-    /// (home agent address, care-of address) → users and the decapsulation rule.
-    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), (usize, EntryId)>,
+    /// (home agent address, care-of address) → users.
+    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), usize>,
+    /// Care-of addresses whose tunnelled packets are decapsulated (one element per
+    /// tunnel, reference-counted).
+    care_of: AddrSet,
     routes: Routes,
-    route_rules: HashMap<Ipv6Addr, Vec<EntryId>>,
+    /// Home addresses whose traffic goes into the tunnel.
+    home: AddrSet,
     proxies: HashMap<Ipv6Addr, EntryId>,
     /// Whether `proxy_ndp` on the home interface is ours to restore (recorded once).
     proxy_sysctl: bool,
@@ -288,9 +293,13 @@ impl HaUserPath {
         let tun = bind_queue(tun_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
             .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        // Sets before the rules that name them (the registry undoes newest first).
+        let care_of = AddrSet::create(sets::CARE_OF, registry)?;
+        let home = AddrSet::create(sets::HOME, registry)?;
         for rule in super::user::receive_rules(queue)
             .into_iter()
             .chain([defrag_rule()])
+            .chain(tunnel_rules(tun_queue))
         {
             rule.install(registry)
                 .map_err(|e| format!("cannot add a netfilter rule: {e}"))?;
@@ -306,12 +315,12 @@ impl HaUserPath {
             rx,
             ro,
             tun,
-            tun_queue,
             raw,
-            ro_rules: RoRules::new(ro_queue),
+            ro_rules: RoRules::start(ro_queue, registry)?,
             tunnels: HashMap::new(),
+            care_of,
             routes: HashMap::new(),
-            route_rules: HashMap::new(),
+            home,
             proxies: HashMap::new(),
             proxy_sysctl: false,
         })
@@ -367,57 +376,52 @@ impl HaUserPath {
         );
     }
 
-    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr, registry: &mut Registry) {
-        if let Some((n, _)) = self.tunnels.get_mut(&(local, remote)) {
-            *n += 1;
+    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
+        let n = self.tunnels.entry((local, remote)).or_insert(0);
+        *n += 1;
+        if *n > 1 {
             return;
         }
-        match tunnel_rule(local, remote, self.tun_queue).install(registry) {
-            Ok(id) => {
-                tracing::info!("tunnel {local} <- {remote}: decapsulating");
-                self.tunnels.insert((local, remote), (1, id));
+        match self.care_of.insert(remote) {
+            Ok(()) => tracing::info!("tunnel {local} <- {remote}: decapsulating"),
+            Err(e) => {
+                self.tunnels.remove(&(local, remote));
+                tracing::error!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF)
             }
-            Err(e) => tracing::error!("tunnel from {remote}: cannot add its rule: {e}"),
         }
     }
 
-    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr, registry: &mut Registry) {
-        let Some((n, id)) = self.tunnels.get_mut(&(local, remote)) else {
+    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
+        let Some(n) = self.tunnels.get_mut(&(local, remote)) else {
             return;
         };
         *n -= 1;
         if *n == 0 {
-            let id = *id;
             self.tunnels.remove(&(local, remote));
-            if let Err(e) = registry.undo(id) {
-                tracing::warn!("{e}");
+            if let Err(e) = self.care_of.remove(remote) {
+                tracing::warn!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF);
             }
         }
     }
 
-    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr, r: &mut Registry) {
-        // The rules match the home address only: a new care-of address just changes
-        // the map the queue reads.
+    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr) {
+        // The set holds the home address only: a new care-of address just changes the
+        // map the queue reads.
         self.routes.insert(hoa, (local, remote));
         tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
-        if self.route_rules.contains_key(&hoa) {
+        if self.home.contains(&hoa) {
             return;
         }
-        let mut ids = Vec::new();
-        for rule in route_rules(hoa, self.tun_queue) {
-            match rule.install(r) {
-                Ok(id) => ids.push(id),
-                Err(e) => tracing::error!("route to {hoa}: cannot add a rule: {e}"),
-            }
+        if let Err(e) = self.home.insert(hoa) {
+            tracing::error!("route to {hoa}: ip set {}: {e}", sets::HOME);
         }
-        self.route_rules.insert(hoa, ids);
     }
 
-    fn route_del(&mut self, hoa: Ipv6Addr, registry: &mut Registry) {
+    fn route_del(&mut self, hoa: Ipv6Addr) {
         self.routes.remove(&hoa);
-        for id in self.route_rules.remove(&hoa).unwrap_or_default() {
-            if let Err(e) = registry.undo(id) {
-                tracing::warn!("{e}");
+        if self.home.contains(&hoa) {
+            if let Err(e) = self.home.remove(hoa) {
+                tracing::warn!("route to {hoa}: ip set {}: {e}", sets::HOME);
             }
         }
     }
@@ -546,14 +550,14 @@ impl Machine for HaUserPath {
             match a {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
                 Action::StartDad { hoa, link_local } => self.dad(hoa, link_local, now),
-                Action::TunnelAdd { local, remote } => self.tunnel_add(local, remote, ctx.registry),
-                Action::TunnelDel { local, remote } => self.tunnel_del(local, remote, ctx.registry),
+                Action::TunnelAdd { local, remote } => self.tunnel_add(local, remote),
+                Action::TunnelDel { local, remote } => self.tunnel_del(local, remote),
                 Action::RouteAdd {
                     hoa,
                     tunnel_local,
                     tunnel_remote,
-                } => self.route_add(hoa, tunnel_local, tunnel_remote, ctx.registry),
-                Action::RouteDel { hoa } => self.route_del(hoa, ctx.registry),
+                } => self.route_add(hoa, tunnel_local, tunnel_remote),
+                Action::RouteDel { hoa } => self.route_del(hoa),
                 Action::ProxyNdAdd { addr, router } => self.proxy_add(addr, router, ctx.registry),
                 Action::ProxyNdDel { addr } => self.proxy_del(addr, ctx.registry),
                 Action::BindingInstalled {
@@ -571,11 +575,9 @@ impl Machine for HaUserPath {
                 // The embedded correspondent node's route optimisation.
                 Action::BindingInstalled {
                     local, hoa, coa, ..
-                } => self
-                    .ro_rules
-                    .binding_installed(local, hoa, coa, ctx.registry),
+                } => self.ro_rules.binding_installed(local, hoa, coa),
                 Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa, ctx.registry)
+                    self.ro_rules.binding_removed(local, hoa)
                 }
                 other => tracing::debug!("home agent: ignoring {other:?}"),
             }
@@ -714,19 +716,18 @@ mod tests {
 
     #[test]
     fn rules_and_addresses() {
-        let (ha, hoa, coa, _, _) = net();
-        let [pre, out] = route_rules(hoa, 6277);
+        let [pre, out, decap] = tunnel_rules(6277);
         assert_eq!(
             pre.describe(),
-            "ip6tables -t raw -A PREROUTING -d 2001:db8:1::100/128 -j NFQUEUE --queue-num 6277"
+            "ip6tables -t raw -A PREROUTING -m set --match-set mip6d-home dst -j NFQUEUE --queue-num 6277"
         );
         assert_eq!(
             out.describe(),
-            "ip6tables -t mangle -A OUTPUT -d 2001:db8:1::100/128 -j NFQUEUE --queue-num 6277"
+            "ip6tables -t mangle -A OUTPUT -m set --match-set mip6d-home dst -j NFQUEUE --queue-num 6277"
         );
         assert_eq!(
-            tunnel_rule(ha, coa, 6277).describe(),
-            "ip6tables -t raw -A PREROUTING -s 2001:db8:41::100/128 -d 2001:db8:1::1/128 -p 41 -j NFQUEUE --queue-num 6277"
+            decap.describe(),
+            "ip6tables -t raw -A PREROUTING -m set --match-set mip6d-coa src -p 41 -m addrtype --dst-type LOCAL -j NFQUEUE --queue-num 6277"
         );
     }
 }

@@ -442,7 +442,7 @@ impl MnUserPath {
             ro,
             out_queue,
             raw,
-            ro_rules: RoRules::new(ro_queue),
+            ro_rules: RoRules::start(ro_queue, registry)?,
             paths: Paths::default(),
             held: Held::default(),
             ro_policies,
@@ -794,11 +794,9 @@ impl Machine for MnUserPath {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
                 Action::BindingInstalled {
                     local, hoa, coa, ..
-                } => self
-                    .ro_rules
-                    .binding_installed(local, hoa, coa, ctx.registry),
+                } => self.ro_rules.binding_installed(local, hoa, coa),
                 Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa, ctx.registry)
+                    self.ro_rules.binding_removed(local, hoa)
                 }
                 other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }

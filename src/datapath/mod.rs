@@ -12,4 +12,5 @@ pub mod ha_user;
 pub mod mn_kernel;
 pub mod mn_user;
 pub mod rewrite;
+pub mod sets;
 pub mod user;

@@ -9,7 +9,7 @@ pub mod discovery;
 pub mod event;
 pub mod ha;
 pub mod mn;
-pub mod nd;
 pub mod movement;
+pub mod nd;
 pub mod ratelimit;
 pub mod seqno;

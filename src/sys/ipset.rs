@@ -158,6 +158,26 @@ pub fn parse_list_message(body: &[u8]) -> io::Result<Vec<Ipv6Addr>> {
     Ok(out)
 }
 
+/// `LIST` of every set (no name): one or more messages per set, each naming it.
+pub fn encode_list_all(seq: u32) -> io::Result<Vec<u8>> {
+    let mut b = MsgBuilder::new(
+        (NFNL_SUBSYS_IPSET << 8) | IPSET_CMD_LIST,
+        NLM_F_DUMP,
+        seq,
+        &family_header(),
+    );
+    b.attr(IPSET_ATTR_PROTOCOL, &[IPSET_PROTOCOL]);
+    b.finish()
+}
+
+/// The set name a `LIST` message is about.
+pub fn parse_set_name(body: &[u8]) -> Option<String> {
+    let a = netlink::attrs(body.get(4..)?).ok()?;
+    let v = a.iter().find(|a| a.attr_type == IPSET_ATTR_SETNAME)?.value;
+    let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+    String::from_utf8(v[..end].to_vec()).ok()
+}
+
 /// The highest `hash:ip` revision in a `TYPE` reply.
 fn parse_type_reply(body: &[u8]) -> Option<u8> {
     netlink::attrs(body.get(4..)?)
@@ -271,6 +291,21 @@ impl IpSets {
                 Ok(())
             },
         )?;
+        Ok(out)
+    }
+
+    /// The names of every set in the namespace.
+    pub fn names(&mut self) -> io::Result<Vec<String>> {
+        let seq = self.nl.next_seq();
+        let mut out: Vec<String> = Vec::new();
+        self.nl.transact(seq, &encode_list_all(seq)?, |m| {
+            if let Some(n) = parse_set_name(m.body) {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 

@@ -87,6 +87,8 @@ m6_snapshot() {
     ip -n "$ns" -6 neigh show proxy
     echo "# proxy_ndp"
     cat /proc/sys/net/ipv6/conf/*/proxy_ndp 2>/dev/null | paste -sd' ' || true
+    echo "# ip sets"
+    ip netns exec "$ns" ipset save 2>/dev/null || true
   }
 }
 
@@ -149,6 +151,7 @@ cmd_mipv6() {
   command -v python3 >/dev/null || m6_die "python3 not found: apt-get install python3"
   command -v tshark >/dev/null || m6_die "tshark not found: apt-get install tshark"
   command -v ip6tables >/dev/null || m6_die "ip6tables not found: apt-get install iptables"
+  command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
   M6_RA=1
   cmd_up
   dir=$(m6_run_dir)
@@ -181,7 +184,9 @@ cmd_mipv6() {
   r=0
   local pings tunnelled xfer
   pings=$(ip netns exec "$(m6_ns client)" ping -6 -c 3 -i 0.2 -W 2 "$M6_HOA" 2>&1)
-  tunnelled=$(ip netns exec "$(m6_ns ha1)" ip6tables-save -c -t raw | grep -- "-d $M6_HOA/128" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1)
+  # The packet counter of ha1's rule that queues what is addressed to a registered home
+  # address for the tunnel.
+  tunnelled=$(ip netns exec "$(m6_ns ha1)" ip6tables-save -c -t raw | grep -- "--match-set mip6d-home dst" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1)
   xfer=$(tcp_transfer 2000000 1)
   [[ $pings == *" 0% packet loss"* ]] && [ "${tunnelled:-0}" -ge 1 ] && [ "$xfer" = ok ] && r=1
   m6_check 2 "client reaches the home address via ha1's tunnel: ping, 2 MB TCP with sha256" $r \
@@ -217,13 +222,13 @@ cmd_mipv6() {
   r=0
   local left=""
   if m6_wait 15 ha_empty; then
-    left=$(ip netns exec "$(m6_ns ha1)" ip6tables-save | grep -c "$M6_HOA" || true)
+    left=$( { ip netns exec "$(m6_ns ha1)" ip6tables-save; ip netns exec "$(m6_ns ha1)" ipset save; } | grep -c "$M6_HOA" || true)
     left+=" $(ip -n "$(m6_ns ha1)" -6 neigh show proxy | grep -c "$M6_HOA" || true)"
     left+=" $(ip -n "$(m6_ns ha1)" -6 route show table all | grep -c "$M6_HOA" || true)"
     [ "$left" = "0 0 0" ] && r=1
   fi
   m6_check 5 "MN back home deregisters; ha1 removes its tunnel rules, routes and proxy entry" $r \
-    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules/proxy/routes naming the HoA: ${left:-?}"
+    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA: ${left:-?}"
 
   # 6. SIGTERM leaves nothing behind.
   r=1

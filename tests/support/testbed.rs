@@ -192,6 +192,29 @@ impl Testbed {
     pub fn sh(&self, node: &str, cmd: &[&str]) -> String {
         ip_netns(&self.ns(node), cmd).unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// The members of IP set `set` in `node` (`ipset list`), sorted; `None` when the set
+    /// does not exist.
+    pub fn set_members(&self, node: &str, set: &str) -> Option<Vec<String>> {
+        let listed = ip_netns(&self.ns(node), &["ipset", "list", set]).ok()?;
+        let mut m: Vec<String> = listed
+            .lines()
+            .skip_while(|l| !l.starts_with("Members:"))
+            .skip(1)
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        m.sort();
+        Some(m)
+    }
+
+    /// The names of the IP sets in `node`.
+    pub fn set_names(&self, node: &str) -> Vec<String> {
+        self.sh(node, &["ipset", "list", "-n"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 impl Drop for Testbed {
