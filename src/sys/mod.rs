@@ -7,6 +7,8 @@
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`xfrm`]: XFRM netlink — the kernel's MIP6 route-optimisation states, sub-policies
+//!   and reports (the `kernel` data path).
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod netns;
@@ -14,3 +16,4 @@ pub mod nfqueue;
 pub mod process;
 pub mod raw;
 pub mod signals;
+pub mod xfrm;

@@ -67,6 +67,7 @@ pub enum Tool {
     Ip,
     Ip6tables,
     Ping,
+    Strace,
 }
 
 /// Fails — never skips — naming what to install when the test cannot run here: a silently
@@ -83,6 +84,7 @@ pub fn require(test: &str, tools: &[Tool]) {
             Tool::Ip => ("ip", "-V", "iproute2"),
             Tool::Ip6tables => ("ip6tables", "-V", "iptables"),
             Tool::Ping => ("ping", "-V", "iputils-ping"),
+            Tool::Strace => ("strace", "-V", "strace"),
         };
         if !tool_runs(cmd, arg) {
             missing.push(format!("the `{cmd}` command: apt-get install {package}"));
