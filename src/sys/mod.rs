@@ -4,6 +4,8 @@
 //!
 //! - [`nfqueue`]: netfilter queue — packets a netfilter rule hands to userspace, answered
 //!   with a verdict and optionally a rewritten packet (the `user` data path's receive side).
+//! - [`rtnl`]: rtnetlink — links, IPv6 addresses, routes, rules, proxy neighbours, and the
+//!   multicast events that report changes to them.
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
@@ -15,5 +17,6 @@ pub mod netns;
 pub mod nfqueue;
 pub mod process;
 pub mod raw;
+pub mod rtnl;
 pub mod signals;
 pub mod xfrm;
