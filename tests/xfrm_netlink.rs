@@ -203,7 +203,7 @@ fn encoding_matches_iproute2_byte_for_byte() {
     assert_same(
         &ns,
         "state flush",
-        &encode_flush_sa(0, IPSEC_PROTO_ANY),
+        &encode_flush_sa(0, 0),
         "XFRM_MSG_FLUSHSA",
         ACK,
     );

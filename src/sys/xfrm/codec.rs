@@ -328,7 +328,7 @@ pub fn encode_dump_states(seq: u32) -> Vec<u8> {
         .finish()
 }
 
-/// `XFRM_MSG_FLUSHSA` for one protocol (`IPSEC_PROTO_ANY` = 255 for all).
+/// `XFRM_MSG_FLUSHSA` for one protocol; 0 for all (what `ip xfrm state flush` sends).
 pub fn encode_flush_sa(seq: u32, proto: u8) -> Vec<u8> {
     let mut m = MsgBuilder::new(XFRM_MSG_FLUSHSA, NLM_F_REQUEST | NLM_F_ACK, seq)
         .body(&[proto])

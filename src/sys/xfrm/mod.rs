@@ -37,7 +37,8 @@ pub const IPPROTO_DSTOPTS: u8 = 60;
 pub const IPPROTO_ESP: u8 = 50;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_MH: u8 = 135;
-/// Any protocol, for flushes.
+/// For flushes: the IPsec protocols only (AH, ESP, IPComp) — *not* the route-optimisation
+/// states; 0 flushes every protocol (the kernel's `xfrm_id_proto_match`).
 pub const IPSEC_PROTO_ANY: u8 = 255;
 
 pub const XFRM_MODE_TRANSPORT: u8 = 0;
@@ -647,7 +648,8 @@ impl Xfrm {
             .collect())
     }
 
-    /// Removes every state of `proto` in this namespace — other programs' too: for test
+    /// Removes every state of `proto` (0: all, route-optimisation states included; see
+    /// [`IPSEC_PROTO_ANY`]) in this namespace — other programs' too: for test
     /// namespaces, never for a daemon on a shared host (it removes its own objects one by
     /// one through its registry).
     pub fn flush_states(&mut self, proto: u8) -> io::Result<()> {

@@ -289,6 +289,7 @@ fn garbage_is_an_error_not_a_panic() {
 #[test]
 fn flush_messages() {
     let m = encode_flush_sa(1, IPSEC_PROTO_ANY);
+    assert_eq!(encode_flush_sa(1, 0)[16], 0);
     assert_eq!(m.len(), 17);
     assert_eq!(ne32(&m, 0), 17);
     assert_eq!(ne16(&m, 4), XFRM_MSG_FLUSHSA);
