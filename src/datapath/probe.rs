@@ -85,6 +85,14 @@ fn probe_xfrm(x: &mut Xfrm, missing: &mut Vec<Missing>) {
         Err(e) if xfrm::errno(&e) == Some(libc::EEXIST) => {
             let _ = x.del_policy(&pol.id());
         }
+        // Without the capability nothing can be learned; say that, not a missing option.
+        Err(e) if xfrm::errno(&e) == Some(libc::EPERM) => {
+            missing.push(Missing {
+                option: "CAP_NET_ADMIN",
+                why: format!("the probe may not change XFRM: {e}"),
+            });
+            return;
+        }
         Err(e) => missing.push(Missing {
             option: "CONFIG_XFRM_SUB_POLICY",
             why: format!("the kernel refused an XFRM sub-policy: {e}"),
@@ -184,6 +192,73 @@ pub fn kernel_config_option(option: &str) -> Option<bool> {
     )
 }
 
+/// The backend a start-up settles on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Kernel,
+    User,
+}
+
+impl Backend {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Backend::Kernel => "kernel",
+            Backend::User => "user",
+        }
+    }
+}
+
+/// What `Datapath` / `--datapath` asked for, settled against the kernel, with the reason
+/// for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub backend: Backend,
+    pub reason: String,
+}
+
+/// Settles `requested`: `user` as asked; `kernel` only if `probe` finds support (the
+/// error names the missing options); `auto` picks `kernel` where supported, `user`
+/// otherwise. The probe runs only when the answer depends on it.
+pub fn select(
+    requested: crate::config::Datapath,
+    probe: impl FnOnce() -> Probe,
+) -> Result<Selection, String> {
+    use crate::config::Datapath;
+    match requested {
+        Datapath::User => Ok(Selection {
+            backend: Backend::User,
+            reason: "as configured".into(),
+        }),
+        Datapath::Kernel => {
+            let p = probe();
+            if p.supported() {
+                Ok(Selection {
+                    backend: Backend::Kernel,
+                    reason: p.reason(),
+                })
+            } else {
+                Err(format!(
+                    "Datapath kernel: this kernel cannot run the kernel data path: {}; \
+                     use a kernel built with it (see mip6d(8), KERNEL REQUIREMENTS) or \
+                     Datapath user",
+                    p.reason()
+                ))
+            }
+        }
+        Datapath::Auto => {
+            let p = probe();
+            Ok(Selection {
+                backend: if p.supported() {
+                    Backend::Kernel
+                } else {
+                    Backend::User
+                },
+                reason: p.reason(),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +280,67 @@ mod tests {
         assert!(!p.supported());
         assert_eq!(p.reason(), "no CONFIG_IPV6_MIP6 (x); no CONFIG_IPV6_TUNNEL (y)");
         assert!(Probe::default().supported());
+    }
+
+    fn without_mip6() -> Probe {
+        Probe {
+            missing: vec![Missing {
+                option: "CONFIG_IPV6_MIP6",
+                why: "no XFRM type".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn selection_follows_the_request_and_the_probe() {
+        use crate::config::Datapath;
+        let s = select(Datapath::User, || panic!("user needs no probe")).unwrap();
+        assert_eq!(s.backend, Backend::User);
+        let s = select(Datapath::Auto, without_mip6).unwrap();
+        assert_eq!(s.backend, Backend::User);
+        assert!(s.reason.contains("CONFIG_IPV6_MIP6"), "{}", s.reason);
+        let s = select(Datapath::Auto, Probe::default).unwrap();
+        assert_eq!(s.backend, Backend::Kernel);
+        let e = select(Datapath::Kernel, without_mip6).unwrap_err();
+        assert!(e.contains("Datapath kernel") && e.contains("CONFIG_IPV6_MIP6"), "{e}");
+        let s = select(Datapath::Kernel, Probe::default).unwrap();
+        assert_eq!(s.backend, Backend::Kernel);
+    }
+
+    /// The probe on the running kernel agrees with its configuration, when the kernel
+    /// publishes it (this machine's has no MIP6: the probe must say so, and why).
+    #[test]
+    fn live_probe_agrees_with_the_kernel_configuration() {
+        let p = probe_kernel(true);
+        match kernel_config_option("CONFIG_IPV6_MIP6") {
+            Some(false) => {
+                assert!(!p.supported());
+                let m = p
+                    .missing
+                    .iter()
+                    .find(|m| m.option == "CONFIG_IPV6_MIP6")
+                    .unwrap_or_else(|| panic!("{p:?}"));
+                assert!(m.why.contains("mode ro proto route2"), "{}", m.why);
+            }
+            Some(true) => assert!(
+                p.missing.iter().all(|m| m.option != "CONFIG_IPV6_MIP6"),
+                "{p:?}"
+            ),
+            None => {}
+        }
+        if kernel_config_option("CONFIG_XFRM_SUB_POLICY") == Some(true) {
+            assert!(
+                p.missing.iter().all(|m| m.option != "CONFIG_XFRM_SUB_POLICY"),
+                "{p:?}"
+            );
+        }
+        if kernel_config_option("CONFIG_IPV6_TUNNEL") == Some(false) {
+            assert!(
+                p.missing.iter().any(|m| m.option == "CONFIG_IPV6_TUNNEL"),
+                "{p:?}"
+            );
+        }
+        eprintln!("probe: {}", p.reason());
     }
 
     #[test]
