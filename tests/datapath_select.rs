@@ -19,9 +19,15 @@ impl Drop for Ns {
 
 #[test]
 fn auto_logs_its_choice_and_the_reason() {
-    testbed::require("datapath_select", &[testbed::Tool::Ip, testbed::Tool::Ip6tables]);
+    testbed::require(
+        "datapath_select",
+        &[testbed::Tool::Ip, testbed::Tool::Ip6tables],
+    );
     let ns = Ns(format!("xfrm-sel-{}", std::process::id()));
-    let out = Command::new("ip").args(["netns", "add", &ns.0]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", testbed::text(&out));
 
     let mut d = Daemon::new("xfrm-auto", "NodeConfig CN;\nDatapath auto;\n");

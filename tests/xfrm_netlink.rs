@@ -31,7 +31,11 @@ impl Ns {
             .args(["netns", "add", &name])
             .output()
             .unwrap();
-        assert!(out.status.success(), "ip netns add: {}", testbed::text(&out));
+        assert!(
+            out.status.success(),
+            "ip netns add: {}",
+            testbed::text(&out)
+        );
         Ns(name)
     }
 
@@ -60,7 +64,15 @@ struct Traced {
 }
 
 fn trace_ip_xfrm(ns: &Ns, args: &str) -> Traced {
-    let mut cmd = vec!["strace", "-f", "-xx", "-s", "65536", "-e", "trace=sendmsg,sendto"];
+    let mut cmd = vec![
+        "strace",
+        "-f",
+        "-xx",
+        "-s",
+        "65536",
+        "-e",
+        "trace=sendmsg,sendto",
+    ];
     cmd.extend(["ip", "-6", "xfrm"]);
     cmd.extend(args.split_whitespace());
     let out = ns.sh(&cmd);
@@ -323,7 +335,11 @@ fn live_kernel_route_optimisation_states_work_or_fail_as_without_mip6() {
     let mip6 = mip6d::datapath::probe::kernel_config_option("CONFIG_IPV6_MIP6");
     match result {
         Ok((got, after)) => {
-            assert_ne!(mip6, Some(false), "kernel config says no MIP6, yet RO state added");
+            assert_ne!(
+                mip6,
+                Some(false),
+                "kernel config says no MIP6, yet RO state added"
+            );
             let got = got.expect("GETSA finds the state");
             assert_eq!(got.coaddr, Some(coa));
             assert_eq!(got.mode, XFRM_MODE_ROUTEOPTIMIZATION);

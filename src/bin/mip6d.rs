@@ -314,12 +314,18 @@ fn select_datapath(cfg: &config::Config) -> Result<(), String> {
         Datapath::User => "user",
     };
     let sel = probe::select(cfg.datapath, || probe::probe_kernel(tunnels))?;
-    tracing::info!("Datapath {asked}: {} ({})", sel.backend.keyword(), sel.reason);
+    tracing::info!(
+        "Datapath {asked}: {} ({})",
+        sel.backend.keyword(),
+        sel.reason
+    );
     if sel.backend == Backend::Kernel {
         if cfg.datapath == Datapath::Kernel {
             return Err("Datapath kernel: this kernel supports it, but the roles do not run on the kernel data path yet; use Datapath user or auto".into());
         }
-        tracing::info!("Datapath auto: user after all: the roles do not run on the kernel data path yet");
+        tracing::info!(
+            "Datapath auto: user after all: the roles do not run on the kernel data path yet"
+        );
     }
     Ok(())
 }

@@ -305,7 +305,9 @@ fn any() -> Ipv6Addr {
 /// Headers without a routing header unless a binding's own policy says otherwise, and let
 /// neighbour discovery and ICMPv6 errors bypass every binding.
 fn cn_baseline(out: &mut Vec<KernelObject>) {
-    out.push(KernelObject::State(State::wildcard_receive(IPPROTO_DSTOPTS)));
+    out.push(KernelObject::State(State::wildcard_receive(
+        IPPROTO_DSTOPTS,
+    )));
     // Optional: a mobile node deregistering from home sends its BU without HAO (§11.5.4).
     out.push(sub(
         Selector::any().mh_type(mh::BU),
@@ -334,8 +336,18 @@ fn cn_baseline(out: &mut Vec<KernelObject>) {
 /// nodes): packets to the home address get a Type 2 Routing Header naming it and go to
 /// the care-of address; packets from it arrive with a Home Address option.
 fn cn_binding(out: &mut Vec<KernelObject>, local: Ipv6Addr, hoa: Ipv6Addr, coa: Ipv6Addr) {
-    out.push(KernelObject::State(State::ro(local, hoa, IPPROTO_ROUTING, coa)));
-    out.push(KernelObject::State(State::ro(hoa, local, IPPROTO_DSTOPTS, coa)));
+    out.push(KernelObject::State(State::ro(
+        local,
+        hoa,
+        IPPROTO_ROUTING,
+        coa,
+    )));
+    out.push(KernelObject::State(State::ro(
+        hoa,
+        local,
+        IPPROTO_DSTOPTS,
+        coa,
+    )));
     // BA and BRR must carry the RH2 even though the baseline sends MH without one.
     for t in [mh::BA, mh::BRR] {
         out.push(sub(
@@ -357,7 +369,9 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
     if cfg.mn.is_some() {
         // Accept a routing header from anyone: a correspondent's BA arrives with one
         // before the daemon has installed the binding's own state.
-        out.push(KernelObject::State(State::wildcard_receive(IPPROTO_ROUTING)));
+        out.push(KernelObject::State(State::wildcard_receive(
+            IPPROTO_ROUTING,
+        )));
         out.push(sub(
             Selector::any().mh_type(mh::BE),
             Dir::Out,
@@ -386,8 +400,18 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
             }
             Binding::HomeRegistration { ha, hoa, coa } => {
                 // Signalling with the MN goes route-optimised, its data through the tunnel.
-                out.push(KernelObject::State(State::ro(ha, hoa, IPPROTO_ROUTING, coa)));
-                out.push(KernelObject::State(State::ro(hoa, ha, IPPROTO_DSTOPTS, coa)));
+                out.push(KernelObject::State(State::ro(
+                    ha,
+                    hoa,
+                    IPPROTO_ROUTING,
+                    coa,
+                )));
+                out.push(KernelObject::State(State::ro(
+                    hoa,
+                    ha,
+                    IPPROTO_DSTOPTS,
+                    coa,
+                )));
                 out.push(sub(
                     Selector::hosts(ha, hoa).mh_type(mh::BA),
                     Dir::Out,
@@ -426,8 +450,18 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                 ha,
                 acknowledged,
             } => {
-                out.push(KernelObject::State(State::ro(hoa, ha, IPPROTO_DSTOPTS, coa)));
-                out.push(KernelObject::State(State::ro(ha, hoa, IPPROTO_ROUTING, coa)));
+                out.push(KernelObject::State(State::ro(
+                    hoa,
+                    ha,
+                    IPPROTO_DSTOPTS,
+                    coa,
+                )));
+                out.push(KernelObject::State(State::ro(
+                    ha,
+                    hoa,
+                    IPPROTO_ROUTING,
+                    coa,
+                )));
                 out.push(sub(
                     Selector::hosts(hoa, ha).mh_type(mh::BU),
                     Dir::Out,
@@ -494,8 +528,18 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                 }
             }
             Binding::MnRouteOptimization { hoa, coa, cn } => {
-                out.push(KernelObject::State(State::ro(hoa, cn, IPPROTO_DSTOPTS, coa)));
-                out.push(KernelObject::State(State::ro(cn, hoa, IPPROTO_ROUTING, coa)));
+                out.push(KernelObject::State(State::ro(
+                    hoa,
+                    cn,
+                    IPPROTO_DSTOPTS,
+                    coa,
+                )));
+                out.push(KernelObject::State(State::ro(
+                    cn,
+                    hoa,
+                    IPPROTO_ROUTING,
+                    coa,
+                )));
                 out.push(sub(
                     Selector::hosts(hoa, cn),
                     Dir::Out,
@@ -799,7 +843,12 @@ impl DataPath for KernelPath {
             std::mem::take(&mut self.installed).into_values().collect();
         all.sort_by_key(|(o, _)| std::cmp::Reverse(o.rank()));
         all.into_iter()
-            .filter_map(|(_, id)| registry.undo(id).err().map(|e| io::Error::other(e.to_string())))
+            .filter_map(|(_, id)| {
+                registry
+                    .undo(id)
+                    .err()
+                    .map(|e| io::Error::other(e.to_string()))
+            })
             .collect()
     }
 }

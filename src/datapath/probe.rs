@@ -136,10 +136,11 @@ pub fn ip6_tunnel_available() -> Result<&'static str, String> {
     let dir = std::path::Path::new("/lib/modules").join(&release);
     for list in ["modules.dep", "modules.builtin"] {
         if let Ok(body) = std::fs::read_to_string(dir.join(list)) {
-            if body
-                .lines()
-                .any(|l| l.split(':').next().is_some_and(|m| m.ends_with("/ip6_tunnel.ko") || m.contains("/ip6_tunnel.ko.")))
-            {
+            if body.lines().any(|l| {
+                l.split(':')
+                    .next()
+                    .is_some_and(|m| m.ends_with("/ip6_tunnel.ko") || m.contains("/ip6_tunnel.ko."))
+            }) {
                 return Ok("ip6_tunnel is available as a module");
             }
         }
@@ -278,7 +279,10 @@ mod tests {
             ],
         };
         assert!(!p.supported());
-        assert_eq!(p.reason(), "no CONFIG_IPV6_MIP6 (x); no CONFIG_IPV6_TUNNEL (y)");
+        assert_eq!(
+            p.reason(),
+            "no CONFIG_IPV6_MIP6 (x); no CONFIG_IPV6_TUNNEL (y)"
+        );
         assert!(Probe::default().supported());
     }
 
@@ -302,7 +306,10 @@ mod tests {
         let s = select(Datapath::Auto, Probe::default).unwrap();
         assert_eq!(s.backend, Backend::Kernel);
         let e = select(Datapath::Kernel, without_mip6).unwrap_err();
-        assert!(e.contains("Datapath kernel") && e.contains("CONFIG_IPV6_MIP6"), "{e}");
+        assert!(
+            e.contains("Datapath kernel") && e.contains("CONFIG_IPV6_MIP6"),
+            "{e}"
+        );
         let s = select(Datapath::Kernel, Probe::default).unwrap();
         assert_eq!(s.backend, Backend::Kernel);
     }
@@ -330,7 +337,9 @@ mod tests {
         }
         if kernel_config_option("CONFIG_XFRM_SUB_POLICY") == Some(true) {
             assert!(
-                p.missing.iter().all(|m| m.option != "CONFIG_XFRM_SUB_POLICY"),
+                p.missing
+                    .iter()
+                    .all(|m| m.option != "CONFIG_XFRM_SUB_POLICY"),
                 "{p:?}"
             );
         }

@@ -53,7 +53,7 @@ fn states(p: &[KernelObject]) -> Vec<&State> {
         .collect()
 }
 
-fn find_policy<'a>(p: &'a [KernelObject], sel: Selector, dir: Dir) -> &'a Policy {
+fn find_policy(p: &[KernelObject], sel: Selector, dir: Dir) -> &Policy {
     policies(p)
         .into_iter()
         .find(|x| x.sel == sel && x.dir == dir)
@@ -153,8 +153,14 @@ fn home_agent_registration_tunnels_routes_and_proxies_the_home_address() {
     assert_eq!(ba.templates, vec![Template::ro(IPPROTO_ROUTING, false)]);
     let bu = find_policy(&p, Selector::hosts(a(HOA), a(HA)).mh_type(5), Dir::In);
     assert_eq!(bu.priority, prio::HOME_SIG);
-    assert_eq!(find_state(&p, HA, HOA, IPPROTO_ROUTING).coaddr, Some(a(COA)));
-    assert_eq!(find_state(&p, HOA, HA, IPPROTO_DSTOPTS).coaddr, Some(a(COA)));
+    assert_eq!(
+        find_state(&p, HA, HOA, IPPROTO_ROUTING).coaddr,
+        Some(a(COA))
+    );
+    assert_eq!(
+        find_state(&p, HOA, HA, IPPROTO_DSTOPTS).coaddr,
+        Some(a(COA))
+    );
     // The HA's data to the home address goes through the tunnel: no data policy.
     assert!(policies(&p)
         .iter()
@@ -176,7 +182,10 @@ fn mobile_node_blocks_home_traffic_until_the_ack_then_tunnels_it() {
     let bu = find_policy(&p, Selector::hosts(a(HOA), a(HA)).mh_type(5), Dir::Out);
     assert!(bu.priority < blk.priority, "the BU must get past the block");
     assert_eq!(bu.templates, vec![Template::ro(IPPROTO_DSTOPTS, false)]);
-    assert_eq!(find_state(&p, HOA, HA, IPPROTO_DSTOPTS).coaddr, Some(a(COA)));
+    assert_eq!(
+        find_state(&p, HOA, HA, IPPROTO_DSTOPTS).coaddr,
+        Some(a(COA))
+    );
     assert!(p.contains(&KernelObject::Rule {
         priority: rule_prio::MN_HOA_BLOCK,
         src: (a(HOA), 128),
@@ -195,10 +204,8 @@ fn mobile_node_blocks_home_traffic_until_the_ack_then_tunnels_it() {
         ha: a(HA),
         acknowledged: true,
     };
-    let p = plan(&mn_cfg(true), &[bound.clone()]);
-    assert!(policies(&p)
-        .iter()
-        .all(|x| x.action != PolicyAction::Block));
+    let p = plan(&mn_cfg(true), std::slice::from_ref(&bound));
+    assert!(policies(&p).iter().all(|x| x.action != PolicyAction::Block));
     let tnl = tunnel_name(a(COA), a(HA));
     assert!(p.contains(&KernelObject::Tunnel {
         name: tnl.clone(),
@@ -248,13 +255,22 @@ fn mobile_node_route_optimisation_with_a_correspondent() {
         cn: a(CN),
     };
     let p = plan(&mn_cfg(true), &[b]);
-    assert_eq!(find_state(&p, HOA, CN, IPPROTO_DSTOPTS).coaddr, Some(a(COA)));
-    assert_eq!(find_state(&p, CN, HOA, IPPROTO_ROUTING).coaddr, Some(a(COA)));
+    assert_eq!(
+        find_state(&p, HOA, CN, IPPROTO_DSTOPTS).coaddr,
+        Some(a(COA))
+    );
+    assert_eq!(
+        find_state(&p, CN, HOA, IPPROTO_ROUTING).coaddr,
+        Some(a(COA))
+    );
     let data = find_policy(&p, Selector::hosts(a(HOA), a(CN)), Dir::Out);
     assert_eq!(data.priority, prio::RO_BULE_DATA);
     assert_eq!(data.templates, vec![Template::ro(IPPROTO_DSTOPTS, false)]);
     let hoti = find_policy(&p, Selector::hosts(a(HOA), a(CN)).mh_type(1), Dir::Out);
-    assert!(hoti.templates.is_empty(), "the HoTI goes through the tunnel");
+    assert!(
+        hoti.templates.is_empty(),
+        "the HoTI goes through the tunnel"
+    );
     assert!(hoti.priority < data.priority);
 }
 
@@ -332,7 +348,11 @@ impl Kernel for Fake {
     }
     fn remove(&mut self, o: &KernelObject) -> io::Result<()> {
         self.log.push(format!("remove {}", o.describe()));
-        assert!(self.objects.remove(&o.key()).is_some(), "not there: {}", o.describe());
+        assert!(
+            self.objects.remove(&o.key()).is_some(),
+            "not there: {}",
+            o.describe()
+        );
         Ok(())
     }
 }
@@ -361,7 +381,10 @@ fn applier_moves_a_home_registration_make_before_break_and_records_everything() 
     assert_eq!(reg.len(), want.len());
     // Tunnels go in before the routes through them.
     let log = fake.borrow().log.clone();
-    let t = log.iter().position(|l| l.starts_with("add ip6tnl")).unwrap();
+    let t = log
+        .iter()
+        .position(|l| l.starts_with("add ip6tnl"))
+        .unwrap();
     let r = log.iter().position(|l| l.starts_with("add route")).unwrap();
     assert!(t < r, "{log:#?}");
 
@@ -375,12 +398,28 @@ fn applier_moves_a_home_registration_make_before_break_and_records_everything() 
     };
     path.install(&moved, &mut reg).unwrap();
     let log = fake.borrow().log.clone();
-    assert!(log.iter().any(|l| l.starts_with("replace xfrm state") && l.contains(COA2)), "{log:#?}");
-    assert!(log.iter().any(|l| l.starts_with("replace route")), "{log:#?}");
-    let added = log.iter().position(|l| l.starts_with("add ip6tnl")).unwrap();
-    let removed = log.iter().position(|l| l.starts_with("remove ip6tnl")).unwrap();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("replace xfrm state") && l.contains(COA2)),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with("replace route")),
+        "{log:#?}"
+    );
+    let added = log
+        .iter()
+        .position(|l| l.starts_with("add ip6tnl"))
+        .unwrap();
+    let removed = log
+        .iter()
+        .position(|l| l.starts_with("remove ip6tnl"))
+        .unwrap();
     assert!(added < removed, "{log:#?}");
-    assert!(!log.iter().any(|l| l.starts_with("remove xfrm")), "{log:#?}");
+    assert!(
+        !log.iter().any(|l| l.starts_with("remove xfrm")),
+        "{log:#?}"
+    );
     let want = plan(&ha_cfg(), &[moved]);
     let have: Vec<KernelObject> = fake.borrow().objects.values().cloned().collect();
     assert_eq!(have.len(), want.len());
@@ -392,11 +431,23 @@ fn applier_moves_a_home_registration_make_before_break_and_records_everything() 
     path.remove(&BindingKey::HomeRegistration { hoa: a(HOA) }, &mut reg)
         .unwrap();
     let log = fake.borrow().log.clone();
-    let pol = log.iter().position(|l| l.starts_with("remove xfrm policy")).unwrap();
-    let st = log.iter().rposition(|l| l.starts_with("remove xfrm state")).unwrap();
+    let pol = log
+        .iter()
+        .position(|l| l.starts_with("remove xfrm policy"))
+        .unwrap();
+    let st = log
+        .iter()
+        .rposition(|l| l.starts_with("remove xfrm state"))
+        .unwrap();
     assert!(pol < st, "{log:#?}");
-    let rt = log.iter().position(|l| l.starts_with("remove route")).unwrap();
-    let tn = log.iter().position(|l| l.starts_with("remove ip6tnl")).unwrap();
+    let rt = log
+        .iter()
+        .position(|l| l.starts_with("remove route"))
+        .unwrap();
+    let tn = log
+        .iter()
+        .position(|l| l.starts_with("remove ip6tnl"))
+        .unwrap();
     assert!(rt < tn, "{log:#?}");
     assert_eq!(fake.borrow().objects.len(), baseline);
 

@@ -436,7 +436,12 @@ pub struct XfrmError {
 
 impl fmt::Display for XfrmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.op, io::Error::from_raw_os_error(self.errno))?;
+        write!(
+            f,
+            "{}: {}",
+            self.op,
+            io::Error::from_raw_os_error(self.errno)
+        )?;
         if let Some(r) = &self.reason {
             write!(f, " ({r})")?;
         }
@@ -557,9 +562,7 @@ impl Xfrm {
                         errno,
                         reason,
                     } if s == seq => return Err(XfrmError { op, errno, reason }.into()),
-                    Message::Policy { seq: s, .. } | Message::State { seq: s, .. }
-                        if s == seq =>
-                    {
+                    Message::Policy { seq: s, .. } | Message::State { seq: s, .. } if s == seq => {
                         out.push(m);
                         if !dump {
                             return Ok(out);
@@ -572,12 +575,16 @@ impl Xfrm {
     }
 
     pub fn add_policy(&mut self, p: &Policy) -> io::Result<()> {
-        self.request("XFRM_MSG_NEWPOLICY", |s| codec::encode_new_policy(s, p, false))
+        self.request("XFRM_MSG_NEWPOLICY", |s| {
+            codec::encode_new_policy(s, p, false)
+        })
     }
 
     /// Adds or replaces.
     pub fn update_policy(&mut self, p: &Policy) -> io::Result<()> {
-        self.request("XFRM_MSG_UPDPOLICY", |s| codec::encode_new_policy(s, p, true))
+        self.request("XFRM_MSG_UPDPOLICY", |s| {
+            codec::encode_new_policy(s, p, true)
+        })
     }
 
     pub fn del_policy(&mut self, id: &PolicyId) -> io::Result<()> {
@@ -630,9 +637,7 @@ impl Xfrm {
                 Message::State { state, .. } => Some(state),
                 _ => None,
             })),
-            Err(e) if errno(&e) == Some(libc::ESRCH) || errno(&e) == Some(libc::ENOENT) => {
-                Ok(None)
-            }
+            Err(e) if errno(&e) == Some(libc::ESRCH) || errno(&e) == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -675,7 +680,7 @@ pub struct Groups {
 /// A report from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum XfrmEvent {
-    Acquire(Acquire),
+    Acquire(Box<Acquire>),
     Report(Report),
     /// A state reached its lifetime (`XFRM_MSG_EXPIRE`; not decoded further).
     Expire,
@@ -730,7 +735,7 @@ impl XfrmMonitor {
                 Ok(None) => self.foreign_dropped += 1,
                 Ok(Some(_)) => match parse_datagram(&self.buf) {
                     Ok(ms) => out.extend(ms.into_iter().filter_map(|m| match m {
-                        Message::Acquire(a) => Some(XfrmEvent::Acquire(a)),
+                        Message::Acquire(a) => Some(XfrmEvent::Acquire(Box::new(a))),
                         Message::Report(r) => Some(XfrmEvent::Report(r)),
                         Message::Other {
                             msg_type: codec::XFRM_MSG_EXPIRE,

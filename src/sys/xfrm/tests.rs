@@ -34,7 +34,11 @@ fn selector_fields_sit_at_their_offsets() {
     assert_eq!(&b[0..16], &a("2001:db8::3").octets(), "daddr first");
     assert_eq!(&b[16..32], &a("2001:db8::1").octets());
     assert_eq!(&b[32..36], &[0, 0, 0, 0], "dport, dport_mask");
-    assert_eq!(&b[36..40], &[0, 5, 0xff, 0xff], "MH type as sport, big-endian");
+    assert_eq!(
+        &b[36..40],
+        &[0, 5, 0xff, 0xff],
+        "MH type as sport, big-endian"
+    );
     assert_eq!(ne16(&b, 40), 10, "AF_INET6");
     assert_eq!((b[42], b[43], b[44]), (128, 128, 135));
     assert_eq!(&b[45..56], &[0; 11]);
@@ -58,7 +62,11 @@ fn new_policy_layout() {
     assert_eq!(ne32(info, 152), 2, "priority");
     assert_eq!(info[160], 1, "dir out");
     let at = 16 + 168;
-    assert_eq!((ne16(&m, at), ne16(&m, at + 2)), (10, 16), "XFRMA_POLICY_TYPE");
+    assert_eq!(
+        (ne16(&m, at), ne16(&m, at + 2)),
+        (10, 16),
+        "XFRMA_POLICY_TYPE"
+    );
     assert_eq!(m[at + 4], 1, "sub");
     let at = at + 12;
     assert_eq!((ne16(&m, at), ne16(&m, at + 2)), (68, 5), "XFRMA_TMPL");
@@ -85,7 +93,11 @@ fn new_sa_layout() {
     assert_eq!(&info[56..72], &a("2001:db8::3").octets(), "id.daddr");
     assert_eq!(info[76], IPPROTO_ROUTING);
     assert_eq!(&info[80..96], &a("2001:db8::1").octets(), "saddr");
-    assert_eq!(&info[96..128], &[0xff; 32], "byte and packet limits infinite");
+    assert_eq!(
+        &info[96..128],
+        &[0xff; 32],
+        "byte and packet limits infinite"
+    );
     assert_eq!(&info[128..160], &[0; 32], "no time limits");
     assert_eq!(ne16(info, 212), 10);
     assert_eq!(info[214], XFRM_MODE_ROUTEOPTIMIZATION);
@@ -112,7 +124,11 @@ fn del_sa_names_the_source_in_srcaddr() {
     assert_eq!(&m[44..60], &id.src.octets());
     let g = encode_get_sa(4, &id);
     assert_eq!(ne16(&g, 4), XFRM_MSG_GETSA);
-    assert_eq!(ne16(&g, 6), NLM_F_REQUEST, "a get wants the state, not an ack");
+    assert_eq!(
+        ne16(&g, 6),
+        NLM_F_REQUEST,
+        "a get wants the state, not an ack"
+    );
 }
 
 #[test]
@@ -189,7 +205,12 @@ fn error_msg(seq: u32, errno: i32, reason: Option<&str>) -> Vec<u8> {
 
 #[test]
 fn errors_carry_errno_and_the_extended_ack_reason() {
-    let got = parse_datagram(&error_msg(42, libc::ENOPROTOOPT, Some("Requested type not found"))).unwrap();
+    let got = parse_datagram(&error_msg(
+        42,
+        libc::ENOPROTOOPT,
+        Some("Requested type not found"),
+    ))
+    .unwrap();
     assert_eq!(
         got,
         vec![Message::Error {
