@@ -13,6 +13,8 @@
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
 //! - [`tcp_repair`]: freeze, dump, rebuild and reactivate a live TCP connection.
 //! - [`netlock`]: the donor's nftables drop set for connections being handed off.
+//! - [`xfrm`]: XFRM netlink — the kernel's MIP6 route-optimisation states, sub-policies
+//!   and reports (the `kernel` data path).
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod ipset;
@@ -25,3 +27,4 @@ pub mod raw;
 pub mod rtnl;
 pub mod signals;
 pub mod tcp_repair;
+pub mod xfrm;

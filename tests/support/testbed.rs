@@ -68,6 +68,7 @@ pub enum Tool {
     Ip6tables,
     Ping,
     Ipset,
+    Strace,
 }
 
 /// Fails — never skips — naming what to install when the test cannot run here: a silently
@@ -85,6 +86,7 @@ pub fn require(test: &str, tools: &[Tool]) {
             Tool::Ip6tables => ("ip6tables", "-V", "iptables"),
             Tool::Ping => ("ping", "-V", "iputils-ping"),
             Tool::Ipset => ("ipset", "version", "ipset"),
+            Tool::Strace => ("strace", "-V", "strace"),
         };
         if !tool_runs(cmd, arg) {
             missing.push(format!("the `{cmd}` command: apt-get install {package}"));
