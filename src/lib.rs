@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod datapath;
 pub mod hex;
+pub mod linkemu;
 pub mod proto;
 pub mod sys;
 pub mod wire;

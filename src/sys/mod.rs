@@ -7,6 +7,8 @@
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`tap`]: TAP devices, Ethernet frames through a file descriptor (link emulator).
+//! - [`timer`]: the monotonic clock in nanoseconds and an absolute-time timerfd.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod netns;
@@ -14,3 +16,5 @@ pub mod nfqueue;
 pub mod process;
 pub mod raw;
 pub mod signals;
+pub mod tap;
+pub mod timer;
