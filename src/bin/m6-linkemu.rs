@@ -24,7 +24,7 @@ use mip6d::linkemu::{Link, Params};
 use mip6d::sys::netns;
 use mip6d::sys::signals::{Signal, Signals};
 use mip6d::sys::tap::Tap;
-use mip6d::sys::timer::{monotonic_ns, set_timer_slack_ns, TimerFd};
+use mip6d::sys::timer::{monotonic_ns, set_realtime, set_timer_slack_ns, TimerFd};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +80,10 @@ struct RunArgs {
     /// Seed of the loss and jitter draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run under SCHED_FIFO at this priority (1-99; 0: ordinary scheduling), so timer
+    /// deadlines hold while other processes load the CPUs.
+    #[arg(long, default_value_t = 0)]
+    realtime: i32,
     /// Initial parameters node -> router.
     #[arg(long, default_value = "")]
     up: String,
@@ -154,6 +158,14 @@ fn run(a: RunArgs) -> Result<ExitCode, String> {
     // Timers fire within the kernel's slack (50 µs by default) of their deadline; 1 ns
     // asks for the deadline itself, at the cost of no batching with other wakeups.
     let _ = set_timer_slack_ns(1);
+    if a.realtime > 0 {
+        if let Err(e) = set_realtime(a.realtime) {
+            eprintln!(
+                "m6-linkemu: SCHED_FIFO {}: {e}; delays may stretch under load",
+                a.realtime
+            );
+        }
+    }
 
     let router_name = a.router_tap.unwrap_or_else(|| a.link.clone());
     let node_name = a.node_tap.unwrap_or_else(|| a.link.clone());
