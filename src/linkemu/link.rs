@@ -136,7 +136,7 @@ impl<F: AsRef<[u8]>> Link<F> {
             return Verdict::Lost;
         }
         if self.params.rate_bit == 0 && self.queue.is_empty() {
-            return self.to_line(now, frame);
+            return self.put_on_line(now, frame);
         }
         if self.queue.len() >= self.params.queue {
             self.stats.queue_drops += 1;
@@ -223,13 +223,13 @@ impl<F: AsRef<[u8]>> Link<F> {
             }
             self.tokens_at = t;
             if let Some((_, f)) = self.queue.pop_front() {
-                self.to_line(t, f);
+                self.put_on_line(t, f);
             }
         }
     }
 
     /// Puts a frame that left the bucket at `t` on the delay line.
-    fn to_line(&mut self, t: u64, frame: F) -> Verdict {
+    fn put_on_line(&mut self, t: u64, frame: F) -> Verdict {
         if self.line.len() >= LINE_CAP {
             self.stats.line_drops += 1;
             return Verdict::LineFull;

@@ -100,11 +100,14 @@ emu_create_taps() {
 # before it waits for carrier).
 emu_start() {
   local bin dir l pid i=0 deadline l_prefix l_a l_aid l_b l_bid l_kind
-  [ "$M6_EMULATOR" = user ] || return 0
-  bin=$(emu_bin)
+  [ "$M6_EMULATOR" != none ] || return 0
   dir=$(emu_dir)
+  # Settings of an earlier testbed with this prefix (netem keeps its words here) must not
+  # leak into this one.
   rm -rf "$dir"
   mkdir -p "$dir"
+  [ "$M6_EMULATOR" = user ] || return 0
+  bin=$(emu_bin)
   # sun_path holds 108 bytes.
   [ ${#dir} -le 90 ] || m6_die "state directory path too long for control sockets: $dir"
   while read -r l; do
