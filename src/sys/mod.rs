@@ -15,6 +15,8 @@
 //! - [`netlock`]: the donor's nftables drop set for connections being handed off.
 //! - [`xfrm`]: XFRM netlink — the kernel's MIP6 route-optimisation states, sub-policies
 //!   and reports (the `kernel` data path).
+//! - [`tap`]: TAP devices, Ethernet frames through a file descriptor (link emulator).
+//! - [`timer`]: the monotonic clock in nanoseconds and an absolute-time timerfd.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod ipset;
@@ -28,3 +30,5 @@ pub mod rtnl;
 pub mod signals;
 pub mod tcp_repair;
 pub mod xfrm;
+pub mod tap;
+pub mod timer;

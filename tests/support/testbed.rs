@@ -124,6 +124,11 @@ pub struct Testbed {
 impl Testbed {
     /// `testbed/run up`, then, with `mn_link`, `move mn <link>`.
     pub fn up(prefix: String, mn_link: Option<&str>) -> Testbed {
+        Testbed::up_with(prefix, &[], mn_link)
+    }
+
+    /// `testbed/run up UP_ARGS...` (e.g. `--emulator user`), then as [`Testbed::up`].
+    pub fn up_with(prefix: String, up_args: &[&str], mn_link: Option<&str>) -> Testbed {
         let state_dir = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
         std::fs::create_dir_all(&state_dir).expect("create state dir");
         let mut tb = Testbed {
@@ -131,7 +136,7 @@ impl Testbed {
             state_dir,
             state: HashMap::new(),
         };
-        let out = tb.run(&["up"]);
+        let out = tb.run(&[&["up"], up_args].concat());
         assert!(out.status.success(), "testbed/run up:\n{}", text(&out));
         if let Some(link) = mn_link {
             let out = tb.run(&["move", "mn", link]);
