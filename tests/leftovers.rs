@@ -14,7 +14,9 @@ use std::net::Ipv6Addr;
 use std::process::{Command, Stdio};
 
 use daemon_support::Daemon;
-use mip6d::sys::rtnl::{Address, Route, Rtnl, Rule, IFA_F_NODAD, MIP6D_TABLE, RT_TABLE_MAIN};
+use mip6d::sys::rtnl::{
+    Address, Route, Rtnl, Rule, IFA_F_HOMEADDRESS, IFA_F_NODAD, MIP6D_TABLE, RT_TABLE_MAIN,
+};
 use scratch_ns::Ns;
 use testbed::Tool;
 
@@ -98,6 +100,22 @@ fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
         rt.add_rule(&rule(1001, 16)).unwrap();
         rt.add_rule(&rule(1500, 4)).unwrap();
         rt.add_proxy_neigh(index, a("2001:db8:77::100")).unwrap(); // marked by add_proxy_neigh
+                                                                   // A mobile node's home address away from home carries IFA_F_HOMEADDRESS, which
+                                                                   // nothing but a Mobile IPv6 daemon sets; an ordinary /128 on lo does not.
+        let lo = rt.link_by_name("lo").unwrap().unwrap().index;
+        rt.set_link_up(lo, true).unwrap();
+        for (addr, flags) in [
+            ("2001:db8:77::300", IFA_F_NODAD | IFA_F_HOMEADDRESS),
+            ("2001:db8:77::301", IFA_F_NODAD),
+        ] {
+            rt.add_address(&Address {
+                index: lo,
+                addr: a(addr),
+                flags,
+                ..Default::default()
+            })
+            .unwrap();
+        }
         index
     });
     ns.ip(&[
@@ -129,6 +147,7 @@ fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
         "route 2001:db8:79::/64 table 254",
         "rule 1001",
         "proxy neighbour 2001:db8:77::100",
+        "home address 2001:db8:77::300",
     ] {
         assert!(
             log.contains("removed a leftover") && log.contains(what),
@@ -143,6 +162,9 @@ fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
     let rules = ns.ip(&["-6", "rule", "show"]);
     assert!(!rules.contains("1001:"), "{rules}");
     assert!(rules.contains("1500:"), "not ours: {rules}");
+    let addrs = ns.ip(&["-6", "addr", "show", "dev", "lo"]);
+    assert!(!addrs.contains("2001:db8:77::300/"), "{addrs}");
+    assert!(addrs.contains("2001:db8:77::301/"), "not ours: {addrs}");
     let proxies = ns.ip(&["-6", "neigh", "show", "proxy"]);
     assert!(!proxies.contains("2001:db8:77::100 "), "{proxies}");
     assert!(proxies.contains("2001:db8:77::200 "), "not ours: {proxies}");

@@ -10,6 +10,8 @@
 //! - routes in the daemon's tables (252 and main) and policy rules: protocol
 //!   [`RTPROT_MIP`] (16, as umip marks its own);
 //! - proxy neighbour entries: `NDA_PROTOCOL` [`RTPROT_MIP`];
+//! - the mobile node's home address away from home: `IFA_F_HOMEADDRESS`, which only a
+//!   Mobile IPv6 daemon sets;
 //! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]).
 //!
 //! Objects without the mark are never touched, so an operator's own routes and rules
@@ -23,7 +25,7 @@ use std::process::Command;
 use crate::datapath::sets;
 use crate::datapath::user::{ip6tables, COMMENT};
 use crate::sys::ipset::IpSets;
-use crate::sys::rtnl::{Rtnl, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
+use crate::sys::rtnl::{Rtnl, IFA_F_HOMEADDRESS, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
 
 /// Removes every leftover it recognises and returns one description per removed object.
 /// Failures are logged and do not stop the others (a start should not fail because an
@@ -93,6 +95,24 @@ fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
             }
         }
         Err(e) => tracing::warn!("leftovers: rules: {e}"),
+    }
+    match rt.addresses() {
+        Ok(addrs) => {
+            for a in addrs
+                .into_iter()
+                .filter(|a| a.flags & IFA_F_HOMEADDRESS != 0)
+            {
+                let what = format!(
+                    "home address {}/{} (interface {})",
+                    a.addr, a.prefix_len, a.index
+                );
+                match rt.del_address(&a) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("leftovers: addresses: {e}"),
     }
     match rt.proxy_neighs() {
         Ok(ns) => {
