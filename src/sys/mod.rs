@@ -9,6 +9,7 @@
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
 //! - [`netlink`]: netlink framing and a request socket that believes only the kernel.
 //! - [`ipset`]: IP sets over nfnetlink (per-binding state matched by constant rules).
+//! - [`mh_socket`]: the raw Mobility Header socket with ancillary data (kernel data path).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
 //! - [`tcp_repair`]: freeze, dump, rebuild and reactivate a live TCP connection.
@@ -20,6 +21,7 @@
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
 pub mod ipset;
+pub mod mh_socket;
 pub mod netlink;
 pub mod netlock;
 pub mod netns;
