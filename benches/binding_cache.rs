@@ -5,6 +5,9 @@
 //! `cargo bench --bench binding_cache` (set `BINDINGS=n` for another size).
 //! Memory is measured with a counting global allocator: bytes live after minus before.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use mip6d::crypto::rr;
 use mip6d::proto::binding_cache::{BindingCache, BindingKey};
 use mip6d::proto::cn::{Cn, CnConfig};
@@ -72,7 +75,7 @@ struct Row {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
     // and then a small load is enough to show the benchmark still works.
-    let benching = std::env::args().any(|a| a == "--bench");
+    let benching = support::benching();
     let n: usize = std::env::var("BINDINGS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -6,53 +6,13 @@
 //!     cargo bench --bench conn_state
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use mip6d::ds::conn_state::{ConnState, Limits, RepairWindow, TcpOptions};
 use mip6d::ds::phases::{Phase, PhaseTime, Phases};
 
-/// `cargo bench` passes --bench; under `cargo test --all-targets` one short round per case
-/// shows the benchmark still runs without spending the test suite's time.
-fn benching() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-/// Median nanoseconds per call of `f` over several rounds of `iters` calls.
-fn measure(iters: u32, mut f: impl FnMut()) -> f64 {
-    let rounds_wanted = if benching() { 9 } else { 1 };
-    let mut rounds: Vec<f64> = (0..rounds_wanted)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(iters)
-        })
-        .collect();
-    rounds.sort_by(|a, b| a.total_cmp(b));
-    rounds[rounds.len() / 2]
-}
-
-/// Enough iterations for a round to last about 50 ms.
-fn calibrate(mut f: impl FnMut()) -> u32 {
-    if !benching() {
-        return 100;
-    }
-    let mut n = 1u32;
-    loop {
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        if t.elapsed() > Duration::from_millis(50) || n >= 1 << 28 {
-            return n;
-        }
-        n *= 2;
-    }
-}
-
-/// One measured operation: a name and the closure that performs it once.
-type Case<'a> = Box<dyn FnMut() + 'a>;
+#[path = "support/mod.rs"]
+mod support;
+use support::Case;
 
 fn drained() -> ConnState {
     let mut phases = Phases::default();
@@ -134,23 +94,7 @@ fn main() {
         ),
     ];
 
-    println!(
-        "{:<30} {:>10} {:>12} {:>10}",
-        "operation", "ns/op", "Mop/s", "x baseline"
-    );
-    let mut baseline = None;
-    for (name, mut f) in cases {
-        let iters = calibrate(&mut f);
-        let ns = measure(iters, &mut f);
-        let base = *baseline.get_or_insert(ns);
-        println!(
-            "{:<30} {:>10.1} {:>12.3} {:>10.2}",
-            name,
-            ns,
-            1e3 / ns,
-            ns / base
-        );
-    }
+    support::run_table("op", cases);
     println!(
         "(drained state: {} bytes; with the queue: {} bytes)",
         small_bytes.len(),

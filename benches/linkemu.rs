@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use mip6d::linkemu::{Link, Params};
 
-fn benching() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::benching;
 
 /// Median nanoseconds per frame over several rounds of `frames` frames.
 fn measure(frames: u32, mut round: impl FnMut(u32)) -> f64 {

@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 use std::net::Ipv6Addr;
-use std::time::{Duration, Instant};
 
 use mip6d::wire::checksum;
 use mip6d::wire::mh::{BuFlags, Message, MhRepr};
@@ -15,48 +14,9 @@ use mip6d::wire::mh_option::MobilityOption;
 use mip6d::wire::packet;
 use mip6d::wire::proto;
 
-/// `cargo bench` passes --bench; under `cargo test --all-targets` one short round per case
-/// shows the benchmark still runs without spending the test suite's time.
-fn benching() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-/// Median nanoseconds per call of `f` over several rounds of `iters` calls.
-fn measure(iters: u32, mut f: impl FnMut()) -> f64 {
-    let rounds_wanted = if benching() { 9 } else { 1 };
-    let mut rounds: Vec<f64> = (0..rounds_wanted)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(iters)
-        })
-        .collect();
-    rounds.sort_by(|a, b| a.total_cmp(b));
-    rounds[rounds.len() / 2]
-}
-
-/// Enough iterations for a round to last about 50 ms.
-fn calibrate(mut f: impl FnMut()) -> u32 {
-    if !benching() {
-        return 100;
-    }
-    let mut n = 1u32;
-    loop {
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        if t.elapsed() > Duration::from_millis(50) || n >= 1 << 28 {
-            return n;
-        }
-        n *= 2;
-    }
-}
-
-/// One measured operation: a name and the closure that performs it once.
-type Case<'a> = Box<dyn FnMut() + 'a>;
+#[path = "support/mod.rs"]
+mod support;
+use support::Case;
 
 fn main() {
     let src: Ipv6Addr = "2001:db8:1::1234".parse().unwrap();
@@ -133,23 +93,7 @@ fn main() {
         ),
     ];
 
-    println!(
-        "{:<28} {:>10} {:>12} {:>10}",
-        "operation", "ns/op", "Mmsg/s", "x baseline"
-    );
-    let mut baseline = None;
-    for (name, mut f) in cases {
-        let iters = calibrate(&mut f);
-        let ns = measure(iters, &mut f);
-        let base = *baseline.get_or_insert(ns);
-        println!(
-            "{:<28} {:>10.1} {:>12.2} {:>10.2}",
-            name,
-            ns,
-            1e3 / ns,
-            ns / base
-        );
-    }
+    support::run_table("msg", cases);
     println!(
         "(BU: {} bytes with Alternate CoA, Nonce Indices, BAD)",
         bytes.len()

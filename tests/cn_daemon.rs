@@ -22,7 +22,6 @@ use daemon_support::{mip6ctl_json, Daemon};
 use mn_stub::{install_stand_in, Mn, StandIn};
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testbed::{Testbed, Tool};
 
@@ -62,23 +61,7 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
         "cnd",
         "NodeConfig CN;\nDatapath user;\nDebugLevel 1;\nDoRouteOptimizationCN enabled;\n",
     );
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &tb.ns("client")])
-        .arg(env!("CARGO_BIN_EXE_mip6d"))
-        .arg("-f")
-        .arg("-c")
-        .arg(&d.config)
-        .arg("--control-socket")
-        .arg(&d.socket)
-        .arg("--pid-file")
-        .arg(&d.pid_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&d.log).unwrap());
-    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
-        cmd.env_remove(v);
-    }
-    d.spawn(cmd);
+    d.spawn_in_netns(&tb.ns("client"));
     let rules = tb.sh("client", &["ip6tables-save"]);
     assert_eq!(
         rules.matches("NFQUEUE").count(),

@@ -22,7 +22,6 @@ use daemon_support::{mip6ctl_json, Daemon};
 use mn_stub::Mn;
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 use testbed::{Testbed, Tool};
 
@@ -45,23 +44,7 @@ const HA_CONF: &str =
 /// pid); the guard stops it.
 fn spawn_in(tb: &Testbed, node: &str, name: &str, conf: &str) -> Daemon {
     let mut d = Daemon::new(name, conf);
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &tb.ns(node)])
-        .arg(env!("CARGO_BIN_EXE_mip6d"))
-        .arg("-f")
-        .arg("-c")
-        .arg(&d.config)
-        .arg("--control-socket")
-        .arg(&d.socket)
-        .arg("--pid-file")
-        .arg(&d.pid_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&d.log).unwrap());
-    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
-        cmd.env_remove(v);
-    }
-    d.spawn(cmd);
+    d.spawn_in_netns(&tb.ns(node));
     d
 }
 

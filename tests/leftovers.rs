@@ -11,7 +11,6 @@ mod scratch_ns;
 mod testbed;
 
 use std::net::Ipv6Addr;
-use std::process::{Command, Stdio};
 
 use daemon_support::Daemon;
 use mip6d::sys::rtnl::{
@@ -28,23 +27,7 @@ const HA_CONF: &str = "NodeConfig HA;\nDatapath user;\nDebugLevel 1;\nInterface 
 
 /// Starts (or restarts, with the same files) the daemon inside `ns`.
 fn start(ns: &Ns, d: &mut Daemon) {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.0])
-        .arg(env!("CARGO_BIN_EXE_mip6d"))
-        .arg("-f")
-        .arg("-c")
-        .arg(&d.config)
-        .arg("--control-socket")
-        .arg(&d.socket)
-        .arg("--pid-file")
-        .arg(&d.pid_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&d.log).unwrap());
-    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
-        cmd.env_remove(v);
-    }
-    d.spawn(cmd);
+    d.spawn_in_netns(&ns.0);
 }
 
 /// The rules carrying the daemon's comment, one per line, as `ip6tables-save` prints them.

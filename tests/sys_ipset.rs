@@ -2,34 +2,16 @@
 //! adds and removes is what `ipset list` (an independent implementation) sees, and what
 //! an ip6tables `-m set` rule matches.
 
+#[path = "support/scratch_ns.rs"]
+mod scratch_ns;
 #[path = "support/testbed.rs"]
 mod testbed;
 
 use mip6d::sys::{ipset::IpSets, netns};
+use scratch_ns::Ns;
 use std::net::Ipv6Addr;
 use std::process::Command;
 use testbed::{ip_netns, require, Tool};
-
-struct Ns(String);
-
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let name = format!("ipset-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let st = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap();
-        assert!(st.success(), "ip netns add {name}");
-        Ns(name)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn a(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -78,22 +60,25 @@ fn sets_are_what_ipset_lists_and_what_rules_match() {
         "{listed}"
     );
 
-    ip_netns(
-        &ns.0,
-        &[
-            "ip6tables",
-            "-A",
-            "OUTPUT",
-            "-m",
-            "set",
-            "--match-set",
-            name,
-            "dst",
-            "-j",
-            "DROP",
-        ],
-    )
-    .unwrap();
+    let drop_rule = |op: &str| {
+        ip_netns(
+            &ns.0,
+            &[
+                "ip6tables",
+                op,
+                "OUTPUT",
+                "-m",
+                "set",
+                "--match-set",
+                name,
+                "dst",
+                "-j",
+                "DROP",
+            ],
+        )
+        .unwrap()
+    };
+    drop_rule("-A");
     let ping = |dst: &str| {
         Command::new("ip")
             .args(["netns", "exec", &ns.0, "ping", "-6", "-c1", "-W1", dst])
@@ -120,22 +105,7 @@ fn sets_are_what_ipset_lists_and_what_rules_match() {
     // A set a rule refers to cannot go; once the rule is gone it can, and twice is fine.
     let busy = netns::run_in(&ns.0, move || IpSets::open()?.destroy(name)).unwrap();
     assert!(busy.is_err(), "destroy while referenced");
-    ip_netns(
-        &ns.0,
-        &[
-            "ip6tables",
-            "-D",
-            "OUTPUT",
-            "-m",
-            "set",
-            "--match-set",
-            name,
-            "dst",
-            "-j",
-            "DROP",
-        ],
-    )
-    .unwrap();
+    drop_rule("-D");
     netns::run_in(&ns.0, move || {
         let mut s = IpSets::open()?;
         s.destroy(name)?;

@@ -136,6 +136,35 @@ impl Daemon {
         c
     }
 
+    /// Starts (or restarts, with the same files) this daemon with its data path inside
+    /// network namespace `ns` (`ip netns exec` execs it: same pid), and waits until its
+    /// socket answers.
+    pub fn spawn_in_netns(&mut self, ns: &str) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(env!("CARGO_BIN_EXE_mip6d"))
+            .arg("-f")
+            .arg("-c")
+            .arg(&self.config)
+            .arg("--control-socket")
+            .arg(&self.socket)
+            .arg("--pid-file")
+            .arg(&self.pid_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).unwrap());
+        for v in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "JOURNAL_STREAM",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(v);
+        }
+        self.spawn(cmd);
+    }
+
     pub fn spawn(&mut self, mut cmd: Command) {
         self.child = Some(cmd.spawn().unwrap());
         self.wait_ready();
