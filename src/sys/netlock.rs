@@ -24,9 +24,9 @@ use std::io::{self, Write};
 use std::net::SocketAddrV6;
 use std::process::{Command, Stdio};
 
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use netlink_sys::protocols::NETLINK_NETFILTER;
 
-use super::nfqueue::{parse_datagram, Event};
+use super::netlink::{MsgBuilder, Requester, NLM_F_ACK, NLM_F_CREATE};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
@@ -34,10 +34,6 @@ const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_INET: u8 = 1;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_CREATE: u16 = 0x400;
-const NLA_F_NESTED: u16 = 0x8000;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -49,11 +45,17 @@ const SET: &str = "frozen";
 
 /// The table and its set, installed in the network namespace the thread that called
 /// [`NetLock::install`] was in; the lock works on that namespace from any thread.
-#[derive(Debug)]
 pub struct NetLock {
     table: String,
-    socket: Socket,
-    seq: u32,
+    nl: Requester,
+}
+
+impl std::fmt::Debug for NetLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetLock")
+            .field("table", &self.table)
+            .finish()
+    }
 }
 
 /// Runs `nft -f -` with `script` on standard input.
@@ -88,24 +90,6 @@ fn nft(script: &str) -> io::Result<()> {
     }
 }
 
-fn attr(out: &mut Vec<u8>, t: u16, value: &[u8]) {
-    out.extend(((4 + value.len()) as u16).to_ne_bytes());
-    out.extend(t.to_ne_bytes());
-    out.extend(value);
-    out.resize((out.len() + 3) & !3, 0);
-}
-
-fn message(out: &mut Vec<u8>, msg_type: u16, flags: u16, seq: u32, nfgen: [u8; 4], attrs: &[u8]) {
-    let len = 16 + 4 + attrs.len();
-    out.extend((len as u32).to_ne_bytes());
-    out.extend(msg_type.to_ne_bytes());
-    out.extend((NLM_F_REQUEST | flags).to_ne_bytes());
-    out.extend(seq.to_ne_bytes());
-    out.extend(0u32.to_ne_bytes());
-    out.extend(nfgen);
-    out.extend(attrs);
-}
-
 /// The set key of a connection: (client address, client port, local port).
 fn key(local: &SocketAddrV6, peer: &SocketAddrV6) -> [u8; 24] {
     let mut k = [0u8; 24];
@@ -117,30 +101,7 @@ fn key(local: &SocketAddrV6, peer: &SocketAddrV6) -> [u8; 24] {
 
 /// One batch adding (`add`) or deleting an element of `table`'s set; the element
 /// message, numbered `seq`, asks for an acknowledgement.
-fn element_batch(seq: u32, add: bool, table: &str, key: &[u8; 24]) -> Vec<u8> {
-    let mut data = Vec::new();
-    attr(&mut data, NFTA_DATA_VALUE, key);
-    let mut k = Vec::new();
-    attr(&mut k, NFTA_SET_ELEM_KEY | NLA_F_NESTED, &data);
-    let mut elem = Vec::new();
-    attr(&mut elem, NFTA_LIST_ELEM | NLA_F_NESTED, &k);
-    let mut attrs = Vec::new();
-    attr(
-        &mut attrs,
-        NFTA_SET_ELEM_LIST_TABLE,
-        format!("{table}\0").as_bytes(),
-    );
-    attr(
-        &mut attrs,
-        NFTA_SET_ELEM_LIST_SET,
-        format!("{SET}\0").as_bytes(),
-    );
-    attr(
-        &mut attrs,
-        NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
-        &elem,
-    );
-
+fn element_batch(seq: u32, add: bool, table: &str, key: &[u8; 24]) -> io::Result<Vec<u8>> {
     let subsys = NFNL_SUBSYS_NFTABLES.to_be_bytes();
     let batch_gen = [libc::AF_UNSPEC as u8, 0, subsys[0], subsys[1]];
     let (op, flags) = if add {
@@ -148,32 +109,27 @@ fn element_batch(seq: u32, add: bool, table: &str, key: &[u8; 24]) -> Vec<u8> {
     } else {
         (NFT_MSG_DELSETELEM, NLM_F_ACK)
     };
-    let mut out = Vec::new();
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_BEGIN,
-        0,
-        seq.wrapping_sub(1),
-        batch_gen,
-        &[],
-    );
-    message(
-        &mut out,
+    let mut element = MsgBuilder::new(
         (NFNL_SUBSYS_NFTABLES << 8) | op,
         flags,
         seq,
-        [NFPROTO_INET, 0, 0, 0],
-        &attrs,
+        &[NFPROTO_INET, 0, 0, 0],
     );
-    message(
-        &mut out,
-        NFNL_MSG_BATCH_END,
-        0,
-        seq.wrapping_add(1),
-        batch_gen,
-        &[],
-    );
-    out
+    element
+        .attr_str(NFTA_SET_ELEM_LIST_TABLE, table)
+        .attr_str(NFTA_SET_ELEM_LIST_SET, SET)
+        .begin_nested(NFTA_SET_ELEM_LIST_ELEMENTS)
+        .begin_nested(NFTA_LIST_ELEM)
+        .begin_nested(NFTA_SET_ELEM_KEY)
+        .attr(NFTA_DATA_VALUE, key)
+        .end_nested()
+        .end_nested()
+        .end_nested();
+    let mut out =
+        MsgBuilder::new(NFNL_MSG_BATCH_BEGIN, 0, seq.wrapping_sub(1), &batch_gen).finish()?;
+    out.extend(element.finish()?);
+    out.extend(MsgBuilder::new(NFNL_MSG_BATCH_END, 0, seq.wrapping_add(1), &batch_gen).finish()?);
+    Ok(out)
 }
 
 impl NetLock {
@@ -206,12 +162,9 @@ table inet {table} {{
 }}
 "
         ))?;
-        let mut socket = Socket::new(NETLINK_NETFILTER)?;
-        socket.bind(&SocketAddr::new(0, 0))?;
         Ok(NetLock {
             table: table.to_string(),
-            socket,
-            seq: 0,
+            nl: Requester::open(NETLINK_NETFILTER)?,
         })
     }
 
@@ -228,28 +181,12 @@ table inet {table} {{
     }
 
     fn element(&mut self, add: bool, local: &SocketAddrV6, peer: &SocketAddrV6) -> io::Result<()> {
-        // Three numbers per batch: begin, element, end.
-        self.seq = self.seq.wrapping_add(3);
-        let seq = self.seq;
-        let batch = element_batch(seq, add, &self.table, &key(local, peer));
-        self.socket.send(&batch, 0)?;
-        let mut buf = Vec::with_capacity(8192);
-        loop {
-            buf.clear();
-            let n = self.socket.recv(&mut buf, 0)?;
-            if n > buf.len() {
-                return Err(io::Error::other("netlink answer truncated"));
-            }
-            for ev in parse_datagram(&buf)? {
-                match ev {
-                    Event::Ack { seq: s } if s == seq => return Ok(()),
-                    Event::Error { seq: s, errno } if s == seq => {
-                        return Err(io::Error::from_raw_os_error(errno))
-                    }
-                    _ => {}
-                }
-            }
-        }
+        // Three numbers per batch: begin, element, end; the element's is acknowledged.
+        let seq = self.nl.next_seq();
+        self.nl.next_seq();
+        self.nl.next_seq();
+        let batch = element_batch(seq, add, &self.table, &key(local, peer))?;
+        self.nl.transact(seq, &batch, |_| Ok(()))
     }
 
     /// Removes the table and every lock in it.
@@ -274,7 +211,7 @@ mod tests {
 
     #[test]
     fn batch_is_begin_element_end_with_the_ack_on_the_element() {
-        let b = element_batch(10, true, "t", &[7; 24]);
+        let b = element_batch(10, true, "t", &[7; 24]).unwrap();
         let len0 = u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize;
         assert_eq!(len0, 20);
         assert_eq!(u16::from_ne_bytes(b[4..6].try_into().unwrap()), 16);
@@ -285,7 +222,10 @@ mod tests {
             (10 << 8) | 12
         );
         let flags = u16::from_ne_bytes(m[6..8].try_into().unwrap());
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK);
+        assert_eq!(
+            flags,
+            crate::sys::netlink::NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK
+        );
         assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 10);
         assert_eq!(m[16], NFPROTO_INET);
         // The key travels whole, innermost.
