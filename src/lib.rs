@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod ctl;
 pub mod daemon;
 pub mod datapath;
+pub mod ds;
 pub mod hex;
 pub mod proto;
 pub mod sys;
