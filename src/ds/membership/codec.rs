@@ -358,6 +358,9 @@ pub struct Durable {
     pub committed: View,
     pub promised: u64,
     pub accepted: Option<View>,
+    /// The last DSA sequence number this node registered at the home agent: a contact that
+    /// restarts must not register the same number again (the HA would refuse it).
+    pub registered_seq: Option<u16>,
 }
 
 const DURABLE_MAGIC: &[u8; 4] = b"DSM1";
@@ -372,6 +375,13 @@ impl Durable {
             Some(v) => {
                 out.push(1);
                 put_view(&mut out, v);
+            }
+        }
+        match self.registered_seq {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                out.extend_from_slice(&s.to_be_bytes());
             }
         }
         out
@@ -389,11 +399,17 @@ impl Durable {
             1 => Some(r.view()?),
             b => return Err(DecodeError::BadFlag(b)),
         };
+        let registered_seq = match r.u8()? {
+            0 => None,
+            1 => Some(r.u16()?),
+            b => return Err(DecodeError::BadFlag(b)),
+        };
         r.end()?;
         Ok(Durable {
             committed,
             promised,
             accepted,
+            registered_seq,
         })
     }
 }
@@ -536,10 +552,12 @@ mod tests {
             committed: view(5, &[1, 2, 3]),
             promised: 77,
             accepted: Some(view(77, &[2, 3])),
+            registered_seq: Some(9),
         };
         assert_eq!(Durable::decode(&d.encode()), Ok(d.clone()));
         let d2 = Durable {
             accepted: None,
+            registered_seq: None,
             ..d
         };
         assert_eq!(Durable::decode(&d2.encode()), Ok(d2.clone()));

@@ -175,7 +175,11 @@ pub struct Node {
     // Volatile.
     newest_seen: u64,
     highest_ballot_seen: u64,
+    /// For failure detection; members start with a grace of one failure timeout.
     last_heard: BTreeMap<NodeId, Instant>,
+    /// For the contact's lease: only members actually heard from, so a restarted node
+    /// cannot act on the grace above.
+    lease_heard: BTreeMap<NodeId, Instant>,
     last_now: Instant,
     next_heartbeat: Instant,
     acting: bool,
@@ -208,6 +212,7 @@ impl Node {
             committed: View::genesis(&cfg.genesis),
             promised: 0,
             accepted: None,
+            registered_seq: None,
         });
         let last_heard = d.committed.nodes().map(|n| (n, now)).collect();
         let newest_seen = d.committed.epoch;
@@ -221,10 +226,11 @@ impl Node {
             newest_seen,
             highest_ballot_seen: 0,
             last_heard,
+            lease_heard: BTreeMap::new(),
             last_now: now,
             next_heartbeat: now,
             acting: false,
-            registered_seq: None,
+            registered_seq: d.registered_seq,
             round: None,
             retry_at: None,
             joins: BTreeSet::new(),
@@ -291,6 +297,7 @@ impl Node {
             committed: self.committed.clone(),
             promised: self.promised,
             accepted: self.accepted.clone(),
+            registered_seq: self.registered_seq,
         }
     }
 
@@ -302,31 +309,39 @@ impl Node {
     /// time we were given.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.cfg.failure_timeout;
-        let mut c: Vec<Instant> = Vec::with_capacity(6);
+        // Scheduled times are moved on when handled; computed deadlines (a silence, the
+        // lease) stay in the past once reached, so only future ones count.
+        let mut scheduled: Vec<Instant> = Vec::with_capacity(4);
+        let mut computed: Vec<Instant> = Vec::with_capacity(2);
         if self.is_member() {
-            c.push(self.next_heartbeat);
+            scheduled.push(self.next_heartbeat);
             if let Some(h) = self
                 .committed
                 .predecessor(self.cfg.id)
                 .and_then(|p| self.last_heard.get(&p))
             {
-                c.push(*h + t);
+                computed.push(*h + t);
             }
             if self.acting {
-                if let Some(l) = self.lease_end() {
-                    c.push(l);
-                }
+                computed.extend(self.lease_end());
             }
+            computed.extend(
+                self.removals
+                    .iter()
+                    .filter_map(|r| self.last_heard.get(r))
+                    .map(|h| *h + t),
+            );
             if let Some(r) = &self.round {
-                c.push(r.deadline);
-            }
-            if let Some(r) = self.retry_at {
-                c.push(r);
+                scheduled.push(r.deadline);
+            } else {
+                scheduled.extend(self.retry_at);
             }
         } else {
-            c.push(self.next_probe);
+            scheduled.push(self.next_probe);
         }
-        c.into_iter().filter(|&x| x > self.last_now).min()
+        let scheduled = scheduled.into_iter().map(|x| x.max(self.last_now));
+        let computed = computed.into_iter().filter(|&x| x > self.last_now);
+        scheduled.chain(computed).min()
     }
 
     // ---- inputs --------------------------------------------------------------------
@@ -406,6 +421,8 @@ impl Node {
         }
         if self.committed.contains(from) {
             self.last_heard.insert(from, now);
+            self.lease_heard.insert(from, now);
+            self.removals.remove(&from);
         }
         // Before anything else, so nothing below is done as a deposed contact.
         self.update_acting(now);
@@ -467,7 +484,8 @@ impl Node {
             }
             Message::Nack { ballot, promised } => {
                 self.highest_ballot_seen = self.highest_ballot_seen.max(promised);
-                if self.round.as_ref().is_some_and(|r| r.ballot == ballot) {
+                let refused = promised > ballot;
+                if refused && self.round.as_ref().is_some_and(|r| r.ballot == ballot) {
                     debug!(ballot = %EpochDisplay(ballot), by = from, "round refused");
                     self.abort_round(now);
                 }
@@ -548,7 +566,9 @@ impl Node {
             return;
         }
         self.highest_ballot_seen = self.highest_ballot_seen.max(ballot);
-        if ballot > self.promised {
+        // Ballots are unique per proposer, so an equal one is the same proposer's
+        // Prepare arriving late or twice: promise again.
+        if ballot >= self.promised {
             self.promised = ballot;
             self.persist();
             if self.round.as_ref().is_some_and(|r| r.ballot < ballot) {
@@ -621,6 +641,7 @@ impl Node {
             self.last_heard.entry(*m).or_insert(now);
         }
         self.last_heard.retain(|n, _| members.contains(n));
+        self.lease_heard.retain(|n, _| members.contains(n));
         self.joins.retain(|j| !members.contains(j));
         self.removals.retain(|r| members.contains(r));
         if let Some(f) = self.seq_floor {
@@ -751,8 +772,9 @@ impl Node {
         let Some(r) = &self.round else { return };
         if let Phase::Accept { view, accepted } = &r.phase {
             if accepted.len() >= r.base.majority() {
-                // The seed: a backup that did not answer is declared failed, and the
-                // next commit includes that change.
+                // The seed: a backup that did not answer is declared failed and the
+                // next commit includes that change — here once our failure detector
+                // agrees (silent for a failure timeout), so a slow backup is not evicted.
                 let silent: Vec<NodeId> = r
                     .base
                     .nodes()
@@ -821,7 +843,7 @@ impl Node {
     /// The view we would propose after `base`, if anything should change.
     fn build_view(&self, base: &View, ballot: u64, now: Instant) -> Option<View> {
         let mut remove: BTreeSet<NodeId> = self.silent_run(now).into_iter().collect();
-        remove.extend(self.removals.iter().copied());
+        remove.extend(self.removals.iter().filter(|n| self.silent(**n, now)));
         remove.remove(&self.cfg.id);
         let mut v = base.clone();
         v.members.retain(|m| !remove.contains(&m.node));
@@ -856,7 +878,10 @@ impl Node {
 
     fn wants_change(&self, now: Instant) -> bool {
         if !self.silent_run(now).is_empty()
-            || self.removals.iter().any(|r| self.committed.contains(*r))
+            || self
+                .removals
+                .iter()
+                .any(|r| self.committed.contains(*r) && self.silent(*r, now))
         {
             return true;
         }
@@ -867,8 +892,21 @@ impl Node {
 
     // ---- contact role --------------------------------------------------------------
 
+    /// How long a contact keeps acting after it last heard from a majority: one heartbeat
+    /// interval less than a successor waits before suspecting it, so that (with delays
+    /// under a heartbeat interval) a deposed contact has stopped before the successor
+    /// commits.
+    fn lease(&self) -> Duration {
+        let t = self.cfg.failure_timeout;
+        if self.cfg.heartbeat < t {
+            t - self.cfg.heartbeat
+        } else {
+            t / 2
+        }
+    }
+
     /// When our majority lease runs out: the time the (majority − 1)-th most recently
-    /// heard other member goes silent.
+    /// heard other member has been silent for a lease.
     fn lease_end(&self) -> Option<Instant> {
         let need = self.committed.majority().saturating_sub(1);
         if need == 0 {
@@ -878,10 +916,10 @@ impl Node {
             .committed
             .nodes()
             .filter(|n| *n != self.cfg.id)
-            .filter_map(|n| self.last_heard.get(&n).copied())
+            .filter_map(|n| self.lease_heard.get(&n).copied())
             .collect();
         heard.sort_unstable_by(|a, b| b.cmp(a));
-        heard.get(need - 1).map(|h| *h + self.cfg.failure_timeout)
+        heard.get(need - 1).map(|h| *h + self.lease())
     }
 
     fn lease_ok(&self, now: Instant) -> bool {
@@ -907,6 +945,7 @@ impl Node {
             let seq = self.committed.dsa_seq;
             if self.registered_seq != Some(seq) {
                 self.registered_seq = Some(seq);
+                self.persist();
                 self.actions.push_back(Action::RegisterDsa { epoch, seq });
             }
         } else if self.acting {
