@@ -1060,3 +1060,297 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: Duration = Duration::from_millis(100);
+    const T: Duration = Duration::from_millis(300);
+
+    fn key() -> SharedKey {
+        SharedKey::from_bytes(&[0x5a; 32]).unwrap()
+    }
+
+    fn cfg(id: NodeId, role: Role) -> Config {
+        Config {
+            id,
+            role,
+            genesis: vec![1, 2, 3],
+            heartbeat: H,
+            failure_timeout: T,
+            register_interval: H * 10,
+        }
+    }
+
+    /// A loss-free network with a fixed 1 ms delay; `Dest::Dsa` goes to the node that
+    /// registered the DSA last.
+    struct Net {
+        t0: Instant,
+        now: Instant,
+        nodes: BTreeMap<NodeId, Node>,
+        down: BTreeSet<NodeId>,
+        inflight: Vec<(Instant, NodeId, Vec<u8>)>,
+        dsa: Option<NodeId>,
+        log: Vec<(NodeId, Action)>,
+    }
+
+    impl Net {
+        fn new(ids: &[(NodeId, Role)]) -> Net {
+            let t0 = Instant::now();
+            let k = key();
+            let nodes = ids
+                .iter()
+                .map(|&(id, role)| (id, Node::new(cfg(id, role), &k, None, t0, 1_000_000)))
+                .collect();
+            Net {
+                t0,
+                now: t0,
+                nodes,
+                down: BTreeSet::new(),
+                inflight: vec![],
+                dsa: None,
+                log: vec![],
+            }
+        }
+
+        fn drain(&mut self, id: NodeId) {
+            while let Some(a) = self.nodes.get_mut(&id).unwrap().poll_action() {
+                match &a {
+                    Action::Send { to, frame } => {
+                        let to = match to {
+                            Dest::Node(n) => Some(*n),
+                            Dest::Dsa => self.dsa,
+                        };
+                        if let Some(to) = to {
+                            let at = self.now + Duration::from_millis(1);
+                            self.inflight.push((at, to, frame.clone()));
+                        }
+                    }
+                    Action::RegisterDsa { .. } => self.dsa = Some(id),
+                    _ => {}
+                }
+                self.log.push((id, a));
+            }
+        }
+
+        fn run_until(&mut self, until: Duration) {
+            let end = self.t0 + until;
+            loop {
+                let msg = self.inflight.iter().map(|m| m.0).min();
+                let timer = self
+                    .nodes
+                    .iter()
+                    .filter(|(id, _)| !self.down.contains(id))
+                    .filter_map(|(id, n)| n.poll_timeout().map(|t| (t, *id)))
+                    .min();
+                let next = match (msg, timer) {
+                    (Some(m), Some((t, _))) => m.min(t),
+                    (Some(m), None) => m,
+                    (None, Some((t, _))) => t,
+                    (None, None) => break,
+                };
+                if next > end {
+                    break;
+                }
+                self.now = next;
+                if msg == Some(next) {
+                    let i = self.inflight.iter().position(|m| m.0 == next).unwrap();
+                    let (_, to, frame) = self.inflight.remove(i);
+                    if !self.down.contains(&to) {
+                        self.nodes.get_mut(&to).unwrap().handle_frame(&frame, next);
+                        self.drain(to);
+                    }
+                } else if let Some((_, id)) = timer {
+                    self.nodes.get_mut(&id).unwrap().handle_timeout(next);
+                    self.drain(id);
+                }
+            }
+            self.now = end;
+        }
+
+        fn acting(&self) -> Vec<NodeId> {
+            self.nodes
+                .iter()
+                .filter(|(id, n)| !self.down.contains(id) && n.acting().is_some())
+                .map(|(id, _)| *id)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_genesis_contact_acts_once_it_hears_a_majority_and_registers_the_dsa() {
+        let mut net = Net::new(&[(1, Role::Backup), (2, Role::Backup), (3, Role::Backup)]);
+        net.run_until(Duration::from_millis(50));
+        assert_eq!(net.acting(), vec![1]);
+        assert!(net
+            .log
+            .iter()
+            .any(|(id, a)| *id == 1 && *a == Action::RegisterDsa { epoch: 0, seq: 0 }));
+    }
+
+    #[test]
+    fn a_dead_contact_is_replaced_by_its_successor_with_a_newer_sequence_number() {
+        let mut net = Net::new(&[(1, Role::Backup), (2, Role::Backup), (3, Role::Backup)]);
+        net.run_until(Duration::from_millis(500));
+        net.down.insert(1);
+        net.run_until(Duration::from_millis(1000));
+        assert_eq!(net.acting(), vec![2]);
+        let v = net.nodes[&3].committed().clone();
+        assert_eq!(v.nodes().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(v.dsa_seq, 1);
+        assert!(net
+            .log
+            .iter()
+            .any(|(id, a)| *id == 2 && matches!(a, Action::RegisterDsa { seq: 1, .. })));
+    }
+
+    #[test]
+    fn a_falsely_suspected_backup_is_told_and_joins_again_at_the_end_of_the_line() {
+        let mut net = Net::new(&[(1, Role::Backup), (2, Role::Backup), (3, Role::Backup)]);
+        net.run_until(Duration::from_millis(500));
+        // Node 2 pauses long enough to be removed, then comes back with its old view.
+        net.down.insert(2);
+        net.inflight.retain(|m| m.1 != 2);
+        net.run_until(Duration::from_millis(1200));
+        assert!(!net.nodes[&1].committed().contains(2));
+        net.down.remove(&2);
+        net.run_until(Duration::from_millis(2500));
+        assert!(net
+            .log
+            .iter()
+            .any(|(id, a)| *id == 2 && matches!(a, Action::Removed { .. })));
+        assert!(net
+            .log
+            .iter()
+            .any(|(id, a)| *id == 2 && matches!(a, Action::Joined { .. })));
+        let v = net.nodes[&1].committed();
+        let m2 = v.members.iter().find(|m| m.node == 2).expect("rejoined");
+        assert_eq!(m2.rank, 3, "a rejoining node gets the next rank");
+        assert_eq!(net.acting(), vec![1]);
+    }
+
+    #[test]
+    fn snodes_register_and_a_failed_handoff_removes_one() {
+        let mut net = Net::new(&[
+            (1, Role::Backup),
+            (2, Role::Backup),
+            (3, Role::Backup),
+            (7, Role::Snode),
+        ]);
+        net.run_until(Duration::from_millis(800));
+        assert_eq!(net.nodes[&1].snodes().collect::<Vec<_>>(), vec![7]);
+        // The backups got the list without a commit.
+        assert_eq!(net.nodes[&2].snodes().collect::<Vec<_>>(), vec![7]);
+        let now = net.now;
+        net.nodes
+            .get_mut(&1)
+            .unwrap()
+            .handle_command(Command::HandoffFailed(7), now);
+        net.drain(1);
+        assert_eq!(net.nodes[&1].snodes().count(), 0);
+        // It registers again on its next period.
+        net.run_until(Duration::from_millis(2500));
+        assert_eq!(net.nodes[&1].snodes().collect::<Vec<_>>(), vec![7]);
+    }
+
+    #[test]
+    fn forged_and_replayed_frames_are_rejected_and_counted() {
+        let mut net = Net::new(&[(1, Role::Backup), (2, Role::Backup), (3, Role::Backup)]);
+        net.run_until(Duration::from_millis(30));
+        let now = net.now;
+        let mkey = key().derive("membership");
+        let frame = auth::seal(&mkey, FRAME_KIND, 2, 1 << 40, &Message::Join.encode());
+        let n = net.nodes.get_mut(&3).unwrap();
+        n.handle_frame(&frame, now);
+        let received = n.stats().received;
+        n.handle_frame(&frame, now);
+        assert_eq!(n.stats().replayed, 1);
+        let mut forged = frame.clone();
+        forged[20] ^= 1;
+        n.handle_frame(&forged, now);
+        let other = SharedKey::from_bytes(&[1; 32]).unwrap().derive("membership");
+        n.handle_frame(
+            &auth::seal(&other, FRAME_KIND, 2, 1 << 41, &Message::Join.encode()),
+            now,
+        );
+        assert_eq!(n.stats().bad_auth, 2);
+        let garbage = auth::seal(&mkey, FRAME_KIND, 2, (1 << 40) + 1, &[0xff, 1, 2]);
+        n.handle_frame(&garbage, now);
+        assert_eq!(n.stats().malformed, 1);
+        assert_eq!(n.stats().received, received, "nothing else got through");
+        let mut rejected = 0;
+        while let Some(a) = n.poll_action() {
+            rejected += usize::from(matches!(a, Action::Rejected { .. }));
+        }
+        assert_eq!(rejected, 4);
+    }
+
+    #[test]
+    fn a_contact_that_learns_of_a_newer_epoch_stops_at_once() {
+        let mut net = Net::new(&[(1, Role::Backup), (2, Role::Backup), (3, Role::Backup)]);
+        net.run_until(Duration::from_millis(200));
+        assert_eq!(net.acting(), vec![1]);
+        let now = net.now;
+        let mkey = key().derive("membership");
+        let hb = Message::Heartbeat { epoch: 5 << 32 };
+        let frame = auth::seal(&mkey, FRAME_KIND, 3, 1 << 50, &hb.encode());
+        let n = net.nodes.get_mut(&1).unwrap();
+        n.handle_frame(&frame, now);
+        assert_eq!(n.acting(), None);
+        let mut stopped = false;
+        while let Some(a) = n.poll_action() {
+            if let Action::StopContact { reason, .. } = a {
+                assert_eq!(reason, StopReason::NewerEpoch);
+                stopped = true;
+            }
+            assert!(
+                !matches!(a, Action::RegisterDsa { .. }),
+                "no registration after learning of a newer epoch"
+            );
+        }
+        assert!(stopped);
+    }
+
+    #[test]
+    fn a_minority_never_commits() {
+        let mut net = Net::new(&[(1, Role::Backup), (2, Role::Backup), (3, Role::Backup)]);
+        net.run_until(Duration::from_millis(300));
+        net.down.insert(1);
+        net.down.insert(2);
+        net.run_until(Duration::from_millis(3000));
+        assert_eq!(net.nodes[&3].committed().epoch, 0);
+        assert!(net.acting().is_empty());
+    }
+
+    #[test]
+    fn config_from_the_ds_block_puts_the_contact_first() {
+        use crate::config::model::{DistributedServer, DsPeer, HandoffDrain};
+        let peer = |node_id, role| DsPeer {
+            node_id,
+            address: "2001:db8::1".parse().unwrap(),
+            role,
+        };
+        let ds = DistributedServer {
+            name: "web".into(),
+            address: "2001:db8::80".parse().unwrap(),
+            home_agent_address: "2001:db8::1".parse().unwrap(),
+            role: DsRole::Backup,
+            node_id: 4,
+            local_address: None,
+            peers: vec![
+                peer(9, DsRole::Snode),
+                peer(7, DsRole::Contact),
+                peer(2, DsRole::Backup),
+            ],
+            shared_key_file: "/etc/mip6d/ds.key".into(),
+            heartbeat_interval: H,
+            failure_timeout: T,
+            handoff_drain: HandoffDrain::Auto,
+            control_port: 7780,
+        };
+        let c = Config::from_ds(&ds);
+        assert_eq!(c.genesis, vec![7, 2, 4]);
+        assert_eq!(c.role, Role::Backup);
+    }
+}
