@@ -24,9 +24,13 @@ fn sweep(range: std::ops::Range<u64>, profile: Profile) -> Vec<Duration> {
     let mut frames = 0;
     let mut attacks = 0;
     let mut failovers = vec![];
+    let (mut commits, mut removed, mut joined) = (0, 0, 0);
     for seed in range.clone() {
         let r = run_seed(Params::new(seed, profile));
         frames += r.stats.frames;
+        commits += r.stats.commits;
+        removed += r.stats.removed;
+        joined += r.stats.joined;
         attacks += r.stats.attacks_rejected;
         failovers.extend(r.stats.failover);
         if !r.violations.is_empty() {
@@ -34,7 +38,7 @@ fn sweep(range: std::ops::Range<u64>, profile: Profile) -> Vec<Duration> {
         }
     }
     eprintln!(
-        "{} seeds ({profile:?}) in {:?}: {frames} frames, {attacks} attacks rejected, {} failing",
+        "{} seeds ({profile:?}) in {:?}: {frames} frames, {commits} commits, {removed} removals, {joined} rejoins, {attacks} attacks rejected, {} failing",
         range.end - range.start,
         t0.elapsed(),
         failures.len()
@@ -48,6 +52,10 @@ fn sweep(range: std::ops::Range<u64>, profile: Profile) -> Vec<Duration> {
         }
     }
     assert!(failures.is_empty(), "{} seeds failed", failures.len());
+    if profile == Profile::Quick {
+        // The scenarios must reach the paths they claim to test.
+        assert!(commits > 0 && removed > 0 && joined > 0 && attacks > 0);
+    }
     failovers
 }
 

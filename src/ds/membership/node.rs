@@ -665,6 +665,11 @@ impl Node {
                 self.snodes.clear();
             }
             (false, true) => {
+                // What we heard while outside the view is stale: a fresh grace for
+                // everyone, or we would suspect live members the moment we join.
+                for m in &members {
+                    self.last_heard.insert(*m, now);
+                }
                 info!(epoch = %EpochDisplay(epoch), "joined");
                 self.actions.push_back(Action::Joined { epoch });
                 self.next_heartbeat = now;
