@@ -79,7 +79,10 @@ fn contact_failover_within_the_target() {
     f.sort();
     let median = f[f.len() / 2];
     let max = *f.last().expect("not empty");
-    eprintln!("failover: median {median:?}, max {max:?} over {} runs", f.len());
+    eprintln!(
+        "failover: median {median:?}, max {max:?} over {} runs",
+        f.len()
+    );
     // Detection takes between failure_timeout − heartbeat and failure_timeout after the
     // crash, so the median must sit inside that window (plus the commit's round trips).
     assert!(median >= Duration::from_millis(200) && median <= Duration::from_millis(320));

@@ -306,7 +306,8 @@ impl Sim {
     fn at(&mut self, t: Duration, ev: Ev) {
         self.seq += 1;
         self.events.push(Some(ev));
-        self.queue.push(Reverse((t, self.seq, self.events.len() - 1)));
+        self.queue
+            .push(Reverse((t, self.seq, self.events.len() - 1)));
     }
 
     fn log(&mut self, s: String) {
@@ -617,7 +618,10 @@ impl Sim {
         let replay = self
             .nodes
             .get(&to)
-            .and_then(|n| n.accepted.get(self.rng.below(n.accepted.len().max(1) as u64) as usize))
+            .and_then(|n| {
+                n.accepted
+                    .get(self.rng.below(n.accepted.len().max(1) as u64) as usize)
+            })
             .cloned();
         let frame = match (self.rng.below(4), replay) {
             (0, Some(f)) => f,
@@ -665,15 +669,12 @@ impl Sim {
     }
 
     fn drain(&mut self, id: NodeId) {
-        loop {
-            let Some(a) = self
-                .nodes
-                .get_mut(&id)
-                .and_then(|n| n.node.as_mut())
-                .and_then(|n| n.poll_action())
-            else {
-                break;
-            };
+        while let Some(a) = self
+            .nodes
+            .get_mut(&id)
+            .and_then(|n| n.node.as_mut())
+            .and_then(|n| n.poll_action())
+        {
             self.apply(id, a);
         }
     }
@@ -750,8 +751,7 @@ impl Sim {
             Action::RegisterDsa { epoch, seq } => self.register(id, epoch, seq),
             Action::Joined { .. } => self.stats.joined += 1,
             Action::Removed { .. } => self.stats.removed += 1,
-            Action::SnodesChanged(_)
-            | Action::Rejected { .. } => {}
+            Action::SnodesChanged(_) | Action::Rejected { .. } => {}
         }
     }
 
@@ -845,14 +845,18 @@ impl Sim {
             .map(|n| n.committed().epoch)
             .max()
             .unwrap_or(0);
-        let contact = self.views.get(&newest).and_then(|v| v.contact()).or_else(|| {
-            // The genesis view is never announced by a Committed action.
-            self.nodes
-                .values()
-                .filter_map(|n| n.node.as_ref())
-                .find(|n| n.committed().epoch == newest)
-                .and_then(|n| n.committed().contact())
-        });
+        let contact = self
+            .views
+            .get(&newest)
+            .and_then(|v| v.contact())
+            .or_else(|| {
+                // The genesis view is never announced by a Committed action.
+                self.nodes
+                    .values()
+                    .filter_map(|n| n.node.as_ref())
+                    .find(|n| n.committed().epoch == newest)
+                    .and_then(|n| n.committed().contact())
+            });
         // The contact may still act in the epoch before the newest for one message delay,
         // when another member committed a change that keeps it contact.
         let ok = acting.len() == 1 && Some(acting[0].0) == contact;
@@ -880,7 +884,8 @@ impl Sim {
         match known {
             Some(k) if snodes.iter().all(|s| k.contains(s)) => {}
             other => {
-                let msg = format!("at the end the contact knows snodes {other:?}, not all of {snodes:?}");
+                let msg =
+                    format!("at the end the contact knows snodes {other:?}, not all of {snodes:?}");
                 self.violation(msg);
             }
         }

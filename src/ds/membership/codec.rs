@@ -18,10 +18,15 @@ pub const MAX_SNODES: usize = 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Every backup, to every other backup of its view, each heartbeat interval.
-    Heartbeat { epoch: u64 },
+    Heartbeat {
+        epoch: u64,
+    },
     /// Two-phase commit, phase one: "promise to ignore ballots below `ballot` for the view
     /// that follows `base`". Carries `base` so a lagging acceptor catches up.
-    Prepare { ballot: u64, base: View },
+    Prepare {
+        ballot: u64,
+        base: View,
+    },
     /// The answer to a Prepare, with what the acceptor already accepted after `base`.
     Promise {
         ballot: u64,
@@ -29,28 +34,50 @@ pub enum Message {
         accepted: Option<View>,
     },
     /// "I promised a higher ballot."
-    Nack { ballot: u64, promised: u64 },
+    Nack {
+        ballot: u64,
+        promised: u64,
+    },
     /// Phase two: "accept `view` (its epoch is the ballot) as the successor of `base`".
-    Accept { base: View, view: View },
-    Accepted { ballot: u64 },
+    Accept {
+        base: View,
+        view: View,
+    },
+    Accepted {
+        ballot: u64,
+    },
     /// A view a majority accepted.
-    Commit { view: View },
+    Commit {
+        view: View,
+    },
     /// "Send me your committed view; mine is `epoch`."
-    SyncRequest { epoch: u64 },
+    SyncRequest {
+        epoch: u64,
+    },
     /// A backup asks to join (sent to the DSA, i.e. to whoever is the contact).
     Join,
     /// A backup that is not the contact redirects joins and registrations.
-    ContactIs { epoch: u64, contact: NodeId },
+    ContactIs {
+        epoch: u64,
+        contact: NodeId,
+    },
     /// The seed's "we consider you to have failed, please join again".
-    NotMember { epoch: u64 },
+    NotMember {
+        epoch: u64,
+    },
     /// An snode registers with the contact.
     Register,
     /// The contact's answer to a registration, also sent to every known snode when a node
     /// becomes contact.
-    Registered { epoch: u64 },
+    Registered {
+        epoch: u64,
+    },
     /// The contact's snode list, sent to its backups when it changes (no two-phase
     /// commit: the seed's lightweight snode protocol).
-    Snodes { epoch: u64, snodes: Vec<NodeId> },
+    Snodes {
+        epoch: u64,
+        snodes: Vec<NodeId>,
+    },
 }
 
 mod ty {

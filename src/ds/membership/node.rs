@@ -462,9 +462,7 @@ impl Node {
             } => {
                 if let Some(r) = &mut self.round {
                     if let Phase::Prepare { promises } = &mut r.phase {
-                        if r.ballot == ballot
-                            && r.base.epoch == base_epoch
-                            && r.base.contains(from)
+                        if r.ballot == ballot && r.base.epoch == base_epoch && r.base.contains(from)
                         {
                             promises.insert(from, accepted.filter(|v| v.epoch < ballot));
                             self.advance_round(now);
@@ -722,11 +720,7 @@ impl Node {
                 let ballot = r.ballot;
                 let base = r.base.clone();
                 // Paxos: a value a majority may have accepted must be the one chosen.
-                let earlier = promises
-                    .values()
-                    .flatten()
-                    .max_by_key(|v| v.epoch)
-                    .cloned();
+                let earlier = promises.values().flatten().max_by_key(|v| v.epoch).cloned();
                 let view = match earlier {
                     Some(mut v) => {
                         v.epoch = ballot;
@@ -840,9 +834,9 @@ impl Node {
     }
 
     fn silent(&self, n: NodeId, now: Instant) -> bool {
-        self.last_heard
-            .get(&n)
-            .map_or(true, |h| now.saturating_duration_since(*h) >= self.cfg.failure_timeout)
+        self.last_heard.get(&n).map_or(true, |h| {
+            now.saturating_duration_since(*h) >= self.cfg.failure_timeout
+        })
     }
 
     /// The view we would propose after `base`, if anything should change.
@@ -891,8 +885,7 @@ impl Node {
             return true;
         }
         self.acting
-            && (self.joins.iter().any(|j| !self.committed.contains(*j))
-                || self.seq_floor.is_some())
+            && (self.joins.iter().any(|j| !self.committed.contains(*j)) || self.seq_floor.is_some())
     }
 
     // ---- contact role --------------------------------------------------------------
@@ -1274,7 +1267,9 @@ mod tests {
         let mut forged = frame.clone();
         forged[20] ^= 1;
         n.handle_frame(&forged, now);
-        let other = SharedKey::from_bytes(&[1; 32]).unwrap().derive("membership");
+        let other = SharedKey::from_bytes(&[1; 32])
+            .unwrap()
+            .derive("membership");
         n.handle_frame(
             &auth::seal(&other, FRAME_KIND, 2, 1 << 41, &Message::Join.encode()),
             now,
