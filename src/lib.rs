@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod ds;
 pub mod hex;
+pub mod linkemu;
 pub mod proto;
 pub mod sys;
 pub mod wire;

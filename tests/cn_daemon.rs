@@ -35,7 +35,7 @@ fn ok<T>(r: Result<T, String>) -> T {
 
 #[test]
 fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
-    testbed::require("cn_daemon", &[Tool::Ip, Tool::Ip6tables]);
+    testbed::require("cn_daemon", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
     let started = Instant::now();
     let tb = Testbed::up(format!("cnd{}", std::process::id()), Some("foreign1"));
     let (hoa, coa, cn) = (
@@ -82,9 +82,10 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
     let rules = tb.sh("client", &["ip6tables-save"]);
     assert_eq!(
         rules.matches("NFQUEUE").count(),
-        2,
-        "the two receive rules:\n{rules}"
+        3,
+        "the two receive rules and route optimisation:\n{rules}"
     );
+    assert_eq!(tb.set_members("client", "mip6d-ro"), Some(vec![]));
 
     // The MN: its queue (bound before its rules), raw socket, a UDP socket on the HoA,
     // and an ordinary UDP socket on the client.
@@ -112,11 +113,10 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
     assert_eq!(entries[0]["home_address"], hoa.to_string());
     assert_eq!(entries[0]["care_of_address"], coa.to_string());
     assert_eq!(entries[0]["kind"], "cache");
-    let rules = tb.sh("client", &["ip6tables-save"]);
     assert_eq!(
-        rules.matches("NFQUEUE").count(),
-        3,
-        "receive rules plus the binding's route optimisation rule:\n{rules}"
+        tb.set_members("client", "mip6d-ro"),
+        Some(vec![hoa.to_string()]),
+        "the binding's home address is in the route optimisation set"
     );
 
     // Route optimisation on the CN's data path: an ordinary socket on the client sends to
@@ -143,11 +143,10 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
     assert_eq!((ba.status, ba.sequence), (0, 2));
     let bc = mip6ctl_json(&d.socket, "bc");
     assert_eq!(bc["entries"].as_array().map(Vec::len), Some(0), "{bc}");
-    let rules = tb.sh("client", &["ip6tables-save"]);
     assert_eq!(
-        rules.matches("NFQUEUE").count(),
-        2,
-        "the binding's rule went with it:\n{rules}"
+        tb.set_members("client", "mip6d-ro"),
+        Some(vec![]),
+        "the binding's set element went with it"
     );
     // Without a binding, a Home Address option is refused with Binding Error status 1
     // (RFC 6275 §9.3.1), and the datagram is not delivered.
@@ -201,6 +200,8 @@ fn correspondent_daemon_binds_a_mobile_node_and_route_optimises_its_traffic() {
         !rules.contains("NFQUEUE"),
         "rules left behind after SIGTERM:\n{rules}"
     );
+    let sets = tb.set_names("client");
+    assert!(sets.is_empty(), "sets left behind after SIGTERM: {sets:?}");
     // The MN's queue and its rules go with it.
     drop(m);
     let rules = tb.sh("mn", &["ip6tables-save"]);

@@ -113,11 +113,15 @@ fn route_optimisation_with_a_correspondent_through_the_real_home_agent() {
     assert_eq!((cot.src, cot.dst), (cn, coa), "CoT to the CoA");
     let save = tb.sh("ha1", &["ip6tables-save", "-c"]);
     assert!(
-        rule_packets(&save, &format!("-s {coa}/128 -d {ha}/128")).is_some_and(|n| n >= 1),
+        rule_packets(&save, "--match-set mip6d-coa src").is_some_and(|n| n >= 1),
         "the HoTI went through the HA's tunnel:\n{save}"
     );
     assert!(
-        rule_packets(&save, &format!("-A PREROUTING -d {hoa}/128")).is_some_and(|n| n >= 1),
+        rule_packets(
+            &save,
+            "-A PREROUTING -m comment --comment mip6d -m set --match-set mip6d-home dst"
+        )
+        .is_some_and(|n| n >= 1),
         "the HoT went through the HA's tunnel:\n{save}"
     );
 
@@ -154,7 +158,10 @@ fn route_optimisation_with_a_correspondent_through_the_real_home_agent() {
 
 #[test]
 fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
-    testbed::require("ha_daemon", &[Tool::Ip, Tool::Ip6tables, Tool::Ping]);
+    testbed::require(
+        "ha_daemon",
+        &[Tool::Ip, Tool::Ip6tables, Tool::Ping, Tool::Ipset],
+    );
     let started = Instant::now();
     let tb = Testbed::up(format!("had{}", std::process::id()), Some("foreign1"));
     let (hoa, coa, cn, ha) = (
@@ -172,9 +179,11 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     let rules = tb.sh("ha1", &["ip6tables-save"]);
     assert_eq!(
         rules.matches("NFQUEUE").count(),
-        2,
-        "the two receive rules:\n{rules}"
+        6,
+        "the two receive rules, route optimisation, the three tunnel rules:\n{rules}"
     );
+    assert_eq!(tb.set_members("ha1", "mip6d-home"), Some(vec![]));
+    assert_eq!(tb.set_members("ha1", "mip6d-coa"), Some(vec![]));
     assert!(
         rules.contains("--ctstate INVALID"),
         "the defragmentation rule:\n{rules}"
@@ -200,16 +209,16 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     assert_eq!(entries[0]["care_of_address"], coa.to_string());
     assert_eq!(entries[0]["kind"], "home");
     assert_eq!(entries[0]["flags"], "H");
+    // A registration is two set elements, not rules.
     let rules = tb.sh("ha1", &["ip6tables-save"]);
+    assert_eq!(rules.matches("NFQUEUE").count(), 6, "{rules}");
     assert_eq!(
-        rules.matches("NFQUEUE").count(),
-        5,
-        "receive rules + two for the HoA + the tunnel's:\n{rules}"
+        tb.set_members("ha1", "mip6d-home"),
+        Some(vec![hoa.to_string()])
     );
-    assert!(
-        rules.contains(&format!("-s {coa}/128 -d {ha}/128 -p ipv6"))
-            || rules.contains(&format!("-s {coa}/128 -d {ha}/128 -p 41")),
-        "{rules}"
+    assert_eq!(
+        tb.set_members("ha1", "mip6d-coa"),
+        Some(vec![coa.to_string()])
     );
     let proxies = tb.sh("ha1", &["ip", "-6", "neigh", "show", "proxy"]);
     assert!(
@@ -236,7 +245,7 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     assert_eq!(got.payload, b"reply from home");
     assert_eq!(got.from, IpAddr::V6(hoa));
     let save = tb.sh("ha1", &["ip6tables-save", "-c"]);
-    let decapsulated = rule_packets(&save, &format!("-s {coa}/128 -d {ha}/128"));
+    let decapsulated = rule_packets(&save, "--match-set mip6d-coa src");
     assert!(
         decapsulated.is_some_and(|n| n >= 1),
         "the reply did not come through the HA's tunnel rule:\n{save}"
@@ -274,20 +283,18 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
     assert_eq!((ba.status, ba.sequence, ba.dst), (0, 2, coa), "{ba:?}");
     let bc = mip6ctl_json(&d.socket, "bc");
     assert_eq!(bc["entries"].as_array().map(Vec::len), Some(0), "{bc}");
-    let rules = tb.sh("ha1", &["ip6tables-save"]);
-    assert_eq!(
-        rules.matches("NFQUEUE").count(),
-        2,
-        "only the receive rules are left:\n{rules}"
-    );
+    assert_eq!(tb.set_members("ha1", "mip6d-home"), Some(vec![]));
+    assert_eq!(tb.set_members("ha1", "mip6d-coa"), Some(vec![]));
     let proxies = tb.sh("ha1", &["ip", "-6", "neigh", "show", "proxy"]);
     assert!(!proxies.contains(&hoa.to_string()), "{proxies}");
 
     // Register again, then SIGTERM: exit 0, no rule, proxy entry or sysctl left behind.
     let ba = ok(m.home_register(ha, 50));
     assert_eq!((ba.status, ba.sequence), (0, 3), "{ba:?}");
-    let rules = tb.sh("ha1", &["ip6tables-save"]);
-    assert_eq!(rules.matches("NFQUEUE").count(), 5, "{rules}");
+    assert_eq!(
+        tb.set_members("ha1", "mip6d-home"),
+        Some(vec![hoa.to_string()])
+    );
     d.signal(libc::SIGTERM);
     let st = d.wait_exit();
     assert!(st.success(), "mip6d exit: {st}\n{}", d.stderr());
@@ -296,6 +303,8 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
         !rules.contains("NFQUEUE") && !rules.contains("conntrack"),
         "rules left behind after SIGTERM:\n{rules}"
     );
+    let sets = tb.set_names("ha1");
+    assert!(sets.is_empty(), "sets left behind after SIGTERM: {sets:?}");
     let proxies = tb.sh("ha1", &["ip", "-6", "neigh", "show", "proxy"]);
     assert!(!proxies.contains(&hoa.to_string()), "{proxies}");
     assert_eq!(

@@ -277,24 +277,12 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
 
 /// Picks the packet path and plugs the roles into the loop. Every node is a correspondent
 /// node too (umip: the CN part runs in every role): a home agent runs the `Ha` machine,
-/// which embeds it; the mobile node part is not wired into the daemon yet.
+/// which embeds it, and so does the mobile node.
 fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
     let cfg = daemon.config().clone();
-    match cfg.datapath {
-        Datapath::Kernel => {
-            return Err(
-                "Datapath kernel: the kernel data path is not implemented yet; use Datapath user (or auto)"
-                    .to_string(),
-            )
-        }
-        Datapath::Auto => tracing::info!(
-            "Datapath auto: choosing user (the kernel data path is not implemented yet)"
-        ),
-        Datapath::User => {}
-    }
-    if matches!(cfg.node_config, NodeRole::Mn) {
-        tracing::warn!("NodeConfig MN: only the correspondent node part runs so far");
-    }
+    // Before anything is installed: what a killed daemon left would collide with it.
+    mip6d::daemon::leftovers::remove_all();
+    select_datapath(&cfg)?;
     let now = std::time::Instant::now();
     let cn_config = CnConfig {
         route_optimization: cfg.do_route_optimization_cn,
@@ -309,8 +297,40 @@ fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
     }
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
+    if matches!(cfg.node_config, NodeRole::Mn) {
+        let path = mip6d::datapath::mn_kernel::start(&cfg, cn, queue, daemon.registry_mut(), now)?;
+        return daemon.add_machine(Box::new(path));
+    }
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
     daemon.add_machine(Box::new(path))
+}
+
+/// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice
+/// with its reason. The roles run on the user backends only so far: a kernel that could
+/// run the kernel backend still gets the user one under `auto`, and `kernel` is refused.
+fn select_datapath(cfg: &config::Config) -> Result<(), String> {
+    use mip6d::datapath::probe::{self, Backend};
+    let tunnels = matches!(cfg.node_config, NodeRole::Ha | NodeRole::Mn);
+    let asked = match cfg.datapath {
+        Datapath::Auto => "auto",
+        Datapath::Kernel => "kernel",
+        Datapath::User => "user",
+    };
+    let sel = probe::select(cfg.datapath, || probe::probe_kernel(tunnels))?;
+    tracing::info!(
+        "Datapath {asked}: {} ({})",
+        sel.backend.keyword(),
+        sel.reason
+    );
+    if sel.backend == Backend::Kernel {
+        if cfg.datapath == Datapath::Kernel {
+            return Err("Datapath kernel: this kernel supports it, but the roles do not run on the kernel data path yet; use Datapath user or auto".into());
+        }
+        tracing::info!(
+            "Datapath auto: user after all: the roles do not run on the kernel data path yet"
+        );
+    }
+    Ok(())
 }
 
 /// The home agent's settings from the configuration. The home link is the first

@@ -195,6 +195,30 @@ fn render_status(d: &Value) -> String {
             machines.join(", ")
         },
     ));
+    let mn = &d["roles"]["mn"];
+    if mn.is_object() {
+        let loc = &mn["location"];
+        let mut at = cell(&loc["state"]);
+        if let Some(c) = loc["care_of_address"].as_str() {
+            at.push_str(&format!(" (care-of address {c})"));
+        }
+        rows.push(("home address", cell(&mn["home_address"])));
+        rows.push(("location", at));
+        rows.push((
+            "home tunnel",
+            match mn["tunnel"]["home_agent"].as_str() {
+                Some(ha) => format!("to {ha}"),
+                None if mn["blocked"] == Value::Bool(true) => {
+                    "none; home-address traffic held until the home agent accepts".into()
+                }
+                None => "none".into(),
+            },
+        ));
+        let ro = strings(&mn["route_optimised"]);
+        if !ro.is_empty() {
+            rows.push(("route optimised", ro.join(", ")));
+        }
+    }
     for i in strings(&d["installed"]) {
         rows.push(("installed", i));
     }

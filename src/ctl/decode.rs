@@ -209,8 +209,8 @@ fn mobility_json(repr: &MhRepr, checksum_ok: bool, auth: Option<AuthCheck>) -> V
 
 fn nd_option_json(o: &NdOption) -> Value {
     match o {
-        NdOption::SourceLinkLayer(a) => {
-            json!({"type": "source-link-layer-address", "address": hex::encode(a)})
+        NdOption::SourceLinkLayer(a) | NdOption::TargetLinkLayer(a) => {
+            json!({"type": o.name(), "address": hex::encode(a)})
         }
         NdOption::PrefixInformation {
             prefix_len,
@@ -304,6 +304,21 @@ fn icmpv6_json(repr: &Icmpv6Repr, checksum_ok: bool) -> Value {
             put("options", nd_options(options));
         }
         Icmpv6Repr::RouterSolicitation { options } => put("options", nd_options(options)),
+        Icmpv6Repr::NeighborSolicitation { target, options } => {
+            put("target", json!(target.to_string()));
+            put("options", nd_options(options));
+        }
+        Icmpv6Repr::NeighborAdvertisement {
+            r,
+            s,
+            o: other,
+            target,
+            options,
+        } => {
+            put("flags", json!({"R": r, "S": s, "O": other}));
+            put("target", json!(target.to_string()));
+            put("options", nd_options(options));
+        }
         Icmpv6Repr::ParameterProblem {
             code,
             pointer,

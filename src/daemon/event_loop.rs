@@ -458,6 +458,11 @@ impl State {
                     "last_reload": last,
                     "restart_needed": self.restart_needed,
                     "machines": machines.iter().map(|m| m.name().to_string()).collect::<Vec<_>>(),
+                    "roles": machines
+                        .iter()
+                        .filter(|m| !m.status().is_null())
+                        .map(|m| (m.name().to_string(), m.status()))
+                        .collect::<serde_json::Map<_, _>>(),
                     "installed": installed,
                 })
             }

@@ -89,6 +89,12 @@ pub trait Machine {
     /// Applies whatever the protocol logic asked for since the last call (sends,
     /// binding installs). Called after every wake-up of the loop.
     fn apply_actions(&mut self, _now: Instant, _ctx: &mut Ctx<'_>) {}
+
+    /// What `mip6ctl status` shows of this machine beyond its name (the mobile node:
+    /// where it is, its tunnel); `Null` for nothing.
+    fn status(&self) -> Value {
+        Value::Null
+    }
 }
 
 /// One binding cache row as `mip6ctl bc` shows it.

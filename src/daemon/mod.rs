@@ -7,6 +7,7 @@
 
 pub mod control;
 mod event_loop;
+pub mod leftovers;
 pub mod logging;
 pub mod machine;
 pub mod notify;

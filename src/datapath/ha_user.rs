@@ -29,7 +29,8 @@
 //!   namespace (priority -400, before raw): a full-size packet tunnelled by the mobile
 //!   node arrives fragmented and could not be decapsulated otherwise (datapath README).
 //!
-//! `ProxyNdAdd`/`ProxyNdDel` → `ip -6 neigh add|del proxy HoA dev <home interface>`, with
+//! `ProxyNdAdd`/`ProxyNdDel` → a proxy neighbour entry for HoA on the home interface
+//! (rtnetlink, marked with protocol `RTPROT_MIP` like umip's routes), with
 //! `net.ipv6.conf.<home interface>.proxy_ndp` set to 1 (and put back at exit).
 //!
 //! **DAD is simplified** (§10.3.1 wants Duplicate Address Detection on the home link):
@@ -42,6 +43,7 @@
 //! deregistration, expiry and SIGTERM remove it.
 
 use super::rewrite;
+use super::sets::{self, AddrSet};
 use super::user::{
     bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, send_transmit, RoRules,
     Rule,
@@ -52,12 +54,12 @@ use crate::proto::event::{Action, Event};
 use crate::proto::ha::{Ha, HaState};
 use crate::sys::nfqueue::{hook, NfQueue, Verdict};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
+use crate::sys::rtnl::{self, Rtnl};
 use crate::wire::packet::Ipv6Header;
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::RawFd;
-use std::process::Command;
 use std::time::Instant;
 
 /// How many failed reads in a row end one readiness callback (see `user`).
@@ -68,35 +70,36 @@ const TUNNEL_HOP_LIMIT: u8 = 64;
 
 // --- rules -------------------------------------------------------------------------------------
 
-/// The two rules that bring packets for `hoa` to the tunnel queue.
-pub fn route_rules(hoa: Ipv6Addr, queue: u16) -> [Rule; 2] {
-    let d = format!("{hoa}/128");
+/// The rules that bring packets to the tunnel queue: those for a home address in the
+/// [`sets::HOME`] set (forwarded, and sent by the home agent itself), and tunnelled
+/// packets from a care-of address in the [`sets::CARE_OF`] set to one of our addresses.
+/// The queue checks the rest (the registered pair, §10.4.5).
+pub fn tunnel_rules(queue: u16) -> [Rule; 3] {
     let q = queue.to_string();
-    let spec = ["-d", d.as_str(), "-j", "NFQUEUE", "--queue-num", q.as_str()];
-    [
-        Rule::new("raw", "PREROUTING", &spec),
-        Rule::new("mangle", "OUTPUT", &spec),
-    ]
-}
-
-/// The rule that brings the tunnel `remote` → `local` to the tunnel queue.
-pub fn tunnel_rule(local: Ipv6Addr, remote: Ipv6Addr, queue: u16) -> Rule {
-    Rule::new(
-        "raw",
-        "PREROUTING",
-        &[
-            "-s",
-            &format!("{remote}/128"),
-            "-d",
-            &format!("{local}/128"),
+    let to_home: Vec<&str> = sets::match_set(sets::HOME, "dst")
+        .into_iter()
+        .chain(["-j", "NFQUEUE", "--queue-num", &q])
+        .collect();
+    let from_coa: Vec<&str> = sets::match_set(sets::CARE_OF, "src")
+        .into_iter()
+        .chain([
             "-p",
             "41",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
             "-j",
             "NFQUEUE",
             "--queue-num",
-            &queue.to_string(),
-        ],
-    )
+            &q,
+        ])
+        .collect();
+    [
+        Rule::new("raw", "PREROUTING", &to_home),
+        Rule::new("mangle", "OUTPUT", &to_home),
+        Rule::new("raw", "PREROUTING", &from_coa),
+    ]
 }
 
 /// The counting rule whose only purpose is to turn conntrack (and its defragmentation)
@@ -126,6 +129,16 @@ pub enum TunnelVerdict {
     Drop,
 }
 
+/// Router and Neighbour Solicitations and Advertisements, and Redirects (ICMPv6 types
+/// 133–137), which always come without extension headers (RFC 4861 §6.1.1, §7.1.1).
+pub(crate) fn is_neighbour_discovery(ip: &Ipv6Header, payload: &[u8]) -> bool {
+    ip.next_header == crate::wire::proto::ICMPV6
+        && matches!(
+            payload.get(crate::wire::packet::IPV6_HEADER_LEN),
+            Some(133..=137)
+        )
+}
+
 /// Decides a packet from the tunnel queue. `hook` says where it was queued: a forwarded
 /// packet (PREROUTING) loses one hop before it enters the tunnel, as it would crossing
 /// any router. Never panics, whatever the bytes.
@@ -133,6 +146,12 @@ pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVe
     let Ok(ip) = Ipv6Header::parse(payload) else {
         return TunnelVerdict::Pass;
     };
+    if is_neighbour_discovery(&ip, payload) {
+        // Neighbour Discovery is about the home link itself: a mobile node back home
+        // resolves the home agent before its deregistration, and the home agent's answer
+        // (to the home address) must reach it there, not its old care-of address.
+        return TunnelVerdict::Pass;
+    }
     if let Some(&(local, coa)) = routes.get(&ip.dst) {
         let mut buf = payload.to_vec();
         if from_hook == hook::PRE_ROUTING {
@@ -165,68 +184,45 @@ pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVe
 
 // --- the platform ------------------------------------------------------------------------------
 
-fn run(cmd: &str, args: &[&str]) -> io::Result<String> {
-    let mut c = Command::new(cmd);
-    c.args(args);
-    crate::sys::process::unblock_signals_in_child(&mut c);
-    let out = c.output()?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(io::Error::other(format!(
-            "{cmd} {}: {}: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// The global prefixes of `ifname` (`ip -6 addr`), as (address, length): the default
-/// home prefixes of a home agent serving that link.
+/// The global prefixes of `ifname`, as (address, length): the default home prefixes of
+/// a home agent serving that link.
 pub fn interface_prefixes(ifname: &str) -> Result<Vec<(Ipv6Addr, u8)>, String> {
-    let out = run(
-        "ip",
-        &["-6", "-o", "addr", "show", "dev", ifname, "scope", "global"],
-    )
-    .map_err(|e| format!("home interface {ifname}: {e}"))?;
-    Ok(parse_addr_lines(&out))
+    let err = |e: io::Error| format!("home interface {ifname}: {e}");
+    let mut rt = Rtnl::open().map_err(err)?;
+    let link = rt
+        .link_by_name(ifname)
+        .map_err(err)?
+        .ok_or_else(|| format!("home interface {ifname}: no such interface"))?;
+    Ok(rt
+        .addresses()
+        .map_err(err)?
+        .into_iter()
+        .filter(|a| a.index == link.index && a.scope == rtnl::RT_SCOPE_UNIVERSE)
+        .map(|a| (a.addr, a.prefix_len))
+        .collect())
 }
 
-/// `ip -6 -o addr show` lines → (address, prefix length).
-pub fn parse_addr_lines(out: &str) -> Vec<(Ipv6Addr, u8)> {
-    out.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            w.find(|t| *t == "inet6")?;
-            let (a, len) = w.next()?.split_once('/')?;
-            Some((a.parse().ok()?, len.parse().ok()?))
+/// The simplified DAD of the module documentation: is `addr` in use already? A failed
+/// look-up counts as "not in use", as the registration must not hang on it.
+fn address_in_use(rt: &mut Rtnl, addr: Ipv6Addr, home_index: u32) -> bool {
+    let assigned = rt
+        .addresses()
+        .map(|all| all.iter().any(|a| a.addr == addr))
+        .unwrap_or_else(|e| {
+            tracing::warn!("DAD for {addr}: cannot list addresses: {e}");
+            false
+        });
+    let permanent = rt
+        .neighbours()
+        .map(|all| {
+            all.iter().any(|n| {
+                n.addr == addr && n.index == home_index && n.state & rtnl::NUD_PERMANENT != 0
+            })
         })
-        .collect()
-}
-
-/// The simplified DAD of the module documentation: is `addr` in use already?
-fn address_in_use(addr: Ipv6Addr, home_if: &str) -> bool {
-    let host = format!("{addr}/128");
-    let assigned = run("ip", &["-6", "-o", "addr", "show", "to", &host])
-        .map(|o| !o.trim().is_empty())
-        .unwrap_or(false);
-    let a = addr.to_string();
-    let permanent = run(
-        "ip",
-        &[
-            "-6",
-            "neigh",
-            "show",
-            &a,
-            "dev",
-            home_if,
-            "nud",
-            "permanent",
-        ],
-    )
-    .map(|o| !o.trim().is_empty())
-    .unwrap_or(false);
+        .unwrap_or_else(|e| {
+            tracing::warn!("DAD for {addr}: cannot list neighbours: {e}");
+            false
+        });
     assigned || permanent
 }
 
@@ -240,17 +236,22 @@ fn proxy_ndp_path(ifname: &str) -> String {
 pub struct HaUserPath {
     ha: Ha,
     home_if: String,
+    home_index: u32,
+    rtnl: Rtnl,
     rx: NfQueue,
     ro: NfQueue,
     tun: NfQueue,
-    tun_queue: u16,
     raw: RawSocket,
     /// Route-optimisation rules of the embedded correspondent node's bindings.
     ro_rules: RoRules,
-    /// (home agent address, care-of address) → users and the decapsulation rule.
-    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), (usize, EntryId)>,
+    /// (home agent address, care-of address) → users.
+    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), usize>,
+    /// Care-of addresses whose tunnelled packets are decapsulated (one element per
+    /// tunnel, reference-counted).
+    care_of: AddrSet,
     routes: Routes,
-    route_rules: HashMap<Ipv6Addr, Vec<EntryId>>,
+    /// Home addresses whose traffic goes into the tunnel.
+    home: AddrSet,
     proxies: HashMap<Ipv6Addr, EntryId>,
     /// Whether `proxy_ndp` on the home interface is ours to restore (recorded once).
     proxy_sysctl: bool,
@@ -274,9 +275,12 @@ impl HaUserPath {
                 ))
             }
         };
-        if !std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{home_if}")).exists() {
-            return Err(format!("home interface {home_if}: no such interface"));
-        }
+        let mut rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
+        let home_index = rtnl
+            .link_by_name(home_if)
+            .map_err(|e| format!("home interface {home_if}: {e}"))?
+            .ok_or_else(|| format!("home interface {home_if}: no such interface"))?
+            .index;
         let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
             .map(|s| s.trim() == "1")
             .unwrap_or(false);
@@ -289,9 +293,13 @@ impl HaUserPath {
         let tun = bind_queue(tun_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
             .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        // Sets before the rules that name them (the registry undoes newest first).
+        let care_of = AddrSet::create(sets::CARE_OF, registry)?;
+        let home = AddrSet::create(sets::HOME, registry)?;
         for rule in super::user::receive_rules(queue)
             .into_iter()
             .chain([defrag_rule()])
+            .chain(tunnel_rules(tun_queue))
         {
             rule.install(registry)
                 .map_err(|e| format!("cannot add a netfilter rule: {e}"))?;
@@ -302,15 +310,17 @@ impl HaUserPath {
         Ok(HaUserPath {
             ha,
             home_if: home_if.to_string(),
+            home_index,
+            rtnl,
             rx,
             ro,
             tun,
-            tun_queue,
             raw,
-            ro_rules: RoRules::new(ro_queue),
+            ro_rules: RoRules::start(ro_queue, registry)?,
             tunnels: HashMap::new(),
+            care_of,
             routes: HashMap::new(),
-            route_rules: HashMap::new(),
+            home,
             proxies: HashMap::new(),
             proxy_sysctl: false,
         })
@@ -353,7 +363,7 @@ impl HaUserPath {
     fn dad(&mut self, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {
         let taken = std::iter::once(hoa)
             .chain(link_local)
-            .find(|a| address_in_use(*a, &self.home_if));
+            .find(|a| address_in_use(&mut self.rtnl, *a, self.home_index));
         if let Some(a) = taken {
             tracing::info!("DAD for {hoa}: {a} is in use on this node");
         }
@@ -366,57 +376,52 @@ impl HaUserPath {
         );
     }
 
-    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr, registry: &mut Registry) {
-        if let Some((n, _)) = self.tunnels.get_mut(&(local, remote)) {
-            *n += 1;
+    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
+        let n = self.tunnels.entry((local, remote)).or_insert(0);
+        *n += 1;
+        if *n > 1 {
             return;
         }
-        match tunnel_rule(local, remote, self.tun_queue).install(registry) {
-            Ok(id) => {
-                tracing::info!("tunnel {local} <- {remote}: decapsulating");
-                self.tunnels.insert((local, remote), (1, id));
+        match self.care_of.insert(remote) {
+            Ok(()) => tracing::info!("tunnel {local} <- {remote}: decapsulating"),
+            Err(e) => {
+                self.tunnels.remove(&(local, remote));
+                tracing::error!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF)
             }
-            Err(e) => tracing::error!("tunnel from {remote}: cannot add its rule: {e}"),
         }
     }
 
-    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr, registry: &mut Registry) {
-        let Some((n, id)) = self.tunnels.get_mut(&(local, remote)) else {
+    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
+        let Some(n) = self.tunnels.get_mut(&(local, remote)) else {
             return;
         };
         *n -= 1;
         if *n == 0 {
-            let id = *id;
             self.tunnels.remove(&(local, remote));
-            if let Err(e) = registry.undo(id) {
-                tracing::warn!("{e}");
+            if let Err(e) = self.care_of.remove(remote) {
+                tracing::warn!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF);
             }
         }
     }
 
-    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr, r: &mut Registry) {
-        // The rules match the home address only: a new care-of address just changes
-        // the map the queue reads.
+    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr) {
+        // The set holds the home address only: a new care-of address just changes the
+        // map the queue reads.
         self.routes.insert(hoa, (local, remote));
         tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
-        if self.route_rules.contains_key(&hoa) {
+        if self.home.contains(&hoa) {
             return;
         }
-        let mut ids = Vec::new();
-        for rule in route_rules(hoa, self.tun_queue) {
-            match rule.install(r) {
-                Ok(id) => ids.push(id),
-                Err(e) => tracing::error!("route to {hoa}: cannot add a rule: {e}"),
-            }
+        if let Err(e) = self.home.insert(hoa) {
+            tracing::error!("route to {hoa}: ip set {}: {e}", sets::HOME);
         }
-        self.route_rules.insert(hoa, ids);
     }
 
-    fn route_del(&mut self, hoa: Ipv6Addr, registry: &mut Registry) {
+    fn route_del(&mut self, hoa: Ipv6Addr) {
         self.routes.remove(&hoa);
-        for id in self.route_rules.remove(&hoa).unwrap_or_default() {
-            if let Err(e) = registry.undo(id) {
-                tracing::warn!("{e}");
+        if self.home.contains(&hoa) {
+            if let Err(e) = self.home.remove(hoa) {
+                tracing::warn!("route to {hoa}: ip set {}: {e}", sets::HOME);
             }
         }
     }
@@ -444,16 +449,14 @@ impl HaUserPath {
             // Only the router flag changed; iproute2's proxy entries do not carry it.
             return;
         }
-        let (a, dev) = (addr.to_string(), self.home_if.clone());
+        let index = self.home_index;
         if router {
-            tracing::debug!("proxy ND for {a}: the router flag is not set by this data path");
+            tracing::debug!("proxy ND for {addr}: the router flag is not set by this data path");
         }
-        match run("ip", &["-6", "neigh", "add", "proxy", &a, "dev", &dev]) {
-            Ok(_) => {
-                let what = format!("proxy ND: {a} on {dev}");
-                let id = registry.record(what, move || {
-                    run("ip", &["-6", "neigh", "del", "proxy", &a, "dev", &dev]).map(|_| ())
-                });
+        match self.rtnl.add_proxy_neigh(index, addr) {
+            Ok(()) => {
+                let what = format!("proxy ND: {addr} on {}", self.home_if);
+                let id = registry.record(what, move || Rtnl::open()?.del_proxy_neigh(index, addr));
                 self.proxies.insert(addr, id);
             }
             Err(e) => tracing::error!("proxy ND for {addr}: {e}"),
@@ -547,14 +550,14 @@ impl Machine for HaUserPath {
             match a {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
                 Action::StartDad { hoa, link_local } => self.dad(hoa, link_local, now),
-                Action::TunnelAdd { local, remote } => self.tunnel_add(local, remote, ctx.registry),
-                Action::TunnelDel { local, remote } => self.tunnel_del(local, remote, ctx.registry),
+                Action::TunnelAdd { local, remote } => self.tunnel_add(local, remote),
+                Action::TunnelDel { local, remote } => self.tunnel_del(local, remote),
                 Action::RouteAdd {
                     hoa,
                     tunnel_local,
                     tunnel_remote,
-                } => self.route_add(hoa, tunnel_local, tunnel_remote, ctx.registry),
-                Action::RouteDel { hoa } => self.route_del(hoa, ctx.registry),
+                } => self.route_add(hoa, tunnel_local, tunnel_remote),
+                Action::RouteDel { hoa } => self.route_del(hoa),
                 Action::ProxyNdAdd { addr, router } => self.proxy_add(addr, router, ctx.registry),
                 Action::ProxyNdDel { addr } => self.proxy_del(addr, ctx.registry),
                 Action::BindingInstalled {
@@ -572,11 +575,9 @@ impl Machine for HaUserPath {
                 // The embedded correspondent node's route optimisation.
                 Action::BindingInstalled {
                     local, hoa, coa, ..
-                } => self
-                    .ro_rules
-                    .binding_installed(local, hoa, coa, ctx.registry),
+                } => self.ro_rules.binding_installed(local, hoa, coa),
                 Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa, ctx.registry)
+                    self.ro_rules.binding_removed(local, hoa)
                 }
                 other => tracing::debug!("home agent: ignoring {other:?}"),
             }
@@ -611,6 +612,24 @@ mod tests {
             dst_port: 2,
             data: b"x",
         })
+    }
+
+    #[test]
+    fn neighbour_discovery_for_a_home_address_stays_on_the_home_link() {
+        let (ha, hoa, _, _, routes) = net();
+        let mut na = udp(ha, hoa);
+        na[6] = proto::ICMPV6;
+        na[40] = 136;
+        assert_eq!(
+            tunnel_packet(&routes, &na, hook::LOCAL_OUT),
+            TunnelVerdict::Pass
+        );
+        // An echo reply is not Neighbour Discovery: it goes into the tunnel.
+        na[40] = 129;
+        assert!(matches!(
+            tunnel_packet(&routes, &na, hook::LOCAL_OUT),
+            TunnelVerdict::Encapsulated(_)
+        ));
     }
 
     #[test]
@@ -697,25 +716,18 @@ mod tests {
 
     #[test]
     fn rules_and_addresses() {
-        let (ha, hoa, coa, _, _) = net();
-        let [pre, out] = route_rules(hoa, 6277);
+        let [pre, out, decap] = tunnel_rules(6277);
         assert_eq!(
             pre.describe(),
-            "ip6tables -t raw -A PREROUTING -d 2001:db8:1::100/128 -j NFQUEUE --queue-num 6277"
+            "ip6tables -t raw -A PREROUTING -m set --match-set mip6d-home dst -j NFQUEUE --queue-num 6277"
         );
         assert_eq!(
             out.describe(),
-            "ip6tables -t mangle -A OUTPUT -d 2001:db8:1::100/128 -j NFQUEUE --queue-num 6277"
+            "ip6tables -t mangle -A OUTPUT -m set --match-set mip6d-home dst -j NFQUEUE --queue-num 6277"
         );
         assert_eq!(
-            tunnel_rule(ha, coa, 6277).describe(),
-            "ip6tables -t raw -A PREROUTING -s 2001:db8:41::100/128 -d 2001:db8:1::1/128 -p 41 -j NFQUEUE --queue-num 6277"
-        );
-        let lines = "4: home1    inet6 2001:db8:1::1/64 scope global \\       valid_lft forever preferred_lft forever\n\
-                     4: home1    inet6 2001:db8:5::1/48 scope global\njunk\n4: x inet6 nope/64";
-        assert_eq!(
-            parse_addr_lines(lines),
-            vec![(ha, 64), (a("2001:db8:5::1"), 48)]
+            decap.describe(),
+            "ip6tables -t raw -A PREROUTING -m set --match-set mip6d-coa src -p 41 -m addrtype --dst-type LOCAL -j NFQUEUE --queue-num 6277"
         );
     }
 }

@@ -30,6 +30,7 @@
 //! so SIGTERM (or a failed start) removes it.
 
 use super::rewrite;
+use super::sets::{self, AddrSet};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::{EntryId, Registry};
 use crate::proto::binding_cache::BindingKey;
@@ -58,6 +59,10 @@ const MAX_ERRORS_PER_WAKE: usize = 64;
 
 // --- ip6tables -----------------------------------------------------------------------------
 
+/// The comment every rule of ours carries (`-m comment --comment mip6d`), so the next
+/// start can remove what a killed daemon left ([`crate::daemon::leftovers`]).
+pub const COMMENT: &str = "mip6d";
+
 /// One ip6tables rule: table, chain and the match/target arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -85,14 +90,14 @@ impl Rule {
         )
     }
 
+    /// The command line for `op` (`-A` / `-D`); the [`COMMENT`] match goes first, so it
+    /// is on every rule whatever its spec.
     fn args(&self, op: &str) -> Vec<String> {
-        let mut a = vec![
-            "-w".to_string(),
-            "-t".to_string(),
-            self.table.to_string(),
-            op.to_string(),
-            self.chain.to_string(),
-        ];
+        let mut a: Vec<String> = ["-w", "-t", self.table, op, self.chain]
+            .iter()
+            .chain(&["-m", "comment", "--comment", COMMENT])
+            .map(|s| s.to_string())
+            .collect();
         a.extend(self.spec.iter().cloned());
         a
     }
@@ -194,72 +199,65 @@ pub fn receive_rules(queue: u16) -> Vec<Rule> {
     ]
 }
 
-/// The route-optimisation rule for the binding (local, hoa) on queue `queue`.
-pub fn ro_rule(local: Ipv6Addr, hoa: Ipv6Addr, queue: u16) -> Rule {
-    Rule::new(
-        "mangle",
-        "OUTPUT",
-        &[
-            "-s",
-            &format!("{local}/128"),
-            "-d",
-            &format!("{hoa}/128"),
-            "!",
-            "-p",
-            "135",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            &queue.to_string(),
-        ],
-    )
+/// The route-optimisation rule on queue `queue`: what a local socket sends to a home
+/// address in the [`sets::RO`] set, Mobility Headers excepted (the daemon sends its own
+/// with the routing header the protocol asks for: a Home Test must go to the home
+/// address, not route-optimised).
+pub fn ro_rule(queue: u16) -> Rule {
+    let q = queue.to_string();
+    let mut spec: Vec<&str> = sets::match_set(sets::RO, "dst").to_vec();
+    spec.extend(["!", "-p", "135", "-j", "NFQUEUE", "--queue-num", &q]);
+    Rule::new("mangle", "OUTPUT", &spec)
 }
 
-/// The route-optimisation rules of one node's correspondent part: one `mangle OUTPUT` rule
-/// per binding (see [`ro_rule`]), installed when the binding appears and undone when it
-/// goes. Shared by the correspondent and home agent data paths.
+/// Route optimisation of one node's correspondent part: one constant `mangle OUTPUT` rule
+/// ([`ro_rule`]) and a set of home addresses with a binding, kept as bindings come and go.
+/// The queue looks the binding up by (source, destination) for every packet, so a
+/// packet from another local address to a bound home address passes unchanged, and a
+/// changed care-of address needs no kernel change. Shared by every role.
 pub struct RoRules {
-    queue: u16,
-    rules: HashMap<BindingKey, EntryId>,
+    set: AddrSet,
+    bound: HashMap<BindingKey, ()>,
 }
 
 impl RoRules {
-    pub fn new(queue: u16) -> RoRules {
-        RoRules {
-            queue,
-            rules: HashMap::new(),
-        }
+    /// Creates the set, then the rule (recorded in `registry`, which removes them in the
+    /// reverse order).
+    pub fn start(queue: u16, registry: &mut Registry) -> Result<RoRules, String> {
+        let set = AddrSet::create(sets::RO, registry)?;
+        ro_rule(queue)
+            .install(registry)
+            .map_err(|e| format!("cannot add the route optimisation rule: {e}"))?;
+        Ok(RoRules {
+            set,
+            bound: HashMap::new(),
+        })
     }
 
-    pub fn binding_installed(
-        &mut self,
-        local: Ipv6Addr,
-        hoa: Ipv6Addr,
-        coa: Ipv6Addr,
-        registry: &mut Registry,
-    ) {
+    pub fn binding_installed(&mut self, local: Ipv6Addr, hoa: Ipv6Addr, coa: Ipv6Addr) {
         let key = BindingKey::new(local, hoa);
         tracing::info!("binding {hoa} -> {coa} (at {local})");
-        // A changed care-of address needs no new rule: the queue looks the binding up for
-        // every packet.
-        if self.rules.contains_key(&key) {
+        if self.bound.contains_key(&key) {
             return;
         }
-        match ro_rule(local, hoa, self.queue).install(registry) {
-            Ok(id) => {
-                self.rules.insert(key, id);
+        match self.set.insert(hoa) {
+            Ok(()) => {
+                self.bound.insert(key, ());
             }
             Err(e) => {
-                tracing::error!("route optimisation for {hoa} stays off: cannot add its rule: {e}")
+                tracing::error!(
+                    "route optimisation for {hoa} stays off: ip set {}: {e}",
+                    self.set.name()
+                )
             }
         }
     }
 
-    pub fn binding_removed(&mut self, local: Ipv6Addr, hoa: Ipv6Addr, registry: &mut Registry) {
+    pub fn binding_removed(&mut self, local: Ipv6Addr, hoa: Ipv6Addr) {
         tracing::info!("binding for {hoa} (at {local}) removed");
-        if let Some(id) = self.rules.remove(&BindingKey::new(local, hoa)) {
-            if let Err(e) = registry.undo(id) {
-                tracing::warn!("{e}");
+        if self.bound.remove(&BindingKey::new(local, hoa)).is_some() {
+            if let Err(e) = self.set.remove(hoa) {
+                tracing::warn!("ip set {}: removing {hoa}: {e}", self.set.name());
             }
         }
     }
@@ -444,6 +442,25 @@ pub fn route_optimise(cn: &mut impl Responder, payload: &[u8], now: Instant) -> 
 
 // --- the machine ------------------------------------------------------------------------------
 
+/// The correspondent node's bindings as `mip6ctl bc` rows.
+pub(crate) fn cache_rows(cn: &Cn, now: Instant) -> Vec<BindingCacheEntry> {
+    let mut rows: Vec<_> = cn
+        .bindings()
+        .map(|(k, b)| BindingCacheEntry {
+            home_address: k.hoa,
+            care_of_address: b.coa,
+            lifetime: u32::try_from(b.expires.saturating_duration_since(now).as_secs())
+                .unwrap_or(u32::MAX),
+            sequence: b.seq.0,
+            // The CN keeps no BU flags; a route-optimisation binding is never H.
+            flags: String::new(),
+            kind: "cache",
+        })
+        .collect();
+    rows.sort_by_key(|r| r.home_address);
+    rows
+}
+
 /// The correspondent node role on the user data path: the `Cn` machine, its two queues
 /// and its raw socket.
 pub struct CnUserPath {
@@ -481,7 +498,7 @@ impl CnUserPath {
             rx,
             ro,
             raw,
-            ro_rules: RoRules::new(ro_queue),
+            ro_rules: RoRules::start(ro_queue, registry)?,
         })
     }
 
@@ -606,22 +623,7 @@ impl Machine for CnUserPath {
     }
 
     fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
-        let mut rows: Vec<_> = self
-            .cn
-            .bindings()
-            .map(|(k, b)| BindingCacheEntry {
-                home_address: k.hoa,
-                care_of_address: b.coa,
-                lifetime: u32::try_from(b.expires.saturating_duration_since(now).as_secs())
-                    .unwrap_or(u32::MAX),
-                sequence: b.seq.0,
-                // The CN keeps no BU flags; a route-optimisation binding is never H.
-                flags: String::new(),
-                kind: "cache",
-            })
-            .collect();
-        rows.sort_by_key(|r| r.home_address);
-        rows
+        cache_rows(&self.cn, now)
     }
 
     fn sources(&self) -> Vec<RawFd> {
@@ -642,11 +644,9 @@ impl Machine for CnUserPath {
                 Action::Send(t) => self.send(&t, ctx),
                 Action::BindingInstalled {
                     local, hoa, coa, ..
-                } => self
-                    .ro_rules
-                    .binding_installed(local, hoa, coa, ctx.registry),
+                } => self.ro_rules.binding_installed(local, hoa, coa),
                 Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa, ctx.registry)
+                    self.ro_rules.binding_removed(local, hoa)
                 }
                 other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }
@@ -919,12 +919,26 @@ mod tests {
         assert!(r[1]
             .describe()
             .contains("-m ipv6header --header dst --soft"));
-        let ro = ro_rule(NET.cn, NET.hoa, 6276);
+        let ro = ro_rule(6276);
         assert_eq!(
             ro.describe(),
-            "ip6tables -t mangle -A OUTPUT -s 2001:db8:10::2/128 -d 2001:db8:1::100/128 ! -p 135 -j NFQUEUE --queue-num 6276"
+            "ip6tables -t mangle -A OUTPUT -m set --match-set mip6d-ro dst ! -p 135 -j NFQUEUE --queue-num 6276"
         );
-        assert_eq!(&ro.args("-D")[..5], ["-w", "-t", "mangle", "-D", "OUTPUT"]);
+        assert_eq!(
+            &ro.args("-D")[..9],
+            [
+                "-w",
+                "-t",
+                "mangle",
+                "-D",
+                "OUTPUT",
+                "-m",
+                "comment",
+                "--comment",
+                "mip6d"
+            ],
+            "every rule carries the comment that marks it as ours"
+        );
     }
 
     #[test]

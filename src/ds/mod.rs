@@ -1,3 +1,15 @@
-//! Distributed Servers: server nodes sharing one IPv6 address (the DSA).
+//! Distributed Servers (DESIGN.md layer 4): the logic of handing live TCP connections
+//! between server nodes, sans-IO like `proto`. The socket surgery itself is
+//! `sys::tcp_repair`.
+//!
+//! - [`conn_state`]: one frozen connection and its compact, strictly decoded encoding.
+//! - [`phases`]: the seven timed phases of a handoff (the seed's Table 1).
+//! - [`drain`]: whether the donor waits for its send queue to be acknowledged first.
+//! - [`handoff`]: the donor ⇄ acceptor protocol: messages, states, timeouts, rollback.
+//! - [`membership`]: contact node, backups and snodes (seed §2.3), hardened.
 
+pub mod conn_state;
+pub mod drain;
+pub mod handoff;
 pub mod membership;
+pub mod phases;

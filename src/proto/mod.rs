@@ -5,8 +5,11 @@
 pub mod backoff;
 pub mod binding_cache;
 pub mod cn;
+pub mod discovery;
 pub mod event;
 pub mod ha;
 pub mod mn;
+pub mod movement;
+pub mod nd;
 pub mod ratelimit;
 pub mod seqno;

@@ -4,13 +4,31 @@
 //!
 //! - [`nfqueue`]: netfilter queue — packets a netfilter rule hands to userspace, answered
 //!   with a verdict and optionally a rewritten packet (the `user` data path's receive side).
+//! - [`rtnl`]: rtnetlink — links, IPv6 addresses, routes, rules, proxy neighbours, and the
+//!   multicast events that report changes to them.
 //! - [`raw`]: raw IPv6 sockets (send whole packets with `IPPROTO_RAW`, receive ICMPv6).
+//! - [`netlink`]: netlink framing and a request socket that believes only the kernel.
+//! - [`ipset`]: IP sets over nfnetlink (per-binding state matched by constant rules).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`tcp_repair`]: freeze, dump, rebuild and reactivate a live TCP connection.
+//! - [`netlock`]: the donor's nftables drop set for connections being handed off.
+//! - [`xfrm`]: XFRM netlink — the kernel's MIP6 route-optimisation states, sub-policies
+//!   and reports (the `kernel` data path).
+//! - [`tap`]: TAP devices, Ethernet frames through a file descriptor (link emulator).
+//! - [`timer`]: the monotonic clock in nanoseconds and an absolute-time timerfd.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
 
+pub mod ipset;
+pub mod netlink;
+pub mod netlock;
 pub mod netns;
 pub mod nfqueue;
 pub mod process;
 pub mod raw;
+pub mod rtnl;
 pub mod signals;
+pub mod tap;
+pub mod tcp_repair;
+pub mod timer;
+pub mod xfrm;

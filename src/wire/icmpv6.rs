@@ -38,12 +38,15 @@ pub const TYPE_ECHO_REQUEST: u8 = 128;
 pub const TYPE_ECHO_REPLY: u8 = 129;
 pub const TYPE_ROUTER_SOLICITATION: u8 = 133;
 pub const TYPE_ROUTER_ADVERTISEMENT: u8 = 134;
+pub const TYPE_NEIGHBOR_SOLICITATION: u8 = 135;
+pub const TYPE_NEIGHBOR_ADVERTISEMENT: u8 = 136;
 pub const TYPE_HAAD_REQUEST: u8 = 144;
 pub const TYPE_HAAD_REPLY: u8 = 145;
 pub const TYPE_MOBILE_PREFIX_SOLICITATION: u8 = 146;
 pub const TYPE_MOBILE_PREFIX_ADVERTISEMENT: u8 = 147;
 
 pub const ND_OPT_SOURCE_LINK_LAYER: u8 = 1;
+pub const ND_OPT_TARGET_LINK_LAYER: u8 = 2;
 pub const ND_OPT_PREFIX_INFORMATION: u8 = 3;
 pub const ND_OPT_MTU: u8 = 5;
 pub const ND_OPT_ADVERTISEMENT_INTERVAL: u8 = 7;
@@ -66,6 +69,12 @@ fn ipv6_addr(i: &[u8]) -> IResult<&[u8], Ipv6Addr> {
     let mut o = [0u8; 16];
     o.copy_from_slice(b);
     Ok((i, Ipv6Addr::from(o)))
+}
+
+fn addr_at(b: &[u8]) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&b[..16]);
+    Ipv6Addr::from(o)
 }
 
 fn flag(b: bool) -> u8 {
@@ -110,6 +119,8 @@ pub enum NdOption {
     /// The link-layer address; on parse, everything after Type and Length (an Ethernet
     /// address is exactly its 6 bytes), on emit zero-padded to a multiple of 8.
     SourceLinkLayer(Vec<u8>),
+    /// The target's link-layer address (Neighbor Advertisement), same encoding.
+    TargetLinkLayer(Vec<u8>),
     PrefixInformation {
         prefix_len: u8,
         /// On-link.
@@ -144,6 +155,7 @@ impl NdOption {
     pub fn name(&self) -> &'static str {
         match self {
             NdOption::SourceLinkLayer(_) => "source-link-layer-address",
+            NdOption::TargetLinkLayer(_) => "target-link-layer-address",
             NdOption::PrefixInformation { .. } => "prefix-information",
             NdOption::Mtu(_) => "mtu",
             NdOption::AdvertisementInterval(_) => "advertisement-interval",
@@ -191,6 +203,7 @@ impl NdOption {
         };
         let opt = match opt_type {
             ND_OPT_SOURCE_LINK_LAYER => NdOption::SourceLinkLayer(body.to_vec()),
+            ND_OPT_TARGET_LINK_LAYER => NdOption::TargetLinkLayer(body.to_vec()),
             ND_OPT_PREFIX_INFORMATION => {
                 fixed(4)?;
                 let (_, (prefix_len, flags, valid_lifetime, preferred_lifetime, _, prefix)) =
@@ -238,9 +251,9 @@ impl NdOption {
     /// Emitted length, a multiple of 8.
     pub fn buffer_len(&self) -> usize {
         match self {
-            NdOption::SourceLinkLayer(d) | NdOption::Unknown { data: d, .. } => {
-                (2 + d.len()).div_ceil(8) * 8
-            }
+            NdOption::SourceLinkLayer(d)
+            | NdOption::TargetLinkLayer(d)
+            | NdOption::Unknown { data: d, .. } => (2 + d.len()).div_ceil(8) * 8,
             NdOption::PrefixInformation { .. } => 32,
             NdOption::Mtu(_) | NdOption::AdvertisementInterval(_) => 8,
             NdOption::HomeAgentInfo { .. } => 8,
@@ -257,8 +270,12 @@ impl NdOption {
         buf.fill(0);
         buf[1] = u8::try_from(len / 8).expect("ND option longer than 2040 bytes");
         match self {
-            NdOption::SourceLinkLayer(d) => {
-                buf[0] = ND_OPT_SOURCE_LINK_LAYER;
+            NdOption::SourceLinkLayer(d) | NdOption::TargetLinkLayer(d) => {
+                buf[0] = if matches!(self, NdOption::SourceLinkLayer(_)) {
+                    ND_OPT_SOURCE_LINK_LAYER
+                } else {
+                    ND_OPT_TARGET_LINK_LAYER
+                };
                 buf[2..2 + d.len()].copy_from_slice(d);
             }
             NdOption::Unknown { opt_type, data } => {
@@ -305,7 +322,7 @@ impl fmt::Display for NdOption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())?;
         match self {
-            NdOption::SourceLinkLayer(d) => {
+            NdOption::SourceLinkLayer(d) | NdOption::TargetLinkLayer(d) => {
                 for (i, b) in d.iter().enumerate() {
                     write!(f, "{}{b:02x}", if i == 0 { ' ' } else { ':' })?;
                 }
@@ -471,6 +488,20 @@ pub enum Icmpv6Repr {
         retrans_timer: u32,
         options: Vec<NdOption>,
     },
+    /// RFC 4861 §4.3; the home agent's DAD for a home address (RFC 6275 §10.4.1).
+    NeighborSolicitation {
+        target: Ipv6Addr,
+        options: Vec<NdOption>,
+    },
+    /// RFC 4861 §4.4; the home agent's unsolicited advertisements on behalf of a mobile
+    /// node (RFC 6275 §10.4.1), with `o` (override) set.
+    NeighborAdvertisement {
+        r: bool,
+        s: bool,
+        o: bool,
+        target: Ipv6Addr,
+        options: Vec<NdOption>,
+    },
     /// `r`: the requester is a mobile router (RFC 3963); note that scapy sets it by
     /// default in its `ICMPv6HAADRequest`.
     HaadRequest {
@@ -510,6 +541,8 @@ impl Icmpv6Repr {
             Icmpv6Repr::EchoReply { .. } => "echo-reply",
             Icmpv6Repr::RouterSolicitation { .. } => "router-solicitation",
             Icmpv6Repr::RouterAdvertisement { .. } => "router-advertisement",
+            Icmpv6Repr::NeighborSolicitation { .. } => "neighbor-solicitation",
+            Icmpv6Repr::NeighborAdvertisement { .. } => "neighbor-advertisement",
             Icmpv6Repr::HaadRequest { .. } => "haad-request",
             Icmpv6Repr::HaadReply { .. } => "haad-reply",
             Icmpv6Repr::MobilePrefixSolicitation { .. } => "mobile-prefix-solicitation",
@@ -527,6 +560,8 @@ impl Icmpv6Repr {
             Icmpv6Repr::EchoReply { .. } => TYPE_ECHO_REPLY,
             Icmpv6Repr::RouterSolicitation { .. } => TYPE_ROUTER_SOLICITATION,
             Icmpv6Repr::RouterAdvertisement { .. } => TYPE_ROUTER_ADVERTISEMENT,
+            Icmpv6Repr::NeighborSolicitation { .. } => TYPE_NEIGHBOR_SOLICITATION,
+            Icmpv6Repr::NeighborAdvertisement { .. } => TYPE_NEIGHBOR_ADVERTISEMENT,
             Icmpv6Repr::HaadRequest { .. } => TYPE_HAAD_REQUEST,
             Icmpv6Repr::HaadReply { .. } => TYPE_HAAD_REPLY,
             Icmpv6Repr::MobilePrefixSolicitation { .. } => TYPE_MOBILE_PREFIX_SOLICITATION,
@@ -585,6 +620,8 @@ impl Icmpv6Repr {
             msg_type,
             TYPE_ROUTER_SOLICITATION
                 | TYPE_ROUTER_ADVERTISEMENT
+                | TYPE_NEIGHBOR_SOLICITATION
+                | TYPE_NEIGHBOR_ADVERTISEMENT
                 | TYPE_HAAD_REQUEST
                 | TYPE_HAAD_REPLY
                 | TYPE_MOBILE_PREFIX_SOLICITATION
@@ -595,6 +632,7 @@ impl Icmpv6Repr {
         }
         let min_body = match msg_type {
             TYPE_ROUTER_ADVERTISEMENT => 12,
+            TYPE_NEIGHBOR_SOLICITATION | TYPE_NEIGHBOR_ADVERTISEMENT => 20,
             TYPE_DESTINATION_UNREACHABLE
             | TYPE_PARAMETER_PROBLEM
             | TYPE_ECHO_REQUEST
@@ -644,6 +682,21 @@ impl Icmpv6Repr {
                     reachable_time,
                     retrans_timer,
                     options: NdOption::parse_all(rest)?,
+                }
+            }
+            TYPE_NEIGHBOR_SOLICITATION | TYPE_NEIGHBOR_ADVERTISEMENT => {
+                let target = addr_at(&body[4..20]);
+                let options = NdOption::parse_all(&body[20..])?;
+                if msg_type == TYPE_NEIGHBOR_SOLICITATION {
+                    Icmpv6Repr::NeighborSolicitation { target, options }
+                } else {
+                    Icmpv6Repr::NeighborAdvertisement {
+                        r: body[0] & 0x80 != 0,
+                        s: body[0] & 0x40 != 0,
+                        o: body[0] & 0x20 != 0,
+                        target,
+                        options,
+                    }
                 }
             }
             TYPE_HAAD_REQUEST | TYPE_HAAD_REPLY => {
@@ -713,6 +766,8 @@ impl Icmpv6Repr {
             }
             Icmpv6Repr::RouterSolicitation { options } => 4 + options_len(options),
             Icmpv6Repr::RouterAdvertisement { options, .. } => 12 + options_len(options),
+            Icmpv6Repr::NeighborSolicitation { options, .. }
+            | Icmpv6Repr::NeighborAdvertisement { options, .. } => 20 + options_len(options),
             Icmpv6Repr::HaadRequest { .. } | Icmpv6Repr::MobilePrefixSolicitation { .. } => 4,
             Icmpv6Repr::HaadReply { home_agents, .. } => 4 + 16 * home_agents.len(),
             Icmpv6Repr::MobilePrefixAdvertisement { options, .. } => 4 + options_len(options),
@@ -762,6 +817,21 @@ impl Icmpv6Repr {
                 body[4..8].copy_from_slice(&reachable_time.to_be_bytes());
                 body[8..12].copy_from_slice(&retrans_timer.to_be_bytes());
                 emit_options(options, &mut body[12..]);
+            }
+            Icmpv6Repr::NeighborSolicitation { target, options } => {
+                body[4..20].copy_from_slice(&target.octets());
+                emit_options(options, &mut body[20..]);
+            }
+            Icmpv6Repr::NeighborAdvertisement {
+                r,
+                s,
+                o,
+                target,
+                options,
+            } => {
+                body[0] = flag(*r) << 7 | flag(*s) << 6 | flag(*o) << 5;
+                body[4..20].copy_from_slice(&target.octets());
+                emit_options(options, &mut body[20..]);
             }
             Icmpv6Repr::HaadRequest { identifier, r } => {
                 body[..2].copy_from_slice(&identifier.to_be_bytes());
@@ -831,6 +901,26 @@ impl fmt::Display for Icmpv6Repr {
                 write!(f, " id=0x{id:04x} seq={seq} len={}", data.len())
             }
             Icmpv6Repr::RouterSolicitation { options } => write_options(f, options),
+            Icmpv6Repr::NeighborSolicitation { target, options } => {
+                write!(f, " target={target}")?;
+                write_options(f, options)
+            }
+            Icmpv6Repr::NeighborAdvertisement {
+                r,
+                s,
+                o,
+                target,
+                options,
+            } => {
+                write!(
+                    f,
+                    " R={} S={} O={} target={target}",
+                    flag(*r),
+                    flag(*s),
+                    flag(*o)
+                )?;
+                write_options(f, options)
+            }
             Icmpv6Repr::RouterAdvertisement {
                 hop_limit,
                 m,

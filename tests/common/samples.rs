@@ -234,6 +234,35 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             },
         ),
         (
+            // The home agent's DAD probe for a home address (RFC 6275 §10.4.1, RFC 4862
+            // §5.4.2): unspecified source, the solicited-node group as destination.
+            "ns-dad",
+            PacketBuilder {
+                hop_limit: 255,
+                ..plain("::", "ff02::1:ff00:1234")
+            },
+            Icmpv6Repr::NeighborSolicitation {
+                target: a(HOA),
+                options: vec![],
+            },
+        ),
+        (
+            // The home agent defending a home address for its mobile node: unsolicited,
+            // override set, its own link-layer address as the target's (§10.4.1).
+            "na-proxy",
+            PacketBuilder {
+                hop_limit: 255,
+                ..plain("fe80::1", "ff02::1")
+            },
+            Icmpv6Repr::NeighborAdvertisement {
+                r: true,
+                s: false,
+                o: true,
+                target: a(HOA),
+                options: vec![NdOption::TargetLinkLayer(vec![2, 0, 0, 0, 0, 1])],
+            },
+        ),
+        (
             "ra-home-agent",
             PacketBuilder {
                 hop_limit: 255,

@@ -93,6 +93,24 @@ def expect_icmp(m):
         return {"type": "icmpv6", "icmp_type": "mobile-prefix-advertisement",
                 "identifier": m.id, "flags": {"M": bool(m.flags & 2), "O": bool(m.flags & 1)},
                 "checksum_ok": True}
+    if isinstance(m, (s.ICMPv6ND_NS, s.ICMPv6ND_NA)):
+        opts = []
+        o = m.payload
+        while o is not None and o.name != "NoPayload":
+            if isinstance(o, s.ICMPv6NDOptDstLLAddr):
+                opts.append({"type": "target-link-layer-address",
+                             "address": o.lladdr.replace(":", "")})
+            elif isinstance(o, s.ICMPv6NDOptSrcLLAddr):
+                opts.append({"type": "source-link-layer-address",
+                             "address": o.lladdr.replace(":", "")})
+            o = o.payload
+        view = {"type": "icmpv6", "target": m.tgt, "options": opts, "checksum_ok": True}
+        if isinstance(m, s.ICMPv6ND_NS):
+            view["icmp_type"] = "neighbor-solicitation"
+        else:
+            view["icmp_type"] = "neighbor-advertisement"
+            view["flags"] = {"R": bool(m.R), "S": bool(m.S), "O": bool(m.O)}
+        return view
     if isinstance(m, s.ICMPv6ND_RA):
         opts = []
         o = m.payload
@@ -188,6 +206,10 @@ PACKETS = {
     / s.ICMPv6HAADReply(id=0x4242, R=0, addresses=[HA, "2001:db8:1::2"]),
     "mps": IPv6(src=COA, dst=HA) / hao() / s.ICMPv6MPSol(id=99),
     "mpa": IPv6(src=HA, dst=COA) / rh2() / s.ICMPv6MPAdv(id=99, flags=2),
+    "ns-dad": IPv6(src="::", dst="ff02::1:ff00:1234", hlim=255) / s.ICMPv6ND_NS(tgt=HOA),
+    "na-proxy": IPv6(src="fe80::1", dst="ff02::1", hlim=255)
+    / s.ICMPv6ND_NA(R=1, S=0, O=1, tgt=HOA)
+    / s.ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:01"),
     "ra-home-agent": IPv6(src="fe80::1", dst="ff02::1", hlim=255)
     / s.ICMPv6ND_RA(chlim=64, M=0, O=1, H=1, prf=0, routerlifetime=1800,
                     reachabletime=30000, retranstimer=1000)

@@ -67,6 +67,8 @@ pub enum Tool {
     Ip,
     Ip6tables,
     Ping,
+    Ipset,
+    Strace,
 }
 
 /// Fails — never skips — naming what to install when the test cannot run here: a silently
@@ -83,6 +85,8 @@ pub fn require(test: &str, tools: &[Tool]) {
             Tool::Ip => ("ip", "-V", "iproute2"),
             Tool::Ip6tables => ("ip6tables", "-V", "iptables"),
             Tool::Ping => ("ping", "-V", "iputils-ping"),
+            Tool::Ipset => ("ipset", "version", "ipset"),
+            Tool::Strace => ("strace", "-V", "strace"),
         };
         if !tool_runs(cmd, arg) {
             missing.push(format!("the `{cmd}` command: apt-get install {package}"));
@@ -120,6 +124,11 @@ pub struct Testbed {
 impl Testbed {
     /// `testbed/run up`, then, with `mn_link`, `move mn <link>`.
     pub fn up(prefix: String, mn_link: Option<&str>) -> Testbed {
+        Testbed::up_with(prefix, &[], mn_link)
+    }
+
+    /// `testbed/run up UP_ARGS...` (e.g. `--emulator user`), then as [`Testbed::up`].
+    pub fn up_with(prefix: String, up_args: &[&str], mn_link: Option<&str>) -> Testbed {
         let state_dir = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
         std::fs::create_dir_all(&state_dir).expect("create state dir");
         let mut tb = Testbed {
@@ -127,7 +136,7 @@ impl Testbed {
             state_dir,
             state: HashMap::new(),
         };
-        let out = tb.run(&["up"]);
+        let out = tb.run(&[&["up"], up_args].concat());
         assert!(out.status.success(), "testbed/run up:\n{}", text(&out));
         if let Some(link) = mn_link {
             let out = tb.run(&["move", "mn", link]);
@@ -189,6 +198,29 @@ impl Testbed {
     /// Runs a command in `node`'s namespace and insists it succeeds.
     pub fn sh(&self, node: &str, cmd: &[&str]) -> String {
         ip_netns(&self.ns(node), cmd).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The members of IP set `set` in `node` (`ipset list`), sorted; `None` when the set
+    /// does not exist.
+    pub fn set_members(&self, node: &str, set: &str) -> Option<Vec<String>> {
+        let listed = ip_netns(&self.ns(node), &["ipset", "list", set]).ok()?;
+        let mut m: Vec<String> = listed
+            .lines()
+            .skip_while(|l| !l.starts_with("Members:"))
+            .skip(1)
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        m.sort();
+        Some(m)
+    }
+
+    /// The names of the IP sets in `node`.
+    pub fn set_names(&self, node: &str) -> Vec<String> {
+        self.sh(node, &["ipset", "list", "-n"])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 

@@ -1,0 +1,217 @@
+//! What an earlier `mip6d` left in the kernel when it could not clean up (SIGKILL, a
+//! crash, a power cut in a container that kept its namespace): removed at start, before
+//! any role installs anything, and logged one line per object.
+//!
+//! The [`registry`](super::registry) removes what *this* process installed; this module
+//! finds what a dead one did, by the marks every install carries:
+//!
+//! - ip6tables rules: `-m comment --comment mip6d` ([`crate::datapath::user::COMMENT`],
+//!   added by the data path's `Rule` for every role), found in `ip6tables-save`;
+//! - routes in the daemon's tables (252 and main) and policy rules: protocol
+//!   [`RTPROT_MIP`] (16, as umip marks its own);
+//! - proxy neighbour entries: `NDA_PROTOCOL` [`RTPROT_MIP`];
+//! - the mobile node's home address away from home: `IFA_F_HOMEADDRESS`, which only a
+//!   Mobile IPv6 daemon sets;
+//! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]).
+//!
+//! Objects without the mark are never touched, so an operator's own routes and rules
+//! survive. One daemon per network namespace is assumed: a second one started beside a
+//! live first one would take the first one's objects for leftovers (the pid file guards
+//! against the same configuration being started twice, not against two configurations).
+
+use std::io;
+use std::process::Command;
+
+use crate::datapath::sets;
+use crate::datapath::user::{ip6tables, COMMENT};
+use crate::sys::ipset::IpSets;
+use crate::sys::rtnl::{Rtnl, IFA_F_HOMEADDRESS, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
+
+/// Removes every leftover it recognises and returns one description per removed object.
+/// Failures are logged and do not stop the others (a start should not fail because an
+/// old object could not be removed; the install that collides with it will say so).
+pub fn remove_all() -> Vec<String> {
+    let mut removed = Vec::new();
+    match ip6tables_save() {
+        Ok(save) => {
+            for (table, args) in marked_rules(&save) {
+                let what = format!("ip6tables -t {table} {}", args[1..].join(" "));
+                let mut full = vec!["-w".to_string(), "-t".to_string(), table];
+                full.extend(args);
+                match ip6tables(&full) {
+                    Ok(()) => removed.push(format!("netfilter rule: {what}")),
+                    Err(e) => tracing::warn!("leftover netfilter rule {what}: {e}"),
+                }
+            }
+        }
+        // No ip6tables means no rules of ours either; the data path says what to install.
+        Err(e) => tracing::debug!("leftovers: ip6tables-save: {e}"),
+    }
+    // After the rules: a set cannot go while a rule names it.
+    match IpSets::open().and_then(|mut s| Ok((s.names()?, s))) {
+        Ok((names, mut s)) => {
+            for name in names.into_iter().filter(|n| n.starts_with(sets::PREFIX)) {
+                match s.destroy(&name) {
+                    Ok(()) => removed.push(format!("ip set {name}")),
+                    Err(e) => tracing::warn!("leftover ip set {name}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::debug!("leftovers: ip sets: {e}"),
+    }
+    match Rtnl::open() {
+        Ok(mut rt) => remove_kernel_objects(&mut rt, &mut removed),
+        Err(e) => tracing::warn!("leftovers: rtnetlink: {e}"),
+    }
+    for r in &removed {
+        tracing::info!("removed a leftover of an earlier mip6d: {r}");
+    }
+    removed
+}
+
+fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
+    for table in [MIP6D_TABLE, RT_TABLE_MAIN] {
+        match rt.routes(table) {
+            Ok(routes) => {
+                for r in routes.into_iter().filter(|r| r.protocol == RTPROT_MIP) {
+                    let what = format!("route {}/{} table {table}", r.dst, r.dst_len);
+                    match rt.del_route(&r) {
+                        Ok(()) => removed.push(what),
+                        Err(e) => tracing::warn!("leftover {what}: {e}"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("leftovers: routes of table {table}: {e}"),
+        }
+    }
+    match rt.rules() {
+        Ok(rules) => {
+            for r in rules.into_iter().filter(|r| r.protocol == RTPROT_MIP) {
+                let what = format!("rule {} (table {})", r.priority, r.table);
+                match rt.del_rule(&r) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("leftovers: rules: {e}"),
+    }
+    match rt.addresses() {
+        Ok(addrs) => {
+            for a in addrs
+                .into_iter()
+                .filter(|a| a.flags & IFA_F_HOMEADDRESS != 0)
+            {
+                let what = format!(
+                    "home address {}/{} (interface {})",
+                    a.addr, a.prefix_len, a.index
+                );
+                match rt.del_address(&a) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("leftovers: addresses: {e}"),
+    }
+    match rt.proxy_neighs() {
+        Ok(ns) => {
+            for n in ns.into_iter().filter(|n| n.protocol == RTPROT_MIP) {
+                let what = format!("proxy neighbour {} (interface {})", n.addr, n.index);
+                match rt.del_proxy_neigh(n.index, n.addr) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("leftovers: proxy neighbours: {e}"),
+    }
+}
+
+fn ip6tables_save() -> io::Result<String> {
+    let mut cmd = Command::new("ip6tables-save");
+    crate::sys::process::unblock_signals_in_child(&mut cmd);
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The rules of `ip6tables-save` output that carry our comment, as (table, arguments of
+/// the `-D` that deletes it). `ip6tables -D` accepts a rule in the form `-save` prints it.
+/// Lines with quotes are left alone: ours never have any, and splitting them on blanks
+/// would not give back the rule.
+pub fn marked_rules(save: &str) -> Vec<(String, Vec<String>)> {
+    let mut table = None;
+    let mut out = Vec::new();
+    for line in save.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = Some(t.trim().to_string());
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("-A ") else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let ours = words
+            .windows(2)
+            .any(|w| w[0] == "--comment" && w[1] == COMMENT);
+        if !ours || line.contains('"') || line.contains('\'') {
+            continue;
+        }
+        if let Some(t) = &table {
+            let mut args = vec!["-D".to_string()];
+            args.extend(words.iter().map(|w| w.to_string()));
+            out.push((t.clone(), args));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rules_with_our_comment_are_picked_with_their_table() {
+        let save = "\
+# Generated by ip6tables-save v1.8.9 (nf_tables)
+*mangle
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -s 2001:db8::1/128 -d 2001:db8::2/128 ! -p mobility-header -m comment --comment mip6d -j NFQUEUE --queue-num 6276
+-A OUTPUT -m comment --comment mip6d-other -j ACCEPT
+-A OUTPUT -m comment --comment \"mip6d but quoted\" -j ACCEPT
+COMMIT
+*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -p mobility-header -m comment --comment mip6d -m addrtype --dst-type LOCAL -j NFQUEUE --queue-num 6275
+-A PREROUTING -p mobility-header -j NFQUEUE --queue-num 9
+COMMIT
+*filter
+-A INPUT -m comment --comment mip6d -m conntrack --ctstate INVALID
+COMMIT
+";
+        let got = marked_rules(save);
+        let lines: Vec<String> = got
+            .iter()
+            .map(|(t, a)| format!("{t}: {}", a.join(" ")))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "mangle: -D OUTPUT -s 2001:db8::1/128 -d 2001:db8::2/128 ! -p mobility-header -m comment --comment mip6d -j NFQUEUE --queue-num 6276",
+                "raw: -D PREROUTING -p mobility-header -m comment --comment mip6d -m addrtype --dst-type LOCAL -j NFQUEUE --queue-num 6275",
+                "filter: -D INPUT -m comment --comment mip6d -m conntrack --ctstate INVALID",
+            ]
+        );
+        assert!(
+            marked_rules("-A INPUT -m comment --comment mip6d\n").is_empty(),
+            "no table"
+        );
+    }
+}

@@ -1,0 +1,1100 @@
+//! The `user` data path of a mobile node (RFC 6275 §11), on a kernel without
+//! `CONFIG_IPV6_MIP6` and without `ip6_tunnel`: the [`Mn`] machine (with the
+//! correspondent node every role embeds) driven by movement detection over rtnetlink,
+//! netfilter queues for what the node receives and what it sends from its home address,
+//! and an `IPPROTO_RAW` socket for the Mobility Headers the machines write.
+//!
+//! Queues (each bound before any rule that feeds it exists):
+//!
+//! - `N` (receive), raw PREROUTING, in this order, all `-m addrtype --dst-type LOCAL`:
+//!   1. `-p 41`: the home agent's tunnel. Decapsulated only when the outer source is our
+//!      home agent and the inner destination our home address (§11.3.1 / §10.4.5 seen
+//!      from the mobile node); a Mobility Header inside (the Home Test, a Binding Refresh
+//!      Request) goes to the machine with the tunnel's source, anything else is handed
+//!      back with verdict `Repeat`, so the raw chain runs again on the inner packet.
+//!   2. `-p 135`: every Mobility Header. Home Test Init, Care-of Test Init and Binding
+//!      Update go to the correspondent node, the rest (BA, HoT, CoT, BRR, BE) to the
+//!      mobile node, with the Type 2 Routing Header and Home Address option it came with.
+//!   3. `-m rt --rt-type 2`: route-optimised traffic from a correspondent:
+//!      [`rewrite::receive_rh2`], accepted only for our home address arriving at our
+//!      current care-of address.
+//!   4. `-m ipv6header --header dst --soft`: Home Address options, for the
+//!      correspondent node part (as in [`super::user`]).
+//!
+//!   Plus the counting conntrack rule of the home agent ([`super::ha_user::defrag_rule`]):
+//!   a tunnelled full-size packet may arrive fragmented.
+//! - `N + 1` (home address out), raw OUTPUT `-s HoA/128 ! -p 135`, present while the
+//!   node is away (or blocked): route-optimised correspondents get
+//!   [`rewrite::send_hao`] (source := care-of address), everything else
+//!   [`rewrite::encapsulate`] (CoA → HA), or is dropped while no registration covers the
+//!   current location ([`Action::BlockHoa`]). The first packet to a new destination asks
+//!   the machine for route optimisation with it ([`MnEvent::StartRo`], the ACQUIRE of
+//!   umip's trigger policy), as `DoRouteOptimizationMN` and `MnRoPolicy` allow.
+//!   Mobility Headers are left out: the machine builds its own, already tunnelled or
+//!   with their Home Address option.
+//! - `N + 2`: the correspondent node's route-optimisation queue ([`RoRules`]).
+//!
+//! Kernel state, each piece recorded in the daemon's registry with its undo:
+//!
+//! - **The home address stays on the node.** Away (or detached), as a /128 on `lo`
+//!   (`nodad`, `IFA_F_HOMEADDRESS`; umip puts it on its tunnel device); at home, with the
+//!   home prefix length on the interface attached to the home link. Without it, sockets
+//!   could not bind to it and the Type 2 rewrite would have no local destination.
+//! - **Home-address routing with a smaller MTU.** Away, a rule `from HoA lookup 252`
+//!   and, in table 252 (umip's), a default route through the current link's router with
+//!   an MTU 40 bytes below the link's (`proto 16`), so that TCP sizes its segments for
+//!   the tunnel (and the 24 bytes of a Home Address option) instead of relying on
+//!   fragmentation of the outer packet.
+//!
+//! Returning home (deregistration accepted) removes the rule, the route, the `lo` address
+//! and the output rule; SIGTERM removes everything through the registry.
+
+use super::ha_user::defrag_rule;
+use super::rewrite;
+use super::user::{
+    self, bind_queue, check_ip6tables, drain_route_optimisation, send_transmit, Disposition,
+    RoRules, Rule,
+};
+use crate::config::RoPolicy;
+use crate::daemon::machine::{BindingCacheEntry, BindingUpdateListEntry, Ctx, Machine};
+use crate::daemon::registry::{EntryId, Registry};
+use crate::proto::cn::Cn;
+use crate::proto::event::{is_unicast_routable, Action, Inbound, MnEvent, MnInbound, Transmit};
+use crate::proto::mn::{Location, Mn};
+use crate::proto::movement::{Attachment, Detector, Observation};
+use crate::sys::nfqueue::{NfQueue, Verdict};
+use crate::sys::raw::{RawSocket, IPPROTO_RAW};
+use crate::wire::mh::mh_type;
+use crate::wire::packet::{self, Header, Ipv6Header, PacketBuilder, Payload};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::Ipv6Addr;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+/// How many failed reads in a row end one readiness callback (see `user`).
+const MAX_ERRORS_PER_WAKE: usize = 64;
+/// Outer hop limit of the reverse tunnel (RFC 2473 §6.3).
+const TUNNEL_HOP_LIMIT: u8 = 64;
+/// What the tunnel (40 bytes) or a Home Address option (24) adds; HoA-sourced routes
+/// get an MTU this much smaller than the link's.
+pub const TUNNEL_OVERHEAD: u32 = 40;
+
+// --- rules -------------------------------------------------------------------------------------
+
+fn queue_rule(table: &'static str, chain: &'static str, m: &[&str], queue: u16) -> Rule {
+    let q = queue.to_string();
+    let mut spec: Vec<&str> = m.to_vec();
+    spec.extend(["-j", "NFQUEUE", "--queue-num", q.as_str()]);
+    Rule::new(table, chain, &spec)
+}
+
+/// The receive rules on queue `queue`, in evaluation order.
+pub fn receive_rules(queue: u16) -> Vec<Rule> {
+    let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
+    let with_local = |m: &[&str]| {
+        let mut v = m.to_vec();
+        v.extend(local);
+        queue_rule("raw", "PREROUTING", &v, queue)
+    };
+    vec![
+        with_local(&["-p", "41"]),
+        with_local(&["-p", "135"]),
+        with_local(&["-m", "rt", "--rt-type", "2"]),
+        with_local(&["-m", "ipv6header", "--header", "dst", "--soft"]),
+    ]
+}
+
+/// The rule that brings what leaves from the home address to queue `queue`.
+pub fn output_rule(hoa: Ipv6Addr, queue: u16) -> Rule {
+    let s = format!("{hoa}/128");
+    queue_rule("raw", "OUTPUT", &["-s", &s, "!", "-p", "135"], queue)
+}
+
+// --- packets ---------------------------------------------------------------------------------
+
+/// What the data path was told by the machine: where home-address traffic goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Paths {
+    /// (home agent, care-of address) of the accepted registration.
+    pub tunnel: Option<(Ipv6Addr, Ipv6Addr)>,
+    pub blocked: bool,
+    /// Correspondent → care-of address, for route-optimised ones.
+    pub ro: HashMap<Ipv6Addr, Ipv6Addr>,
+}
+
+/// What to do with a packet from the output queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OutVerdict {
+    /// Rewritten (tunnelled or with a Home Address option): let the kernel re-route it.
+    Rewritten(Vec<u8>),
+    /// At home and unblocked (or not from the home address): unchanged.
+    Pass,
+    Drop,
+}
+
+/// Decides a packet the node sends from its home address. Never panics.
+pub fn outgoing(paths: &Paths, hoa: Ipv6Addr, payload: &[u8]) -> OutVerdict {
+    let Ok(ip) = Ipv6Header::parse(payload) else {
+        return OutVerdict::Pass;
+    };
+    if ip.src != hoa || super::ha_user::is_neighbour_discovery(&ip, payload) {
+        // Neighbour Discovery stays on the link it is about: back home, the answer to the
+        // home agent's solicitation for the home address is what lets the deregistration's
+        // acknowledgement reach us.
+        return OutVerdict::Pass;
+    }
+    let mut buf = payload.to_vec();
+    if let Some(coa) = paths.ro.get(&ip.dst) {
+        return match rewrite::send_hao(&mut buf, *coa) {
+            Ok(()) => OutVerdict::Rewritten(buf),
+            Err(_) => OutVerdict::Drop,
+        };
+    }
+    if let Some((ha, coa)) = paths.tunnel {
+        return match rewrite::encapsulate(&mut buf, coa, ha, TUNNEL_HOP_LIMIT) {
+            Ok(()) => OutVerdict::Rewritten(buf),
+            Err(_) => OutVerdict::Drop,
+        };
+    }
+    if paths.blocked {
+        OutVerdict::Drop
+    } else {
+        OutVerdict::Pass
+    }
+}
+
+/// What to do with a packet from the receive queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InVerdict {
+    /// A Mobility Header for a machine: dropped from the kernel's path.
+    Consumed,
+    Accept(Option<Vec<u8>>),
+    /// Decapsulated: run the chain again on the inner packet.
+    Repeat(Vec<u8>),
+    Drop,
+}
+
+/// Message types the correspondent node part answers (the rest are the mobile node's).
+fn for_correspondent(t: u8) -> bool {
+    matches!(
+        t,
+        mh_type::HOME_TEST_INIT | mh_type::CARE_OF_TEST_INIT | mh_type::BINDING_UPDATE
+    )
+}
+
+/// Hands a Mobility Header to the mobile node machine. `Err` when the packet has none
+/// (or a bad checksum: then `Ok(false)`, to be dropped).
+fn mn_mobility(
+    mn: &mut Mn,
+    payload: &[u8],
+    tunnel_src: Option<Ipv6Addr>,
+    now: Instant,
+    count: &mut impl FnMut(u8),
+) -> Option<bool> {
+    let pkt = packet::parse(payload).ok()?;
+    let (repr, ok, offset) = pkt.headers.iter().find_map(|h| match h {
+        Header::Mobility {
+            repr,
+            checksum_ok,
+            offset,
+        } => Some((repr, *checksum_ok, *offset)),
+        _ => None,
+    })?;
+    if !ok {
+        return Some(false);
+    }
+    let end = offset.saturating_add(repr.buffer_len()).min(payload.len());
+    let raw = payload.get(offset..end)?;
+    let hao = pkt.headers.iter().find_map(|h| match h {
+        Header::DestinationOptions(d) => d.home_address(),
+        _ => None,
+    });
+    let rh2 = pkt.headers.iter().find_map(|h| match h {
+        Header::Type2Routing(r) => Some(r.home_address),
+        _ => None,
+    });
+    count(repr.mh_type());
+    mn.handle(
+        MnEvent::Mh(MnInbound {
+            packet: Inbound {
+                src: pkt.ip.src,
+                dst: pkt.ip.dst,
+                hao,
+                repr,
+                raw,
+            },
+            rh2,
+            tunnel_src,
+        }),
+        now,
+    );
+    Some(true)
+}
+
+/// Decides a packet from the receive queue and feeds the machines what it learns.
+/// Never panics, whatever the bytes.
+pub fn incoming(
+    mn: &mut Mn,
+    cn: &mut Cn,
+    payload: &[u8],
+    now: Instant,
+    count: &mut impl FnMut(u8),
+) -> InVerdict {
+    let hoa = mn.home_address();
+    let Ok(pkt) = packet::parse(payload) else {
+        return InVerdict::Accept(None);
+    };
+    if pkt.headers.iter().any(|h| matches!(h, Header::Tunnel(_))) {
+        let mut inner = payload.to_vec();
+        return match rewrite::decapsulate(&mut inner) {
+            Ok(t) if Some(t.outer_src) == mn.home_agent() && t.inner_dst == hoa => {
+                match mn_mobility(mn, &inner, Some(t.outer_src), now, count) {
+                    Some(_) => InVerdict::Consumed,
+                    None => InVerdict::Repeat(inner),
+                }
+            }
+            // Not from our home agent, or not for our home address.
+            _ => InVerdict::Drop,
+        };
+    }
+    let mh = pkt.headers.iter().find_map(|h| match h {
+        Header::Mobility { repr, .. } => Some(repr.mh_type()),
+        _ => None,
+    });
+    if let Some(t) = mh {
+        if for_correspondent(t) {
+            return match user::receive(cn, payload, now, count) {
+                Disposition::Consumed => InVerdict::Consumed,
+                Disposition::Accept(b) => InVerdict::Accept(b),
+                Disposition::Drop => InVerdict::Drop,
+            };
+        }
+        return match mn_mobility(mn, payload, None, now, count) {
+            Some(true) => InVerdict::Consumed,
+            _ => InVerdict::Drop,
+        };
+    }
+    if pkt
+        .headers
+        .iter()
+        .any(|h| matches!(h, Header::Type2Routing(_)))
+    {
+        let mut buf = payload.to_vec();
+        let here = match mn.location() {
+            Location::Away(coa) => Some(coa),
+            _ => None,
+        };
+        return match rewrite::receive_rh2(&mut buf) {
+            // §11.3.3: only our home address, at the care-of address we use.
+            Ok(i) if i.home == hoa && Some(i.care_of) == here => InVerdict::Accept(Some(buf)),
+            _ => InVerdict::Drop,
+        };
+    }
+    match user::receive(cn, payload, now, count) {
+        Disposition::Consumed => InVerdict::Consumed,
+        Disposition::Accept(b) => InVerdict::Accept(b),
+        Disposition::Drop => InVerdict::Drop,
+    }
+}
+
+/// The whole IPv6 packet for a mobile node's [`Transmit`]: the Home Address option when
+/// `hao` is set, the ip6ip6 tunnel when `tunnel` is; the Mobility Header exactly as the
+/// machine emitted it. Returns (packet, where to send it).
+pub fn build_packet(t: &Transmit) -> Option<(Vec<u8>, Ipv6Addr)> {
+    if t.rh2.is_some() {
+        // A correspondent's BA; not built here.
+        return user::build_packet(t).map(|p| (p, t.dst));
+    }
+    let mut b = PacketBuilder::new(t.src, t.dst);
+    b.home_address_option = t.hao;
+    let mut pkt = b.build(Payload::Mobility(&t.repr));
+    let at = pkt.len().checked_sub(t.bytes.len())?;
+    if pkt.len() - at != t.repr.buffer_len() {
+        return None;
+    }
+    pkt[at..].copy_from_slice(&t.bytes);
+    match t.tunnel {
+        Some((coa, ha)) => {
+            rewrite::encapsulate(&mut pkt, coa, ha, TUNNEL_HOP_LIMIT).ok()?;
+            Some((pkt, ha))
+        }
+        None => Some((pkt, t.dst)),
+    }
+}
+
+/// Whether route optimisation with `cn` is wanted (`MnRoPolicy`, most specific first,
+/// then `DoRouteOptimizationMN`).
+pub fn ro_wanted(policies: &[RoPolicy], default: bool, cn: &Ipv6Addr) -> bool {
+    policies
+        .iter()
+        .find(|p| p.correspondent == Some(*cn))
+        .or_else(|| policies.iter().find(|p| p.correspondent.is_none()))
+        .map_or(default, |p| p.enabled)
+}
+
+// --- the machine ------------------------------------------------------------------------------
+
+/// Removes one kernel object; recorded in the daemon's registry.
+pub type Undo = Box<dyn FnOnce() -> io::Result<()>>;
+
+/// The kernel side of the home address: what the platform does for it (`sys::rtnl` in
+/// the daemon; a recorder in tests).
+pub trait HomeKernel {
+    /// Puts the home address on `ifindex` with `prefix_len` (`lo` when away); returns the
+    /// undo to record, or `None` when the address was already there (not ours to remove).
+    fn add_home_address(
+        &mut self,
+        ifindex: u32,
+        prefix_len: u8,
+        away: bool,
+    ) -> io::Result<Option<Undo>>;
+    /// Installs (or replaces) the home-address route through `ifindex`: the rule and the
+    /// table-252 default route with `mtu`. Returns the undo.
+    fn set_home_route(&mut self, ifindex: u32, mtu_overhead: u32) -> io::Result<Undo>;
+    /// `lo`'s interface index.
+    fn loopback(&mut self) -> u32;
+    /// Link and address events since the last call (non-blocking).
+    fn observations(&mut self) -> Vec<Observation>;
+    /// A descriptor that becomes readable when events are waiting.
+    fn event_fd(&self) -> Option<RawFd>;
+}
+
+/// Which kernel objects the data path holds for the home address.
+#[derive(Default)]
+struct Held {
+    /// (interface, prefix length) of the home address, and its undo entry (None when it
+    /// was there before us).
+    address: Option<((u32, u8), Option<EntryId>)>,
+    /// Interface of the home-address route, and its undo.
+    route: Option<(u32, EntryId)>,
+    output_rule: Option<EntryId>,
+}
+
+/// The mobile node role on the user data path.
+pub struct MnUserPath {
+    mn: Mn,
+    cn: Cn,
+    detector: Detector,
+    kernel: Box<dyn HomeKernel>,
+    rx: NfQueue,
+    out: NfQueue,
+    ro: NfQueue,
+    out_queue: u16,
+    raw: RawSocket,
+    ro_rules: RoRules,
+    paths: Paths,
+    held: Held,
+    ro_policies: Vec<RoPolicy>,
+    ro_default: bool,
+    /// Destinations already offered to the machine for route optimisation.
+    triggered: HashSet<Ipv6Addr>,
+    /// Set at start: what the first reading of the kernel made the machine decide waits
+    /// for the loop's first wake-up, which this asks for at once.
+    kick: Option<Instant>,
+}
+
+impl MnUserPath {
+    /// Binds queues `queue` to `queue + 2`, opens the raw socket, installs the receive
+    /// rules, then reads the links and addresses the kernel has now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        mn: Mn,
+        cn: Cn,
+        detector: Detector,
+        kernel: Box<dyn HomeKernel>,
+        ro_policies: Vec<RoPolicy>,
+        queue: u16,
+        registry: &mut Registry,
+        now: Instant,
+    ) -> Result<MnUserPath, String> {
+        check_ip6tables()?;
+        let (out_queue, ro_queue) = match (queue.checked_add(1), queue.checked_add(2)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => {
+                return Err(format!(
+                    "netfilter queue {queue}: a mobile node also uses the next two"
+                ))
+            }
+        };
+        let rx = bind_queue(queue)?;
+        let out = bind_queue(out_queue)?;
+        let ro = bind_queue(ro_queue)?;
+        let raw = RawSocket::new(IPPROTO_RAW)
+            .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        for rule in receive_rules(queue).into_iter().chain([defrag_rule()]) {
+            rule.install(registry)
+                .map_err(|e| format!("cannot add a netfilter rule: {e}"))?;
+        }
+        tracing::info!(
+            "mobile node {}: user data path on netfilter queues {queue} (receive), {out_queue} (home address out) and {ro_queue} (route optimisation)",
+            mn.home_address()
+        );
+        let ro_default = mn.config().route_optimization;
+        let mut path = MnUserPath {
+            mn,
+            cn,
+            detector,
+            kernel,
+            rx,
+            out,
+            ro,
+            out_queue,
+            raw,
+            ro_rules: RoRules::start(ro_queue, registry)?,
+            paths: Paths::default(),
+            held: Held::default(),
+            ro_policies,
+            ro_default,
+            triggered: HashSet::new(),
+            kick: Some(now),
+        };
+        path.read_kernel_events(now);
+        Ok(path)
+    }
+
+    pub fn mn(&self) -> &Mn {
+        &self.mn
+    }
+
+    fn read_kernel_events(&mut self, now: Instant) {
+        for o in self.kernel.observations() {
+            for m in self.detector.observe(o) {
+                tracing::info!("movement: {m:?}");
+                self.mn.handle(MnEvent::Movement(m), now);
+            }
+        }
+    }
+
+    fn drain_rx(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        let mut errors = 0;
+        loop {
+            let p = match self.rx.recv() {
+                Ok(p) => p,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // A verdict for a packet the kernel already dropped: an interface going
+                // down (a move) flushes the packets queued for it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    tracing::debug!("netfilter queue (receive): {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("netfilter queue (receive): {e}");
+                    errors += 1;
+                    if errors >= MAX_ERRORS_PER_WAKE {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let v = incoming(&mut self.mn, &mut self.cn, &p.payload, now, &mut |t| {
+                ctx.mh.count_received(t)
+            });
+            let r = match &v {
+                InVerdict::Consumed | InVerdict::Drop => self.rx.verdict(p.id, Verdict::Drop, None),
+                InVerdict::Accept(None) => self.rx.verdict(p.id, Verdict::Accept, None),
+                InVerdict::Accept(Some(b)) => self.rx.verdict(p.id, Verdict::Accept, Some(b)),
+                InVerdict::Repeat(b) => self.rx.verdict(p.id, Verdict::Repeat, Some(b)),
+            };
+            if let Err(e) = r {
+                tracing::warn!("netfilter queue (receive): verdict: {e}");
+            }
+        }
+    }
+
+    fn drain_out(&mut self, now: Instant) {
+        let hoa = self.mn.home_address();
+        let mut errors = 0;
+        loop {
+            let p = match self.out.recv() {
+                Ok(p) => p,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    tracing::debug!("netfilter queue (home address out): {e}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("netfilter queue (home address out): {e}");
+                    errors += 1;
+                    if errors >= MAX_ERRORS_PER_WAKE {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let v = outgoing(&self.paths, hoa, &p.payload);
+            if let (OutVerdict::Rewritten(_), Some((ha, _))) = (&v, self.paths.tunnel) {
+                if let Ok(ip) = Ipv6Header::parse(&p.payload) {
+                    self.maybe_start_ro(ip.dst, ha, now);
+                }
+            }
+            let r = match &v {
+                OutVerdict::Rewritten(b) => self.out.verdict(p.id, Verdict::Accept, Some(b)),
+                OutVerdict::Pass => self.out.verdict(p.id, Verdict::Accept, None),
+                OutVerdict::Drop => self.out.verdict(p.id, Verdict::Drop, None),
+            };
+            if let Err(e) = r {
+                tracing::warn!("netfilter queue (home address out): verdict: {e}");
+            }
+        }
+    }
+
+    /// The first tunnelled packet to `dst` offers it to the machine for route
+    /// optimisation (umip's ACQUIRE).
+    fn maybe_start_ro(&mut self, dst: Ipv6Addr, ha: Ipv6Addr, now: Instant) {
+        if dst == ha
+            || !is_unicast_routable(&dst)
+            || self.paths.ro.contains_key(&dst)
+            || !self.triggered.insert(dst)
+        {
+            return;
+        }
+        if ro_wanted(&self.ro_policies, self.ro_default, &dst) {
+            tracing::info!("route optimisation with {dst}: starting");
+            self.mn.handle(MnEvent::StartRo { cn: dst }, now);
+        }
+    }
+
+    fn send(&self, t: &Transmit, ctx: &mut Ctx<'_>) {
+        let Some((pkt, to)) = build_packet(t) else {
+            tracing::warn!("not sending {}: cannot build it", t.repr);
+            return;
+        };
+        match self.raw.send_to(&pkt, to) {
+            Ok(_) => {
+                ctx.mh.count_sent(t.repr.mh_type());
+                tracing::debug!("sent {} {} -> {}", t.repr, t.src, t.dst);
+            }
+            Err(e) => tracing::warn!("sending {} to {}: {e}", t.repr, t.dst),
+        }
+    }
+
+    fn apply_mn_action(&mut self, a: Action, ctx: &mut Ctx<'_>) {
+        match a {
+            Action::Send(t) => self.send(&t, ctx),
+            Action::HomeTunnelSet { ha, coa, .. } => {
+                tracing::info!("home registration: tunnel {coa} <-> {ha}");
+                self.paths.tunnel = Some((ha, coa));
+            }
+            Action::HomeTunnelClear { .. } => {
+                tracing::info!("home tunnel cleared");
+                self.paths.tunnel = None;
+            }
+            Action::BlockHoa { .. } => self.paths.blocked = true,
+            Action::UnblockHoa { .. } => self.paths.blocked = false,
+            Action::RoStart { cn, coa, .. } => {
+                tracing::info!("route optimisation with {cn} from {coa}");
+                self.paths.ro.insert(cn, coa);
+            }
+            Action::RoStop { cn, .. } => {
+                tracing::info!("route optimisation with {cn}: off");
+                self.paths.ro.remove(&cn);
+                // Offer it again on the next packet (a new care-of address, say).
+                self.triggered.remove(&cn);
+            }
+            Action::HomeRegistrationFailed {
+                ha,
+                status,
+                exhausted,
+                ..
+            } => tracing::warn!(
+                "home registration with {ha} failed (status {status:?}){}",
+                if exhausted {
+                    "; no other home agent"
+                } else {
+                    ""
+                }
+            ),
+            other => tracing::debug!("mobile node: {other:?}"),
+        }
+    }
+
+    /// Brings the home address, its route and the output rule in line with where the
+    /// machine says we are.
+    fn sync_kernel(&mut self, registry: &mut Registry) {
+        let hoa = self.mn.home_address();
+        let loc = self.mn.location();
+        let attached = |want: &dyn Fn(&Attachment) -> bool| {
+            self.detector
+                .attachments()
+                .iter()
+                .find(|(_, a)| want(a))
+                .map(|(i, _)| *i)
+        };
+        let home_len = self.detector.config().home_prefix.1;
+        let want_addr = match loc {
+            Location::Home => attached(&|a| *a == Attachment::Home).map(|i| (i, home_len)),
+            Location::Away(_) | Location::Detached => Some((self.kernel.loopback(), 128)),
+        };
+        let want_route = match loc {
+            Location::Away(coa) => attached(&|a| *a == Attachment::Away(coa)),
+            _ => None,
+        };
+        if self.held.address.as_ref().map(|(k, _)| *k) != want_addr {
+            if let Some((_, Some(id))) = self.held.address.take() {
+                if let Err(e) = registry.undo(id) {
+                    tracing::warn!("{e}");
+                }
+            }
+            self.held.address = None;
+            if let Some((idx, len)) = want_addr {
+                let away = !matches!(loc, Location::Home);
+                match self.kernel.add_home_address(idx, len, away) {
+                    Ok(undo) => {
+                        let id = undo.map(|u| {
+                            registry
+                                .record(format!("home address {hoa}/{len} on interface {idx}"), u)
+                        });
+                        self.held.address = Some(((idx, len), id));
+                    }
+                    Err(e) => tracing::error!("home address {hoa}/{len}: {e}"),
+                }
+            }
+        }
+        if self.held.route.map(|(i, _)| i) != want_route {
+            if let Some((_, id)) = self.held.route.take() {
+                if let Err(e) = registry.undo(id) {
+                    tracing::warn!("{e}");
+                }
+            }
+            if let Some(idx) = want_route {
+                match self.kernel.set_home_route(idx, TUNNEL_OVERHEAD) {
+                    Ok(undo) => {
+                        let id = registry.record(
+                            format!("home-address rule and route (table 252) via interface {idx}"),
+                            undo,
+                        );
+                        self.held.route = Some((idx, id));
+                    }
+                    // No router on the link yet: the next route event tries again.
+                    Err(e) => tracing::info!("home-address route via {idx}: {e}"),
+                }
+            }
+        }
+        let want_rule =
+            self.paths.blocked || self.paths.tunnel.is_some() || !self.paths.ro.is_empty();
+        match (want_rule, self.held.output_rule) {
+            (true, None) => match output_rule(hoa, self.out_queue).install(registry) {
+                Ok(id) => self.held.output_rule = Some(id),
+                Err(e) => tracing::error!("home address out: cannot add its rule: {e}"),
+            },
+            (false, Some(id)) => {
+                self.held.output_rule = None;
+                if let Err(e) = registry.undo(id) {
+                    tracing::warn!("{e}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What `mip6ctl status` shows of the mobile node.
+    pub fn status(&self) -> Value {
+        let loc = match self.mn.location() {
+            Location::Detached => json!({"state": "detached"}),
+            Location::Home => json!({"state": "home"}),
+            Location::Away(coa) => json!({"state": "away", "care_of_address": coa.to_string()}),
+        };
+        json!({
+            "home_address": self.mn.home_address().to_string(),
+            "home_agent": self.mn.home_agent().map(|a| a.to_string()),
+            "location": loc,
+            "registered": self.mn.home_binding().is_some(),
+            "tunnel": self.paths.tunnel.map(|(ha, coa)| json!({"home_agent": ha.to_string(), "care_of_address": coa.to_string()})),
+            "blocked": self.paths.blocked,
+            "route_optimised": self.paths.ro.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "interfaces": self.detector.attachments().iter().map(|(i, a)| json!({
+                "index": i,
+                "name": self.detector.name(*i),
+                "attachment": format!("{a:?}"),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Machine for MnUserPath {
+    fn name(&self) -> &str {
+        "mn"
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.kick, self.mn.poll_timeout(), self.cn.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.kick = None;
+        if self.mn.poll_timeout().is_some_and(|t| t <= now) {
+            self.mn.handle_timeout(now);
+        }
+        if self.cn.poll_timeout().is_some_and(|t| t <= now) {
+            self.cn.handle_timeout(now);
+        }
+    }
+
+    fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
+        user::cache_rows(&self.cn, now)
+    }
+
+    fn binding_update_list(&self, now: Instant) -> Vec<BindingUpdateListEntry> {
+        let hoa = self.mn.home_address();
+        let ack = self.mn.config().use_cn_bu_ack;
+        self.mn
+            .bul()
+            .into_iter()
+            .map(|r| BindingUpdateListEntry {
+                peer: r.peer,
+                home_address: hoa,
+                care_of_address: r.coa,
+                lifetime: r.expires.map_or(0, |e| {
+                    u32::try_from(e.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX)
+                }),
+                sequence: r.seq.0,
+                flags: match (r.home, ack) {
+                    (true, _) => "AH".into(),
+                    (false, true) => "A".into(),
+                    (false, false) => String::new(),
+                },
+                state: if r.pending { "ack" } else { "bound" }.into(),
+            })
+            .collect()
+    }
+
+    fn sources(&self) -> Vec<RawFd> {
+        let mut v = vec![
+            self.rx.as_raw_fd(),
+            self.out.as_raw_fd(),
+            self.ro.as_raw_fd(),
+        ];
+        v.extend(self.kernel.event_fd());
+        v
+    }
+
+    fn on_readable(&mut self, fd: RawFd, now: Instant, ctx: &mut Ctx<'_>) {
+        if fd == self.rx.as_raw_fd() {
+            self.drain_rx(now, ctx);
+        } else if fd == self.out.as_raw_fd() {
+            self.drain_out(now);
+        } else if fd == self.ro.as_raw_fd() {
+            drain_route_optimisation(&mut self.ro, &mut self.cn, now);
+        } else if Some(fd) == self.kernel.event_fd() {
+            self.read_kernel_events(now);
+        }
+    }
+
+    fn apply_actions(&mut self, _now: Instant, ctx: &mut Ctx<'_>) {
+        while let Some(a) = self.mn.poll_action() {
+            self.apply_mn_action(a, ctx);
+        }
+        while let Some(a) = self.cn.poll_action() {
+            match a {
+                Action::Send(t) => send_transmit(&self.raw, &t, ctx),
+                Action::BindingInstalled {
+                    local, hoa, coa, ..
+                } => self.ro_rules.binding_installed(local, hoa, coa),
+                Action::BindingRemoved { local, hoa, .. } => {
+                    self.ro_rules.binding_removed(local, hoa)
+                }
+                other => tracing::debug!("correspondent node: ignoring {other:?}"),
+            }
+        }
+        self.sync_kernel(ctx.registry);
+    }
+
+    fn status(&self) -> Value {
+        MnUserPath::status(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::cn::CnConfig;
+    use crate::proto::event::Movement;
+    use crate::proto::mn::MnConfig;
+    use crate::wire::mh::{BaFlags, Message, MhRepr};
+    use ring::rand::SystemRandom;
+    use std::sync::Arc;
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    const HOA: &str = "2001:db8:1::100";
+    const HA: &str = "2001:db8:1::1";
+    const COA: &str = "2001:db8:41::100";
+    const CN: &str = "2001:db8:10::2";
+
+    fn udp(src: &str, dst: &str) -> Vec<u8> {
+        PacketBuilder::new(a(src), a(dst)).build(Payload::Udp {
+            src_port: 1,
+            dst_port: 2,
+            data: b"payload",
+        })
+    }
+
+    fn machines(now: Instant) -> (Mn, Cn) {
+        let mut mn = Mn::new(
+            MnConfig {
+                home_address: a(HOA),
+                home_agents: vec![a(HA)],
+                ..MnConfig::default()
+            },
+            Arc::new(SystemRandom::new()),
+        );
+        mn.handle(
+            MnEvent::Movement(Movement::CoaUp {
+                iface: 3,
+                coa: a(COA),
+                preference: 1,
+            }),
+            now,
+        );
+        let cn = Cn::new(CnConfig::default(), Arc::new(SystemRandom::new()), now).unwrap();
+        (mn, cn)
+    }
+
+    fn sends(mn: &mut Mn) -> Vec<Transmit> {
+        std::iter::from_fn(|| mn.poll_action())
+            .filter_map(|x| match x {
+                Action::Send(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn home_address_traffic_is_tunnelled_optimised_or_held() {
+        let hoa = a(HOA);
+        let pkt = udp(HOA, CN);
+        let mut paths = Paths {
+            blocked: true,
+            ..Paths::default()
+        };
+        assert_eq!(outgoing(&paths, hoa, &pkt), OutVerdict::Drop);
+        assert_eq!(outgoing(&paths, hoa, &udp(COA, CN)), OutVerdict::Pass);
+        paths.tunnel = Some((a(HA), a(COA)));
+        let OutVerdict::Rewritten(t) = outgoing(&paths, hoa, &pkt) else {
+            panic!("not tunnelled")
+        };
+        let p = packet::parse(&t).unwrap();
+        assert_eq!((p.ip.src, p.ip.dst), (a(COA), a(HA)));
+        assert!(matches!(&p.headers[0], Header::Tunnel(i) if i.ip.src == hoa));
+        paths.ro.insert(a(CN), a(COA));
+        let OutVerdict::Rewritten(r) = outgoing(&paths, hoa, &pkt) else {
+            panic!("not optimised")
+        };
+        let p = packet::parse(&r).unwrap();
+        assert_eq!((p.ip.src, p.ip.dst, p.final_src()), (a(COA), a(CN), hoa));
+        assert!(p.error.is_none(), "{p:?}");
+        // Neighbour Discovery from the home address is never held or tunnelled.
+        let mut na = udp(HOA, HA);
+        na[6] = crate::wire::proto::ICMPV6;
+        na[40] = 136;
+        assert_eq!(outgoing(&paths, hoa, &na), OutVerdict::Pass);
+        // Home and unblocked: untouched.
+        assert_eq!(outgoing(&Paths::default(), hoa, &pkt), OutVerdict::Pass);
+        for cut in 0..pkt.len() {
+            let _ = outgoing(&paths, hoa, &pkt[..cut]);
+        }
+    }
+
+    #[test]
+    fn home_registration_through_the_queues() {
+        let now = Instant::now();
+        let (mut mn, mut cn) = machines(now);
+        let bu = sends(&mut mn);
+        assert_eq!(bu.len(), 1);
+        let (bytes, to) = build_packet(&bu[0]).unwrap();
+        assert_eq!(to, a(HA));
+        let p = packet::parse(&bytes).unwrap();
+        assert!(p.error.is_none(), "{p:?}");
+        assert_eq!((p.ip.src, p.final_src()), (a(COA), a(HOA)));
+        let Some(Message::BindingUpdate { sequence, .. }) = p.mobility().map(|m| m.message.clone())
+        else {
+            panic!("no BU: {p:?}")
+        };
+        // The BA comes to the CoA with a Type 2 Routing Header for the HoA.
+        let ba = MhRepr {
+            message: Message::BindingAck {
+                status: 0,
+                flags: BaFlags::default(),
+                sequence,
+                lifetime_units: 100,
+            },
+            options: vec![],
+        };
+        let mut b = PacketBuilder::new(a(HA), a(COA));
+        b.type2_routing = Some(a(HOA));
+        let mut types = vec![];
+        let v = incoming(
+            &mut mn,
+            &mut cn,
+            &b.build(Payload::Mobility(&ba)),
+            now,
+            &mut |t| types.push(t),
+        );
+        assert_eq!((v, types), (InVerdict::Consumed, vec![6]));
+        assert!(mn.home_binding().is_some());
+        let acts: Vec<Action> = std::iter::from_fn(|| mn.poll_action()).collect();
+        assert!(
+            acts.contains(&Action::HomeTunnelSet {
+                hoa: a(HOA),
+                ha: a(HA),
+                coa: a(COA)
+            }),
+            "{acts:?}"
+        );
+
+        // Tunnelled from the home agent: decapsulated and run again; from anyone else,
+        // or for another address, dropped.
+        let mut t = udp(CN, HOA);
+        rewrite::encapsulate(&mut t, a(HA), a(COA), 64).unwrap();
+        let v = incoming(&mut mn, &mut cn, &t, now, &mut |_| {});
+        assert_eq!(v, InVerdict::Repeat(udp(CN, HOA)));
+        let mut forged = udp(CN, HOA);
+        rewrite::encapsulate(&mut forged, a(CN), a(COA), 64).unwrap();
+        assert_eq!(
+            incoming(&mut mn, &mut cn, &forged, now, &mut |_| {}),
+            InVerdict::Drop
+        );
+        let mut other = udp(CN, "2001:db8:1::99");
+        rewrite::encapsulate(&mut other, a(HA), a(COA), 64).unwrap();
+        assert_eq!(
+            incoming(&mut mn, &mut cn, &other, now, &mut |_| {}),
+            InVerdict::Drop
+        );
+        // A Binding Refresh Request inside the tunnel goes to the machine.
+        let brr = MhRepr {
+            message: Message::BindingRefreshRequest,
+            options: vec![],
+        };
+        let mut t = PacketBuilder::new(a(HA), a(HOA)).build(Payload::Mobility(&brr));
+        rewrite::encapsulate(&mut t, a(HA), a(COA), 64).unwrap();
+        let mut types = vec![];
+        let v = incoming(&mut mn, &mut cn, &t, now, &mut |x| types.push(x));
+        assert_eq!((v, types), (InVerdict::Consumed, vec![0]));
+        // The refresh goes out at once.
+        assert!(!sends(&mut mn).is_empty());
+    }
+
+    #[test]
+    fn type2_routing_only_for_our_home_address_at_our_care_of_address() {
+        let now = Instant::now();
+        let (mut mn, mut cn) = machines(now);
+        let rh2 = |home: &str, to: &str| {
+            let mut b = PacketBuilder::new(a(CN), a(to));
+            b.type2_routing = Some(a(home));
+            b.build(Payload::Udp {
+                src_port: 1,
+                dst_port: 2,
+                data: b"x",
+            })
+        };
+        let InVerdict::Accept(Some(p)) =
+            incoming(&mut mn, &mut cn, &rh2(HOA, COA), now, &mut |_| {})
+        else {
+            panic!("not accepted")
+        };
+        assert_eq!(Ipv6Header::parse(&p).unwrap().dst, a(HOA));
+        for (home, to) in [("2001:db8:1::99", COA), (HOA, "2001:db8:42::100")] {
+            assert_eq!(
+                incoming(&mut mn, &mut cn, &rh2(home, to), now, &mut |_| {}),
+                InVerdict::Drop
+            );
+        }
+        // A HoTI is the correspondent node's.
+        let hoti = PacketBuilder::new(a(CN), a(COA)).build(Payload::Mobility(&MhRepr {
+            message: Message::HomeTestInit { cookie: [1; 8] },
+            options: vec![],
+        }));
+        let mut types = vec![];
+        assert_eq!(
+            incoming(&mut mn, &mut cn, &hoti, now, &mut |t| types.push(t)),
+            InVerdict::Consumed
+        );
+        assert_eq!(types, vec![1]);
+        assert!(std::iter::from_fn(|| cn.poll_action()).any(|x| matches!(x, Action::Send(_))));
+        // Garbage never panics.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..160 {
+            let junk: Vec<u8> = (0..len)
+                .map(|i| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if i == 0 {
+                        0x60
+                    } else {
+                        seed as u8
+                    }
+                })
+                .collect();
+            let _ = incoming(&mut mn, &mut cn, &junk, now, &mut |_| {});
+        }
+    }
+
+    #[test]
+    fn the_home_test_init_leaves_through_the_tunnel() {
+        let t = Transmit {
+            src: a(HOA),
+            dst: a(CN),
+            rh2: None,
+            repr: MhRepr {
+                message: Message::HomeTestInit { cookie: [7; 8] },
+                options: vec![],
+            },
+            bytes: {
+                let r = MhRepr {
+                    message: Message::HomeTestInit { cookie: [7; 8] },
+                    options: vec![],
+                };
+                let mut b = vec![0; r.buffer_len()];
+                r.emit(&mut b, &a(HOA), &a(CN));
+                b
+            },
+            hao: None,
+            tunnel: Some((a(COA), a(HA))),
+        };
+        let (pkt, to) = build_packet(&t).unwrap();
+        assert_eq!(to, a(HA));
+        let p = packet::parse(&pkt).unwrap();
+        let Header::Tunnel(inner) = &p.headers[0] else {
+            panic!("{p:?}")
+        };
+        assert_eq!((inner.ip.src, inner.ip.dst), (a(HOA), a(CN)));
+        assert!(
+            inner.error.is_none() && inner.mobility().is_some(),
+            "{inner:?}"
+        );
+    }
+
+    #[test]
+    fn rules_and_policies() {
+        let r = receive_rules(6275);
+        assert_eq!(r.len(), 4);
+        assert_eq!(
+            r[0].describe(),
+            "ip6tables -t raw -A PREROUTING -p 41 -m addrtype --dst-type LOCAL -j NFQUEUE --queue-num 6275"
+        );
+        assert_eq!(
+            output_rule(a(HOA), 6276).describe(),
+            "ip6tables -t raw -A OUTPUT -s 2001:db8:1::100/128 ! -p 135 -j NFQUEUE --queue-num 6276"
+        );
+        let p = [
+            RoPolicy {
+                correspondent: Some(a(CN)),
+                enabled: false,
+            },
+            RoPolicy {
+                correspondent: None,
+                enabled: true,
+            },
+        ];
+        assert!(!ro_wanted(&p, true, &a(CN)));
+        assert!(ro_wanted(&p, false, &a("2001:db8::5")));
+        assert!(!ro_wanted(&[], false, &a(CN)));
+    }
+}

@@ -1,0 +1,298 @@
+//! The donor's network lock: an nftables set of frozen connections whose packets are
+//! dropped in both directions. It goes on *before* the socket is frozen and comes off only
+//! after the client's route points at the acceptor: otherwise the client's ACKs reach the
+//! donor's listener once the frozen socket is closed, and its RST (whose sequence number
+//! matches exactly) resets the client's connection (tcp-repair.md, pitfall 3).
+//!
+//! nftables rather than ip6tables: one set lookup for any number of frozen connections,
+//! and adding an element does not rewrite a chain. The table is created once with the
+//! `nft` command; locking and unlocking — on the handoff's critical path — are one
+//! nf_tables netlink batch each (a fork and exec of `nft` costs 3–25 ms here, pitfall 16):
+//!
+//! ```text
+//! batch begin   type NFNL_MSG_BATCH_BEGIN (16), nfgenmsg { AF_UNSPEC, 0, be16 NFNL_SUBSYS_NFTABLES }
+//! element       type NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM (12) / DELSETELEM (14)
+//!               nfgenmsg { NFPROTO_INET, 0, 0 }
+//!               NFTA_SET_ELEM_LIST_TABLE "name\0", NFTA_SET_ELEM_LIST_SET "frozen\0",
+//!               NFTA_SET_ELEM_LIST_ELEMENTS { NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY {
+//!                 NFTA_DATA_VALUE: client address (16) | client port (2) 0 0 | local port (2) 0 0 }}}
+//! batch end     type NFNL_MSG_BATCH_END (17)
+//! ```
+//! (each field of a concatenated key fills whole 32-bit registers, hence the padding).
+
+use std::io::{self, Write};
+use std::net::SocketAddrV6;
+use std::process::{Command, Stdio};
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+use super::nfqueue::{parse_datagram, Event};
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+const NFNL_MSG_BATCH_END: u16 = 17;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFPROTO_INET: u8 = 1;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLM_F_CREATE: u16 = 0x400;
+const NLA_F_NESTED: u16 = 0x8000;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_DATA_VALUE: u16 = 1;
+
+const SET: &str = "frozen";
+
+/// The table and its set, installed in the network namespace the thread that called
+/// [`NetLock::install`] was in; the lock works on that namespace from any thread.
+#[derive(Debug)]
+pub struct NetLock {
+    table: String,
+    socket: Socket,
+    seq: u32,
+}
+
+/// Runs `nft -f -` with `script` on standard input.
+fn nft(script: &str) -> io::Result<()> {
+    let mut cmd = Command::new("nft");
+    cmd.args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::sys::process::unblock_signals_in_child(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("nft: {e} (the network lock needs nftables: apt-get install nftables)"),
+        )
+    })?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("nft: no stdin"))?
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "nft: {}: {}: {}",
+            script.trim(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+fn attr(out: &mut Vec<u8>, t: u16, value: &[u8]) {
+    out.extend(((4 + value.len()) as u16).to_ne_bytes());
+    out.extend(t.to_ne_bytes());
+    out.extend(value);
+    out.resize((out.len() + 3) & !3, 0);
+}
+
+fn message(out: &mut Vec<u8>, msg_type: u16, flags: u16, seq: u32, nfgen: [u8; 4], attrs: &[u8]) {
+    let len = 16 + 4 + attrs.len();
+    out.extend((len as u32).to_ne_bytes());
+    out.extend(msg_type.to_ne_bytes());
+    out.extend((NLM_F_REQUEST | flags).to_ne_bytes());
+    out.extend(seq.to_ne_bytes());
+    out.extend(0u32.to_ne_bytes());
+    out.extend(nfgen);
+    out.extend(attrs);
+}
+
+/// The set key of a connection: (client address, client port, local port).
+fn key(local: &SocketAddrV6, peer: &SocketAddrV6) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(&peer.ip().octets());
+    k[16..18].copy_from_slice(&peer.port().to_be_bytes());
+    k[20..22].copy_from_slice(&local.port().to_be_bytes());
+    k
+}
+
+/// One batch adding (`add`) or deleting an element of `table`'s set; the element
+/// message, numbered `seq`, asks for an acknowledgement.
+fn element_batch(seq: u32, add: bool, table: &str, key: &[u8; 24]) -> Vec<u8> {
+    let mut data = Vec::new();
+    attr(&mut data, NFTA_DATA_VALUE, key);
+    let mut k = Vec::new();
+    attr(&mut k, NFTA_SET_ELEM_KEY | NLA_F_NESTED, &data);
+    let mut elem = Vec::new();
+    attr(&mut elem, NFTA_LIST_ELEM | NLA_F_NESTED, &k);
+    let mut attrs = Vec::new();
+    attr(
+        &mut attrs,
+        NFTA_SET_ELEM_LIST_TABLE,
+        format!("{table}\0").as_bytes(),
+    );
+    attr(
+        &mut attrs,
+        NFTA_SET_ELEM_LIST_SET,
+        format!("{SET}\0").as_bytes(),
+    );
+    attr(
+        &mut attrs,
+        NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
+        &elem,
+    );
+
+    let subsys = NFNL_SUBSYS_NFTABLES.to_be_bytes();
+    let batch_gen = [libc::AF_UNSPEC as u8, 0, subsys[0], subsys[1]];
+    let (op, flags) = if add {
+        (NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK)
+    } else {
+        (NFT_MSG_DELSETELEM, NLM_F_ACK)
+    };
+    let mut out = Vec::new();
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_BEGIN,
+        0,
+        seq.wrapping_sub(1),
+        batch_gen,
+        &[],
+    );
+    message(
+        &mut out,
+        (NFNL_SUBSYS_NFTABLES << 8) | op,
+        flags,
+        seq,
+        [NFPROTO_INET, 0, 0, 0],
+        &attrs,
+    );
+    message(
+        &mut out,
+        NFNL_MSG_BATCH_END,
+        0,
+        seq.wrapping_add(1),
+        batch_gen,
+        &[],
+    );
+    out
+}
+
+impl NetLock {
+    /// Creates (or replaces) table `inet TABLE` with set `frozen` of (client address,
+    /// client port, local port) and two chains that drop the set's packets before
+    /// anything else sees them (priority -300: before conntrack and any filter). The
+    /// table is per network namespace; `TABLE` must be a plain nft identifier.
+    pub fn install(table: &str) -> io::Result<NetLock> {
+        if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("network lock table name {table:?}: letters, digits and _ only"),
+            ));
+        }
+        // `add table` then `delete table` makes the script idempotent: a table left by a
+        // crashed daemon is replaced, not duplicated.
+        nft(&format!(
+            "add table inet {table}
+delete table inet {table}
+table inet {table} {{
+  set frozen {{ type ipv6_addr . inet_service . inet_service; }}
+  chain input {{
+    type filter hook input priority -300; policy accept;
+    ip6 saddr . tcp sport . tcp dport @frozen drop
+  }}
+  chain output {{
+    type filter hook output priority -300; policy accept;
+    ip6 daddr . tcp dport . tcp sport @frozen drop
+  }}
+}}
+"
+        ))?;
+        let mut socket = Socket::new(NETLINK_NETFILTER)?;
+        socket.bind(&SocketAddr::new(0, 0))?;
+        Ok(NetLock {
+            table: table.to_string(),
+            socket,
+            seq: 0,
+        })
+    }
+
+    /// Blocks the connection between `local` (the service address and port) and `peer`.
+    pub fn lock(&mut self, local: &SocketAddrV6, peer: &SocketAddrV6) -> io::Result<()> {
+        self.element(true, local, peer)
+            .map_err(|e| io::Error::new(e.kind(), format!("network lock {peer}: {e}")))
+    }
+
+    /// Lets the connection's packets through again.
+    pub fn unlock(&mut self, local: &SocketAddrV6, peer: &SocketAddrV6) -> io::Result<()> {
+        self.element(false, local, peer)
+            .map_err(|e| io::Error::new(e.kind(), format!("network unlock {peer}: {e}")))
+    }
+
+    fn element(&mut self, add: bool, local: &SocketAddrV6, peer: &SocketAddrV6) -> io::Result<()> {
+        // Three numbers per batch: begin, element, end.
+        self.seq = self.seq.wrapping_add(3);
+        let seq = self.seq;
+        let batch = element_batch(seq, add, &self.table, &key(local, peer));
+        self.socket.send(&batch, 0)?;
+        let mut buf = Vec::with_capacity(8192);
+        loop {
+            buf.clear();
+            let n = self.socket.recv(&mut buf, 0)?;
+            if n > buf.len() {
+                return Err(io::Error::other("netlink answer truncated"));
+            }
+            for ev in parse_datagram(&buf)? {
+                match ev {
+                    Event::Ack { seq: s } if s == seq => return Ok(()),
+                    Event::Error { seq: s, errno } if s == seq => {
+                        return Err(io::Error::from_raw_os_error(errno))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Removes the table and every lock in it.
+    pub fn remove(self) -> io::Result<()> {
+        nft(&format!("delete table inet {}\n", self.table))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_pads_each_field_to_whole_registers() {
+        let local: SocketAddrV6 = "[fd00:5e::1]:8000".parse().unwrap();
+        let peer: SocketAddrV6 = "[fd00:c::1]:41234".parse().unwrap();
+        let k = key(&local, &peer);
+        assert_eq!(&k[..16], &peer.ip().octets());
+        assert_eq!(&k[16..20], &[0xa1, 0x12, 0, 0]);
+        assert_eq!(&k[20..24], &[0x1f, 0x40, 0, 0]);
+    }
+
+    #[test]
+    fn batch_is_begin_element_end_with_the_ack_on_the_element() {
+        let b = element_batch(10, true, "t", &[7; 24]);
+        let len0 = u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize;
+        assert_eq!(len0, 20);
+        assert_eq!(u16::from_ne_bytes(b[4..6].try_into().unwrap()), 16);
+        let m = &b[len0..];
+        let len1 = u32::from_ne_bytes(m[0..4].try_into().unwrap()) as usize;
+        assert_eq!(
+            u16::from_ne_bytes(m[4..6].try_into().unwrap()),
+            (10 << 8) | 12
+        );
+        let flags = u16::from_ne_bytes(m[6..8].try_into().unwrap());
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK);
+        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 10);
+        assert_eq!(m[16], NFPROTO_INET);
+        // The key travels whole, innermost.
+        assert!(m[..len1].windows(24).any(|w| w == [7; 24]));
+        let end = &m[len1..];
+        assert_eq!(end.len(), 20);
+        assert_eq!(u16::from_ne_bytes(end[4..6].try_into().unwrap()), 17);
+        assert_eq!(&end[16..20], &[0, 0, 0, 10]);
+    }
+}

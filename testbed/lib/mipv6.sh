@@ -1,0 +1,253 @@
+# shellcheck shell=bash
+# `testbed/run mipv6`: Mobile IPv6 end to end on the testbed, with mip6d as home agent (ha1),
+# mobile node (mn) and correspondent node (client). Small pieces: start/stop a daemon, ask
+# one over its control socket, wait for a condition, snapshot a node's kernel state, run a
+# TCP transfer, capture on the router; cmd_mipv6 strings them into the six checks.
+
+M6_DATAPATH=${M6_DATAPATH:-user}
+
+# The binary NAME: $M6_MIP6D / $M6_MIP6CTL, else the newest build in target/.
+m6_bin() {
+  local name=$1 var d
+  var="M6_$(m6_upper "$name")"
+  if [ -n "${!var:-}" ]; then
+    echo "${!var}"
+    return
+  fi
+  for d in "${CARGO_TARGET_DIR:-$M6_ROOT/../target}/release" "${CARGO_TARGET_DIR:-$M6_ROOT/../target}/debug"; do
+    [ -x "$d/$name" ] && { echo "$d/$name"; return; }
+  done
+  m6_die "no $name binary: run 'cargo build' first, or set $var"
+}
+
+m6_run_dir() { echo "$M6_STATE_DIR/${M6_PREFIX}-mipv6"; }
+
+# mip6d_start NODE CONF: mip6d in NODE's namespace, in the foreground of a background job.
+mip6d_start() {
+  local node=$1 conf=$2 dir
+  dir=$(m6_run_dir)
+  ip netns exec "$(m6_ns "$node")" "$(m6_bin mip6d)" -f -d 1 -c "$conf" \
+    --datapath "$M6_DATAPATH" --control-socket "$dir/$node.sock" \
+    --pid-file "$dir/$node.pid" </dev/null >"$dir/$node.log" 2>&1 &
+  echo $! >"$dir/$node.job"
+}
+
+# mip6d_stop NODE: SIGTERM, and wait (5 s at most) for it to exit; its status is the
+# function's.
+mip6d_stop() {
+  local node=$1 pid dir
+  dir=$(m6_run_dir)
+  pid=$(cat "$dir/$node.job" 2>/dev/null) || return 1
+  kill -TERM "$pid" 2>/dev/null || return 1
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid"; return; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# m6ctl NODE ARGS...: mip6ctl against NODE's daemon.
+m6ctl() {
+  local node=$1
+  shift
+  "$(m6_bin mip6ctl)" "$@" --socket "$(m6_run_dir)/$node.sock"
+}
+
+# m6_json NODE CMD PYEXPR: evaluates PYEXPR on the JSON answer (as `d`) and prints it.
+m6_json() {
+  m6ctl "$1" "$2" --json 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($3)" 2>/dev/null
+}
+
+# m6_wait SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+m6_wait() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+# The kernel objects a daemon may install, one listing per node (counters, RA lifetimes
+# and neighbour states left out: they change on their own).
+m6_snapshot() {
+  local ns
+  ns=$(m6_ns "$1")
+  {
+    echo "# ip6tables"
+    # Rules and user-defined chains; an empty table (listing it creates it) is nothing.
+    ip netns exec "$ns" ip6tables-save | grep -E '^-A|^:[^ ]+ - ' || true
+    echo "# rules"
+    ip -n "$ns" -6 rule show
+    echo "# routes"
+    ip -n "$ns" -6 route show table all | sed -E 's/ expires [0-9]+sec//; s/ hoplimit [0-9]+//' | sort
+    echo "# addresses"
+    ip -n "$ns" -6 -o addr show | awk '{print $2, $4}' | sort
+    echo "# proxy neighbours"
+    ip -n "$ns" -6 neigh show proxy
+    echo "# proxy_ndp"
+    cat /proc/sys/net/ipv6/conf/*/proxy_ndp 2>/dev/null | paste -sd' ' || true
+    echo "# ip sets"
+    ip netns exec "$ns" ipset save 2>/dev/null || true
+  }
+}
+
+# One result line; failures are counted in M6_FAILED.
+m6_check() {
+  local n=$1 what=$2 ok=$3 detail=${4:-}
+  if [ "$ok" = 1 ]; then
+    printf 'PASS %s %s\n' "$n" "$what"
+  else
+    printf 'FAIL %s %s%s\n' "$n" "$what" "${detail:+: $detail}"
+    M6_FAILED=$((M6_FAILED + 1))
+  fi
+}
+
+# tcp_transfer BYTES SECS [DURING...]: the client sends to the MN's home address; DURING
+# (a command) runs one second into the transfer. Prints "ok" or what went wrong.
+tcp_transfer() {
+  local bytes=$1 secs=$2 dir out port sent got
+  shift 2
+  dir=$(m6_run_dir)
+  out="$dir/recv.$RANDOM"
+  port=$((20000 + RANDOM % 10000))
+  ip netns exec "$(m6_ns mn)" python3 "$M6_ROOT/lib/tcpxfer.py" recv "$M6_HOA" "$port" "$out" &
+  local rpid=$!
+  sleep 0.3
+  ip netns exec "$(m6_ns client)" python3 "$M6_ROOT/lib/tcpxfer.py" send "$M6_HOA" "$port" "$bytes" "$secs" >"$out.sent" &
+  local spid=$!
+  if [ $# -gt 0 ]; then
+    sleep 1
+    "$@" >/dev/null
+  fi
+  wait "$spid" || true
+  wait "$rpid" || true
+  sent=$(cat "$out.sent" 2>/dev/null)
+  got=$(cat "$out" 2>/dev/null)
+  if [ -n "$sent" ] && [ "$sent" = "$got" ] && [ "${sent#error}" = "$sent" ]; then
+    echo ok
+  else
+    echo "sent '${sent:-nothing}', received '${got:-nothing}'"
+  fi
+}
+
+ha_has_binding() {
+  [ "$(m6_json ha1 bc "sum(1 for e in d['entries'] if e['home_address']=='$M6_HOA' and e['kind']=='home' and e['care_of_address']=='$1')")" = 1 ]
+}
+mn_bound_to() {
+  [ "$(m6_json mn bul "sum(1 for e in d['entries'] if e['peer']=='$1' and e['state']=='bound' and e['care_of_address']=='$2')")" = 1 ]
+}
+mn_coa() { m6_json mn status "d['roles']['mn']['location'].get('care_of_address','')"; }
+mn_coa_in() { case $(mn_coa) in "$1"*) return 0 ;; *) return 1 ;; esac; }
+ha_empty() {
+  [ "$(m6_json ha1 bc "len(d['entries'])")" = 0 ] && [ "$(m6_json mn bul "len(d['entries'])")" = 0 ]
+}
+
+cmd_mipv6() {
+  local dir conf="$M6_ROOT/conf" ha cn coa r node pcap n_hao n_rh2 n_via before
+  M6_FAILED=0
+  # Every check runs and reports, whatever the one before it did.
+  set +e
+  command -v python3 >/dev/null || m6_die "python3 not found: apt-get install python3"
+  command -v tshark >/dev/null || m6_die "tshark not found: apt-get install tshark"
+  command -v ip6tables >/dev/null || m6_die "ip6tables not found: apt-get install iptables"
+  command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
+  M6_RA=1
+  cmd_up
+  dir=$(m6_run_dir)
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  M6_HOA=$(m6_state_get M6_MN_HOME_ADDR)
+  ha=$(m6_state_get M6_HA1_ADDR)
+  cn=$(m6_state_get M6_CLIENT_ADDR)
+  local f1 f2
+  f1=$(m6_state_get M6_FOREIGN1_PREFIX)
+  f2=$(m6_state_get M6_FOREIGN2_PREFIX)
+  # The SLAAC address on the home link must exist before the "before" picture.
+  m6_wait 10 sh -c "ip -n $(m6_ns mn) -6 addr show dev home1 scope global | grep -q inet6" ||
+    m6_die "the MN got no address on home1 from the router advertisements"
+  for node in ha1 client mn; do m6_snapshot "$node" >"$dir/$node.before"; done
+
+  cmd_move mn foreign1
+  mip6d_start ha1 "$conf/ha1.conf"
+  mip6d_start client "$conf/cn.conf"
+  mip6d_start mn "$conf/mn.conf"
+
+  # 1. Registration, seen from both ends.
+  m6_wait 15 mn_coa_in "${f1%::/64}:" && coa=$(mn_coa)
+  r=0
+  m6_wait 15 ha_has_binding "$coa" && m6_wait 5 mn_bound_to "$ha" "$coa" && r=1
+  m6_check 1 "MN registers its care-of address $coa with ha1 (mip6ctl bc on ha1, bul on the MN)" $r \
+    "$(m6ctl ha1 bc 2>&1 | tail -n +2) / $(m6ctl mn bul 2>&1 | tail -n +2)"
+
+  # 2. The client reaches the home address through the home agent's tunnel.
+  r=0
+  local pings tunnelled xfer
+  pings=$(ip netns exec "$(m6_ns client)" ping -6 -c 3 -i 0.2 -W 2 "$M6_HOA" 2>&1)
+  # The packet counter of ha1's rule that queues what is addressed to a registered home
+  # address for the tunnel.
+  tunnelled=$(ip netns exec "$(m6_ns ha1)" ip6tables-save -c -t raw | grep -- "--match-set mip6d-home dst" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1)
+  xfer=$(tcp_transfer 2000000 1)
+  [[ $pings == *" 0% packet loss"* ]] && [ "${tunnelled:-0}" -ge 1 ] && [ "$xfer" = ok ] && r=1
+  m6_check 2 "client reaches the home address via ha1's tunnel: ping, 2 MB TCP with sha256" $r \
+    "ping: $(echo "$pings" | grep -o '[0-9]*% packet loss'), via ha1: ${tunnelled:-0} packets, tcp: $xfer"
+
+  # 3. A move in the middle of a TCP transfer.
+  xfer=$(tcp_transfer 8000000 4 cmd_move mn foreign2)
+  r=0
+  m6_wait 10 mn_coa_in "${f2%::/64}:" && coa=$(mn_coa)
+  [ "$xfer" = ok ] && ha_has_binding "$coa" && r=1
+  m6_check 3 "MN moves to foreign2 ($coa) during an 8 MB TCP transfer: intact, no reset" $r "$xfer"
+
+  # 4. Route optimisation: after RR and BU, the direct path, seen on the router.
+  r=0
+  pcap="$dir/router.pcapng"
+  if m6_wait 20 mn_bound_to "$cn" "$coa"; then
+    ip netns exec "$(m6_ns router)" tshark -q -i foreign2 -i uplink1 -a duration:5 -w "$pcap" >/dev/null 2>&1 &
+    local tpid=$!
+    sleep 2
+    ip netns exec "$(m6_ns client)" ping -6 -c 5 -i 0.2 -W 2 "$M6_HOA" >/dev/null 2>&1
+    xfer=$(tcp_transfer 500000 0.5)
+    wait "$tpid"
+    n_rh2=$(tshark -r "$pcap" -Y "frame.interface_name == \"foreign2\" && ipv6.src == $cn && ipv6.routing.mipv6.home_address == $M6_HOA" 2>/dev/null | wc -l)
+    n_hao=$(tshark -r "$pcap" -Y "frame.interface_name == \"foreign2\" && ipv6.dst == $cn && ipv6.opt.mipv6.home_address == $M6_HOA" 2>/dev/null | wc -l)
+    n_via=$(tshark -r "$pcap" -Y "frame.interface_name == \"uplink1\" && ipv6.addr == $cn && !mipv6" 2>/dev/null | wc -l)
+    [ "$n_rh2" -ge 5 ] && [ "$n_hao" -ge 5 ] && [ "$n_via" = 0 ] && [ "$xfer" = ok ] && r=1
+  fi
+  m6_check 4 "route optimisation: CN->MN with RH2, MN->CN with HAO on foreign2, none via ha1 (tshark on the router)" $r \
+    "RH2 ${n_rh2:-?}, HAO ${n_hao:-?}, via ha1 ${n_via:-?}, tcp ${xfer:-?}"
+
+  # 5. Home again: deregistration, and ha1 keeps nothing for the home address.
+  cmd_move mn home1
+  r=0
+  local left=""
+  if m6_wait 15 ha_empty; then
+    left=$( { ip netns exec "$(m6_ns ha1)" ip6tables-save; ip netns exec "$(m6_ns ha1)" ipset save; } | grep -c "$M6_HOA" || true)
+    left+=" $(ip -n "$(m6_ns ha1)" -6 neigh show proxy | grep -c "$M6_HOA" || true)"
+    left+=" $(ip -n "$(m6_ns ha1)" -6 route show table all | grep -c "$M6_HOA" || true)"
+    [ "$left" = "0 0 0" ] && r=1
+  fi
+  m6_check 5 "MN back home deregisters; ha1 removes its tunnel rules, routes and proxy entry" $r \
+    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA: ${left:-?}"
+
+  # 6. SIGTERM leaves nothing behind.
+  r=1
+  local diffs=""
+  for node in mn client ha1; do
+    mip6d_stop "$node" || { r=0; diffs+=" $node did not exit 0;"; }
+  done
+  for node in ha1 client mn; do
+    m6_snapshot "$node" >"$dir/$node.after"
+    if ! diff -u "$dir/$node.before" "$dir/$node.after" >"$dir/$node.diff"; then
+      r=0
+      diffs+=" $node: $(grep -c '^[-+][^-+]' "$dir/$node.diff") lines differ ($dir/$node.diff);"
+    fi
+  done
+  m6_check 6 "SIGTERM on every daemon leaves no rule, route, address or proxy entry behind" $r "$diffs"
+
+  if [ "$M6_FAILED" -gt 0 ]; then
+    echo "mipv6: $M6_FAILED of 6 checks failed; daemon logs in $dir" >&2
+  fi
+  M6_QUIET=1 cmd_down
+  [ "$M6_FAILED" = 0 ]
+}
