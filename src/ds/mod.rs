@@ -6,8 +6,10 @@
 //! - [`phases`]: the seven timed phases of a handoff (the seed's Table 1).
 //! - [`drain`]: whether the donor waits for its send queue to be acknowledged first.
 //! - [`handoff`]: the donor ⇄ acceptor protocol: messages, states, timeouts, rollback.
+//! - [`membership`]: contact node, backups and snodes (seed §2.3), hardened.
 
 pub mod conn_state;
 pub mod drain;
 pub mod handoff;
+pub mod membership;
 pub mod phases;
