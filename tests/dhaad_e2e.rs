@@ -3,12 +3,14 @@
 //! `HomeAgentAddress`; a node on home1 first owns the home address, so ha1's real DAD
 //! refuses the registration with status 134; then the mobile node registers with the home
 //! agent DHAAD found. tshark on ha1 decodes the DHAAD request and reply, the DAD probes
-//! from `::`, the proxy Neighbor Advertisement and the BA with 134. Five PASS lines
-//! required (about 10 s).
+//! from `::`, the proxy Neighbor Advertisement and the BA with 134; a Mobile Prefix
+//! Solicitation (built by scapy) is answered with the home prefix through RH2. Six PASS
+//! lines required (about 12 s).
 //!
-//! Needs root, iproute2, ip6tables, ipset, radvd and tshark; without them it fails and
+//! Needs root, iproute2, ip6tables, ipset, radvd, tshark and python3-scapy; without them it fails and
 //! says which package to install.
 
+mod common;
 #[path = "support/testbed.rs"]
 mod testbed;
 
@@ -35,6 +37,7 @@ fn dhaad_dad_and_proxy_na_on_the_testbed() {
             "dhaad_e2e needs `{cmd}`: apt-get install {package} (scripts/setup does)"
         );
     }
+    let py = common::python_with_scapy();
     let prefix = format!("dhd{}", std::process::id());
     let state = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
     std::fs::create_dir_all(&state).unwrap();
@@ -48,6 +51,7 @@ fn dhaad_dad_and_proxy_na_on_the_testbed() {
         .env("M6_QUIET", "1")
         .env("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d"))
         .env("M6_MIP6CTL", mip6ctl)
+        .env("M6_PYTHON", py)
         .output()
         .expect("spawn testbed/run");
     let left = namespaces_with_prefix(&prefix);
@@ -77,7 +81,7 @@ fn dhaad_dad_and_proxy_na_on_the_testbed() {
         })
         .unwrap_or_default();
     let passes = stdout.lines().filter(|l| l.starts_with("PASS ")).count();
-    let ok = out.status.success() && passes == 5;
+    let ok = out.status.success() && passes == 6;
     if ok {
         let _ = std::fs::remove_dir_all(&state);
     }

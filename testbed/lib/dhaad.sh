@@ -4,13 +4,18 @@
 # node on home1 ("dup") first owns the home address, so ha1's Duplicate Address Detection
 # must refuse the registration (status 134); once dup lets the address go, the mobile node
 # registers with the home agent DHAAD found. tshark on ha1 (home1 and uplink1) checks the
-# packets. Prints PASS/FAIL lines; exit status 0 when all pass.
+# packets. Then the mobile node's side sends a Mobile Prefix Solicitation with a Home
+# Address option (built by scapy, M6_PYTHON with scapy, default /usr/bin/python3) and ha1
+# must answer with an advertisement to the care-of address with a Type 2 Routing Header.
+# Prints PASS/FAIL lines; exit status 0 when all pass.
 
 cmd_dhaad() {
   local dir pcap ha hoa any ll dupns ha1ns conf n
   M6_FAILED=0
   set +e
   command -v tshark >/dev/null || m6_die "tshark not found: apt-get install tshark"
+  local py=${M6_PYTHON:-/usr/bin/python3}
+  "$py" -c "import scapy.layers.inet6" 2>/dev/null || m6_die "scapy not found for $py: apt-get install python3-scapy"
   M6_RA=1
   cmd_up
   dir=$(m6_run_dir)
@@ -53,6 +58,11 @@ cmd_dhaad() {
   [ "$found" = "$ha found" ] || r=0
   m6_check 2 "MN without HomeAgentAddress finds ha1 by DHAAD and registers (status: $found)" $r
 
+  # 6 (sent now, checked below): a Mobile Prefix Solicitation from the registered MN.
+  ip netns exec "$(m6_ns mn)" "$py" -c "
+from scapy.all import IPv6, IPv6ExtHdrDestOpt, HAO, ICMPv6MPSol, send
+send(IPv6(src='$coa', dst='$ha')/IPv6ExtHdrDestOpt(options=[HAO(hoa='$hoa')])/ICMPv6MPSol(id=4321), verbose=0)
+" >"$dir/mps.log" 2>&1
   sleep 1
   kill -INT "$tpid" 2>/dev/null
   wait "$tpid"
@@ -75,11 +85,18 @@ cmd_dhaad() {
   [ "$ba" -ge 1 ] && r=1
   m6_check 5 "tshark: a Binding Acknowledgement with status 134" $r "$ba"
 
+  local mps mpa
+  mps=$(tsc "icmpv6.type == 146 && icmpv6.mip6.identifier == 4321 && ipv6.opt.mipv6.home_address == $hoa")
+  mpa=$(tsc "frame.interface_name == \"uplink1\" && icmpv6.type == 147 && icmpv6.mip6.identifier == 4321 && ipv6.src == $ha && ipv6.dst == $coa && ipv6.routing.mipv6.home_address == $hoa && icmpv6.opt.prefix == 2001:db8:1::")
+  r=0
+  [ "$mps" -ge 1 ] && [ "$mpa" -ge 1 ] && r=1
+  m6_check 6 "tshark: Mobile Prefix Solicitation with HAO answered by an advertisement of 2001:db8:1::/64 to $coa with RH2" $r "MPS $mps, MPA $mpa"
+
   mip6d_stop mn
   mip6d_stop ha1
   ip netns del "$dupns" 2>/dev/null
   if [ "$M6_FAILED" -gt 0 ]; then
-    echo "dhaad: $M6_FAILED of 5 checks failed; logs and capture in $dir" >&2
+    echo "dhaad: $M6_FAILED of 6 checks failed; logs and capture in $dir" >&2
   fi
   M6_QUIET=1 cmd_down
   [ "$M6_FAILED" = 0 ]
