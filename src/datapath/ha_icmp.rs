@@ -15,9 +15,10 @@
 //! - **Sending**: an `IPPROTO_RAW` socket, because DAD probes leave from `::` (which a
 //!   plain ICMPv6 socket cannot choose) and Mobile Prefix Advertisements carry a Type 2
 //!   Routing Header; multicast loop is off, so our own probe never reads as a conflict.
-//! - **Not checked**: the hop limit of received Neighbour Discovery (RFC 4861 §7.1.2 wants
-//!   255); reading it needs `recvmsg` ancillary data. A forged advertisement from off the
-//!   link can at worst fail one registration with status 134.
+//! - **Validity** (RFC 4861 §6.1.2, §7.1.2): Router Advertisements and Neighbour
+//!   Discovery count only with hop limit 255 (the kernel reports it per datagram), so
+//!   nothing from off the link can fail a DAD run or add a home agent; an advertisement
+//!   must also come from a link-local address.
 
 use crate::proto::discovery::{self, AdvertisedPrefix, HomeAgentsList};
 use crate::proto::event::Event;
@@ -79,6 +80,23 @@ pub fn mobile_prefix_answer(
     Some((pkt, b.coa))
 }
 
+/// Router Advertisements and Neighbour Discovery, which only mean something on the link.
+fn on_link_only(msg: &Icmpv6Repr) -> bool {
+    matches!(
+        msg,
+        Icmpv6Repr::RouterAdvertisement { .. }
+            | Icmpv6Repr::NeighborSolicitation { .. }
+            | Icmpv6Repr::NeighborAdvertisement { .. }
+    )
+}
+
+/// RFC 4861 §6.1.2 / §7.1.2: hop limit 255 (no router forwarded it), and a Router
+/// Advertisement from a link-local source. An unknown hop limit is not 255.
+fn from_the_link(src: Ipv6Addr, msg: &Icmpv6Repr, hop_limit: Option<u8>) -> bool {
+    let link_local = (src.segments()[0] & 0xffc0) == 0xfe80;
+    hop_limit == Some(255) && (link_local || !matches!(msg, Icmpv6Repr::RouterAdvertisement { .. }))
+}
+
 /// The sockets and state of the home agent's ICMPv6 on the home link.
 pub struct HaIcmp {
     rx: RawSocket,
@@ -125,6 +143,8 @@ impl HaIcmp {
         rx.set_icmp6_filter(&ON_LINK)
             .map_err(|e| err("ICMP6_FILTER", e))?;
         rx.set_nonblocking().map_err(|e| err("O_NONBLOCK", e))?;
+        rx.set_recv_hop_limit()
+            .map_err(|e| err("IPV6_RECVHOPLIMIT", e))?;
         let req = RawSocket::new(IPPROTO_ICMPV6).map_err(|e| err("raw ICMPv6 socket", e))?;
         req.set_icmp6_filter(&REQUESTS)
             .map_err(|e| err("ICMP6_FILTER", e))?;
@@ -241,7 +261,7 @@ impl HaIcmp {
             } else {
                 &self.rx
             };
-            let (n, src) = match sock.recv_from(&mut buf) {
+            let (n, src, hop_limit) = match sock.recv_with_hop_limit(&mut buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -258,6 +278,13 @@ impl HaIcmp {
             let Ok(msg) = Icmpv6Repr::parse(data) else {
                 continue;
             };
+            if on_link_only(&msg) && !from_the_link(src, &msg, hop_limit) {
+                tracing::debug!(
+                    "{} from {src}: not from the home link, ignored",
+                    msg.type_name()
+                );
+                continue;
+            }
             self.on_message(src, &msg, now, ha);
         }
         self.flush(ha, now);
@@ -335,5 +362,46 @@ impl HaIcmp {
                 tracing::warn!("{} to {dst}: {e}", message.type_name());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hop_limit_255_counts_and_advertisements_come_from_link_local() {
+        let na = Icmpv6Repr::NeighborAdvertisement {
+            r: false,
+            s: false,
+            o: true,
+            target: "2001:db8:1::100".parse().unwrap(),
+            options: vec![],
+        };
+        let ra = Icmpv6Repr::RouterAdvertisement {
+            hop_limit: 64,
+            m: false,
+            o: false,
+            h: true,
+            prf: crate::wire::icmpv6::RouterPreference::Medium,
+            router_lifetime: 1800,
+            reachable_time: 0,
+            retrans_timer: 0,
+            options: vec![],
+        };
+        let (ll, global) = ("fe80::1".parse().unwrap(), "2001:db8:1::9".parse().unwrap());
+        assert!(on_link_only(&na) && on_link_only(&ra));
+        assert!(!on_link_only(&Icmpv6Repr::HaadRequest {
+            identifier: 1,
+            r: false
+        }));
+        assert!(from_the_link(global, &na, Some(255)));
+        assert!(!from_the_link(global, &na, Some(254)), "forwarded");
+        assert!(!from_the_link(ll, &na, None), "unknown hop limit");
+        assert!(from_the_link(ll, &ra, Some(255)));
+        assert!(
+            !from_the_link(global, &ra, Some(255)),
+            "RA from a global address"
+        );
     }
 }

@@ -215,6 +215,60 @@ impl RawSocket {
         Ok(())
     }
 
+    /// Asks the kernel to report each datagram's hop limit (`IPV6_RECVHOPLIMIT`), read
+    /// with [`Self::recv_with_hop_limit`].
+    pub fn set_recv_hop_limit(&self) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        setsockopt(&self.fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &on)
+    }
+
+    /// Like [`Self::recv_from`], plus the hop limit the datagram arrived with (`None`
+    /// without [`Self::set_recv_hop_limit`]).
+    pub fn recv_with_hop_limit(&self, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Option<u8>)> {
+        // SAFETY: all-zero is a valid sockaddr_in6 and msghdr (plain old data).
+        let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
+        // Room for one int-sized control message, 8-byte aligned as cmsghdr wants.
+        let mut control = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: as above.
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_name = (&mut sa as *mut libc::sockaddr_in6).cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of::<[u64; 8]>();
+        // SAFETY: every pointer in `msg` (name, one iovec over `buf`, control) points at
+        // live memory of the length given beside it, all outliving the call; the kernel
+        // writes only within those lengths and keeps no pointer.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut hop_limit = None;
+        // SAFETY: `msg` was filled by recvmsg, so CMSG_FIRSTHDR/CMSG_NXTHDR walk headers
+        // inside `control` (they return null past `msg_controllen`); CMSG_DATA of an
+        // IPV6_HOPLIMIT message holds one int, read unaligned.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::IPPROTO_IPV6
+                    && (*c).cmsg_type == libc::IPV6_HOPLIMIT
+                    && (*c).cmsg_len as usize
+                        >= libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize
+                {
+                    let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                    hop_limit = u8::try_from(v).ok();
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok((n as usize, Ipv6Addr::from(sa.sin6_addr.s6_addr), hop_limit))
+    }
+
     /// Bounds how long `recv_from` blocks (`None`: forever); a timeout is `WouldBlock`.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         set_rcvtimeo(self.fd.as_raw_fd(), timeout)
