@@ -7,6 +7,9 @@
 # packets. Then the mobile node's side sends a Mobile Prefix Solicitation with a Home
 # Address option (built by scapy, M6_PYTHON with scapy, default /usr/bin/python3) and ha1
 # must answer with an advertisement to the care-of address with a Type 2 Routing Header.
+# Last, dup plays a second home agent: its Router Advertisement with the H bit, a Home
+# Agent Information option (preference 10) and its address in a Prefix Information option
+# with the R bit must put it at the head of ha1's Home Agents List.
 # Prints PASS/FAIL lines; exit status 0 when all pass.
 
 cmd_dhaad() {
@@ -92,11 +95,26 @@ send(IPv6(src='$coa', dst='$ha')/IPv6ExtHdrDestOpt(options=[HAO(hoa='$hoa')])/IC
   [ "$mps" -ge 1 ] && [ "$mpa" -ge 1 ] && r=1
   m6_check 6 "tshark: Mobile Prefix Solicitation with HAO answered by an advertisement of 2001:db8:1::/64 to $coa with RH2" $r "MPS $mps, MPA $mpa"
 
+  # 7. Another home agent's RA heard on home1 (hop limit 255, link-local source).
+  local dupll=fe80::dead:1 dupga=2001:db8:1::200 list
+  ip -n "$dupns" addr add "$dupll/64" dev eth0 nodad
+  ip -n "$dupns" addr add "$dupga/64" dev eth0 nodad
+  ip netns exec "$dupns" "$py" -c "
+from scapy.all import IPv6, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, ICMPv6NDOptHAInfo, send
+send(IPv6(src='$dupll', dst='ff02::1', hlim=255)/ICMPv6ND_RA(H=1, routerlifetime=1800)
+     /ICMPv6NDOptHAInfo(pref=10, lifetime=600)
+     /ICMPv6NDOptPrefixInfo(prefixlen=64, R=1, prefix='$dupga'), iface='eth0', verbose=0)
+" >>"$dir/mps.log" 2>&1
+  r=0
+  m6_wait 5 sh -c "[ \"\$('$(m6_bin mip6ctl)' status --json --socket '$dir/ha1.sock' | '$py' -c 'import json,sys; print(\",\".join(json.load(sys.stdin)[\"roles\"][\"ha\"][\"home_agents_list\"]))')\" = '$dupga,$ha' ]" && r=1
+  list=$(m6_json ha1 status "','.join(d['roles']['ha']['home_agents_list'])")
+  m6_check 7 "ha1's Home Agents List takes another agent's RA (H bit, preference 10) first: $list" $r
+
   mip6d_stop mn
   mip6d_stop ha1
   ip netns del "$dupns" 2>/dev/null
   if [ "$M6_FAILED" -gt 0 ]; then
-    echo "dhaad: $M6_FAILED of 6 checks failed; logs and capture in $dir" >&2
+    echo "dhaad: $M6_FAILED of 7 checks failed; logs and capture in $dir" >&2
   fi
   M6_QUIET=1 cmd_down
   [ "$M6_FAILED" = 0 ]
