@@ -33,15 +33,17 @@
 //! (rtnetlink, marked with protocol `RTPROT_MIP` like umip's routes), with
 //! `net.ipv6.conf.<home interface>.proxy_ndp` set to 1 (and put back at exit).
 //!
-//! **DAD is simplified** (§10.3.1 wants Duplicate Address Detection on the home link):
-//! `StartDad` is answered at once, failed when the home address (or the link-local one)
-//! is assigned to one of the home agent's interfaces or has a permanent neighbour entry on
-//! the home interface, successful otherwise. No Neighbour Solicitation is sent; a node on
-//! the home link that owns the address without our knowing is not detected.
+//! **DAD** (§10.3.1): `StartDad` fails at once when the home address (or the link-local
+//! one) is assigned to one of the home agent's interfaces or has a permanent neighbour
+//! entry on the home interface; otherwise [`HaIcmp`] probes the home link (a Neighbour
+//! Solicitation from `::`) and reports after `RetransTimer`. Once a proxy entry is in
+//! place, [`HaIcmp`] also sends unsolicited Neighbor Advertisements for it, and answers
+//! DHAAD and Mobile Prefix Solicitations (see `ha_icmp`).
 //!
 //! Every rule and proxy entry is recorded in the daemon's registry with its undo, so
 //! deregistration, expiry and SIGTERM remove it.
 
+use super::ha_icmp::HaIcmp;
 use super::rewrite;
 use super::sets::{self, AddrSet};
 use super::user::{
@@ -255,6 +257,7 @@ pub struct HaUserPath {
     proxies: HashMap<Ipv6Addr, EntryId>,
     /// Whether `proxy_ndp` on the home interface is ours to restore (recorded once).
     proxy_sysctl: bool,
+    icmp: HaIcmp,
 }
 
 impl HaUserPath {
@@ -293,6 +296,7 @@ impl HaUserPath {
         let tun = bind_queue(tun_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
             .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        let icmp = HaIcmp::start(&mut rtnl, home_if)?;
         // Sets before the rules that name them (the registry undoes newest first).
         let care_of = AddrSet::create(sets::CARE_OF, registry)?;
         let home = AddrSet::create(sets::HOME, registry)?;
@@ -323,6 +327,7 @@ impl HaUserPath {
             home,
             proxies: HashMap::new(),
             proxy_sysctl: false,
+            icmp,
         })
     }
 
@@ -366,14 +371,10 @@ impl HaUserPath {
             .find(|a| address_in_use(&mut self.rtnl, *a, self.home_index));
         if let Some(a) = taken {
             tracing::info!("DAD for {hoa}: {a} is in use on this node");
+            self.ha.handle(Event::DadResult { hoa, ok: false }, now);
+            return;
         }
-        self.ha.handle(
-            Event::DadResult {
-                hoa,
-                ok: taken.is_none(),
-            },
-            now,
-        );
+        self.icmp.start_dad(hoa, link_local, now, &mut self.ha);
     }
 
     fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
@@ -426,7 +427,7 @@ impl HaUserPath {
         }
     }
 
-    fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry) {
+    fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry, now: Instant) {
         if !self.proxy_sysctl {
             let path = proxy_ndp_path(&self.home_if);
             match std::fs::read_to_string(&path) {
@@ -458,12 +459,14 @@ impl HaUserPath {
                 let what = format!("proxy ND: {addr} on {}", self.home_if);
                 let id = registry.record(what, move || Rtnl::open()?.del_proxy_neigh(index, addr));
                 self.proxies.insert(addr, id);
+                self.icmp.advertise(addr, router, now);
             }
             Err(e) => tracing::error!("proxy ND for {addr}: {e}"),
         }
     }
 
     fn proxy_del(&mut self, addr: Ipv6Addr, registry: &mut Registry) {
+        self.icmp.stop_advertising(addr);
         if let Some(id) = self.proxies.remove(&addr) {
             if let Err(e) = registry.undo(id) {
                 tracing::warn!("{e}");
@@ -478,10 +481,14 @@ impl Machine for HaUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.ha.poll_timeout()
+        [self.ha.poll_timeout(), self.icmp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.icmp.handle_timeout(now, &mut self.ha);
         self.ha.handle_timeout(now);
     }
 
@@ -527,11 +534,20 @@ impl Machine for HaUserPath {
         rows
     }
 
+    fn status(&self) -> serde_json::Value {
+        let list = self.icmp.home_agents(Instant::now());
+        serde_json::json!({
+            "home_agents_list": list.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        })
+    }
+
     fn sources(&self) -> Vec<RawFd> {
         vec![
             self.rx.as_raw_fd(),
             self.ro.as_raw_fd(),
             self.tun.as_raw_fd(),
+            self.icmp.fds()[0],
+            self.icmp.fds()[1],
         ]
     }
 
@@ -542,6 +558,8 @@ impl Machine for HaUserPath {
             drain_route_optimisation(&mut self.ro, &mut self.ha, now);
         } else if fd == self.tun.as_raw_fd() {
             self.drain_tunnel();
+        } else if self.icmp.fds().contains(&fd) {
+            self.icmp.on_readable(fd, now, &mut self.ha);
         }
     }
 
@@ -558,7 +576,9 @@ impl Machine for HaUserPath {
                     tunnel_remote,
                 } => self.route_add(hoa, tunnel_local, tunnel_remote),
                 Action::RouteDel { hoa } => self.route_del(hoa),
-                Action::ProxyNdAdd { addr, router } => self.proxy_add(addr, router, ctx.registry),
+                Action::ProxyNdAdd { addr, router } => {
+                    self.proxy_add(addr, router, ctx.registry, now)
+                }
                 Action::ProxyNdDel { addr } => self.proxy_del(addr, ctx.registry),
                 Action::BindingInstalled {
                     local,

@@ -50,6 +50,7 @@
 //! and the output rule; SIGTERM removes everything through the registry.
 
 use super::ha_user::defrag_rule;
+use super::mn_dhaad::MnDhaad;
 use super::rewrite;
 use super::user::{
     self, bind_queue, check_ip6tables, drain_route_optimisation, send_transmit, Disposition,
@@ -393,6 +394,8 @@ pub struct MnUserPath {
     /// Set at start: what the first reading of the kernel made the machine decide waits
     /// for the loop's first wake-up, which this asks for at once.
     kick: Option<Instant>,
+    /// Home agent discovery, when no `HomeAgentAddress` was configured.
+    dhaad: Option<MnDhaad>,
 }
 
 impl MnUserPath {
@@ -449,6 +452,7 @@ impl MnUserPath {
             ro_default,
             triggered: HashSet::new(),
             kick: Some(now),
+            dhaad: None,
         };
         path.read_kernel_events(now);
         Ok(path)
@@ -456,6 +460,11 @@ impl MnUserPath {
 
     pub fn mn(&self) -> &Mn {
         &self.mn
+    }
+
+    /// Finds the home agent with DHAAD (§11.4.1) instead of a configured one.
+    pub fn enable_dhaad(&mut self, dhaad: MnDhaad) {
+        self.dhaad = Some(dhaad);
     }
 
     fn read_kernel_events(&mut self, now: Instant) {
@@ -703,6 +712,7 @@ impl MnUserPath {
             "registered": self.mn.home_binding().is_some(),
             "tunnel": self.paths.tunnel.map(|(ha, coa)| json!({"home_agent": ha.to_string(), "care_of_address": coa.to_string()})),
             "blocked": self.paths.blocked,
+            "home_agent_discovery": self.dhaad.as_ref().map(MnDhaad::status),
             "route_optimised": self.paths.ro.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
             "interfaces": self.detector.attachments().iter().map(|(i, a)| json!({
                 "index": i,
@@ -719,10 +729,15 @@ impl Machine for MnUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.kick, self.mn.poll_timeout(), self.cn.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.kick,
+            self.mn.poll_timeout(),
+            self.cn.poll_timeout(),
+            self.dhaad.as_ref().and_then(MnDhaad::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -732,6 +747,9 @@ impl Machine for MnUserPath {
         }
         if self.cn.poll_timeout().is_some_and(|t| t <= now) {
             self.cn.handle_timeout(now);
+        }
+        if let Some(d) = self.dhaad.as_mut() {
+            d.drive(&mut self.mn, &self.raw, now);
         }
     }
 
@@ -770,6 +788,7 @@ impl Machine for MnUserPath {
             self.ro.as_raw_fd(),
         ];
         v.extend(self.kernel.event_fd());
+        v.extend(self.dhaad.as_ref().map(MnDhaad::fd));
         v
     }
 
@@ -782,10 +801,15 @@ impl Machine for MnUserPath {
             drain_route_optimisation(&mut self.ro, &mut self.cn, now);
         } else if Some(fd) == self.kernel.event_fd() {
             self.read_kernel_events(now);
+        } else if let Some(d) = self.dhaad.as_mut().filter(|d| d.fd() == fd) {
+            d.on_readable(&mut self.mn, now);
         }
     }
 
-    fn apply_actions(&mut self, _now: Instant, ctx: &mut Ctx<'_>) {
+    fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if let Some(d) = self.dhaad.as_mut() {
+            d.drive(&mut self.mn, &self.raw, now);
+        }
         while let Some(a) = self.mn.poll_action() {
             self.apply_mn_action(a, ctx);
         }

@@ -322,6 +322,11 @@ pub trait Responder {
     fn handle(&mut self, event: Event<'_>, now: Instant);
     /// The care-of address of the route-optimisation binding (local, hoa), if any.
     fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr>;
+    /// The care-of address of any binding cache entry (local, hoa): what admits a Home
+    /// Address option (§9.3.1). A home agent's home registrations count too.
+    fn hao_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
+        self.ro_coa(local, hoa)
+    }
 }
 
 impl Responder for Cn {
@@ -339,6 +344,13 @@ impl Responder for crate::proto::ha::Ha {
     }
     fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
         self.cn().binding(local, hoa).map(|b| b.coa)
+    }
+    fn hao_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
+        // A registered mobile node's Mobile Prefix Solicitation carries one (§11.4.2).
+        let home = self
+            .binding(local, hoa)
+            .filter(|b| b.state == crate::proto::ha::HaState::Active);
+        home.map(|b| b.coa).or_else(|| self.ro_coa(local, hoa))
     }
 }
 
@@ -392,7 +404,7 @@ pub fn receive(
     match rewrite::receive_hao(&mut buf) {
         Ok(info) => {
             let local = pkt.ip.dst;
-            let bound = cn.ro_coa(&local, &info.home) == Some(info.care_of);
+            let bound = cn.hao_coa(&local, &info.home) == Some(info.care_of);
             if bound {
                 cn.handle(
                     Event::BindingUsed {

@@ -569,6 +569,12 @@ impl Mn {
         rows
     }
 
+    /// Whether every home agent refused the registration (it stays stopped until we
+    /// move or get new candidates).
+    pub fn home_registration_failed(&self) -> bool {
+        self.home.failed
+    }
+
     /// New candidate home agents (e.g. from DHAAD): registration starts over with the
     /// first one.
     pub fn set_home_agents(&mut self, agents: Vec<Ipv6Addr>, now: Instant) {
