@@ -41,9 +41,8 @@ cmd_dhaad() {
   conf="$dir/mn-dhaad.conf"
   sed '/HomeAgentAddress/d' "$M6_ROOT/conf/mn.conf" >"$conf"
   pcap="$dir/ha1.pcapng"
-  ip netns exec "$ha1ns" tshark -q -i home1 -i uplink1 -w "$pcap" >/dev/null 2>&1 &
-  local tpid=$!
-  sleep 2
+  m6_capture ha1 "$pcap" -i home1 -i uplink1
+  local tpid=$M6_CAPTURE_PID
   mip6d_start ha1 "$M6_ROOT/conf/ha1.conf"
   mip6d_start mn "$conf"
 
