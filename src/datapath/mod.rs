@@ -12,9 +12,9 @@
 //! `tests/datapath_nfqueue.rs` proved on this kernel.
 
 pub mod ha_user;
+pub mod kernel;
 pub mod mn_kernel;
 pub mod mn_user;
-pub mod kernel;
 pub mod probe;
 pub mod rewrite;
 pub mod sets;
