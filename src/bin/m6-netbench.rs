@@ -420,21 +420,20 @@ fn flood_phase(f: &Flood, name: &str, sequence: u16, lifetime_units: u16) -> io:
             while received.load(Ordering::Relaxed) < total
                 && last.elapsed() < Duration::from_secs(2)
             {
-                match rx.recv_from(&mut buf) {
-                    Ok((n, _)) => {
-                        if let Some((status, seq)) = parse_ba(&buf[..n]) {
-                            if seq == sequence {
-                                received.fetch_add(1, Ordering::Relaxed);
-                                if status < 128 {
-                                    accepted.fetch_add(1, Ordering::Relaxed);
-                                }
-                                last = Instant::now();
-                                last_ba = last;
-                            }
-                        }
+                // A timeout (Err) falls through: the loop condition decides.
+                let Ok((n, _)) = rx.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Some((status, seq)) = parse_ba(&buf[..n]) else {
+                    continue;
+                };
+                if seq == sequence {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    if status < 128 {
+                        accepted.fetch_add(1, Ordering::Relaxed);
                     }
-                    // A timeout: the loop condition decides whether to wait on.
-                    Err(_) => {}
+                    last = Instant::now();
+                    last_ba = last;
                 }
             }
             last_ba
