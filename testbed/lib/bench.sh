@@ -142,13 +142,14 @@ cmd_bench_datapath() {
   else
     M6_BENCH_SAMPLES=${M6_BENCH_SAMPLES:-5000} M6_BENCH_SECS=${M6_BENCH_SECS:-10} mns=${M6_BENCH_MNS:-5000}
   fi
+  # shellcheck disable=SC2034 # read by cmd_up (testbed/run)
   M6_RA=1
   cmd_up
   dir=$(m6_run_dir)
   rm -rf "$dir"
   mkdir -p "$dir"
   # From here on, whatever fails, the testbed comes down.
-  trap 'bench_servers_stop; for n in mn client ha1; do mip6d_stop $n; done; M6_QUIET=1 cmd_down' EXIT
+  trap 'bench_servers_stop; mip6d_stop mn; mip6d_stop client; mip6d_stop ha1; M6_QUIET=1 cmd_down' EXIT
   M6_HOA=$(m6_state_get M6_MN_HOME_ADDR)
   ha=$(m6_state_get M6_HA1_ADDR)
   cn=$(m6_state_get M6_CLIENT_ADDR)
@@ -211,7 +212,7 @@ cmd_bench_datapath() {
   bench_table "$dir"
   [ "$M6_BENCH_PERF" = 1 ] && echo && echo "profiles: $dir/perf-*.txt"
   trap - EXIT
-  for n in ha1; do mip6d_stop $n; done
+  mip6d_stop ha1
   M6_QUIET=1 cmd_down
   # Every number must be there: a smoke run that measured nothing fails.
   python3 - "$dir" <<'EOF'
