@@ -408,8 +408,13 @@ impl HaUserPath {
     fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr) {
         // The set holds the home address only: a new care-of address just changes the
         // map the queue reads.
-        self.routes.insert(hoa, (local, remote));
-        tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
+        // Every refresh repeats the action: only a new or changed route is worth a line
+        // at info level (formatting and writing it cost more than the refresh itself).
+        if self.routes.insert(hoa, (local, remote)) == Some((local, remote)) {
+            tracing::debug!("route {hoa} -> tunnel {local} -> {remote} (unchanged)");
+        } else {
+            tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
+        }
         if self.home.contains(&hoa) {
             return;
         }

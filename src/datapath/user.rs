@@ -533,7 +533,7 @@ impl CnUserPath {
 
 /// Binds netfilter queue `q`, non-blocking, for the event loop.
 pub(crate) fn bind_queue(q: u16) -> Result<NfQueue, String> {
-    let nq = NfQueue::bind(q).map_err(|e| {
+    let mut nq = NfQueue::bind(q).map_err(|e| {
         format!(
             "cannot bind netfilter queue {q}: {e} (another process holds it, or no CAP_NET_ADMIN)"
         )

@@ -6,10 +6,11 @@
 
 M6_DATAPATH=${M6_DATAPATH:-user}
 
-# The binary NAME: $M6_MIP6D / $M6_MIP6CTL, else the newest build in target/.
+# The binary NAME: $M6_MIP6D / $M6_MIP6CTL / $M6_NETBENCH (m6-netbench), else the build in
+# target/ (release first).
 m6_bin() {
   local name=$1 var d
-  var="M6_$(m6_upper "$name")"
+  var="M6_$(m6_upper "${name#m6-}")"
   if [ -n "${!var:-}" ]; then
     echo "${!var}"
     return
