@@ -816,13 +816,11 @@ impl Machine for MnUserPath {
         while let Some(a) = self.cn.poll_action() {
             match a {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
-                Action::BindingInstalled {
-                    local, hoa, coa, ..
-                } => self.ro_rules.binding_installed(local, hoa, coa),
-                Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa)
+                other => {
+                    if !self.ro_rules.on_action(&other, ctx.registry) {
+                        tracing::debug!("correspondent node: ignoring {other:?}")
+                    }
                 }
-                other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }
         }
         self.sync_kernel(ctx.registry);

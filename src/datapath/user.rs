@@ -31,6 +31,7 @@
 
 use super::rewrite;
 use super::sets::{self, AddrSet};
+use super::{Binding, BindingKey as DataPathKey, DataPath};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::{EntryId, Registry};
 use crate::proto::binding_cache::BindingKey;
@@ -260,6 +261,63 @@ impl RoRules {
                 tracing::warn!("ip set {}: removing {hoa}: {e}", self.set.name());
             }
         }
+    }
+}
+
+impl RoRules {
+    /// Applies a correspondent binding action through the [`DataPath`] interface;
+    /// `false` when `a` is not one (the caller handles or ignores it).
+    pub fn on_action(&mut self, a: &Action, registry: &mut Registry) -> bool {
+        let r = match *a {
+            Action::BindingInstalled {
+                local, hoa, coa, ..
+            } => self.install(&Binding::Correspondent { local, hoa, coa }, registry),
+            Action::BindingRemoved { local, hoa, .. } => {
+                self.remove(&DataPathKey::Correspondent { local, hoa }, registry)
+            }
+            _ => return false,
+        };
+        if let Err(e) = r {
+            tracing::error!("route optimisation: {e}");
+        }
+        true
+    }
+}
+
+/// The correspondent part's bindings on the user data path.
+impl DataPath for RoRules {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+
+    fn install(&mut self, b: &Binding, _registry: &mut Registry) -> io::Result<()> {
+        match *b {
+            Binding::Correspondent { local, hoa, coa } => {
+                self.binding_installed(local, hoa, coa);
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("route optimisation rules do not hold {b:?}"),
+            )),
+        }
+    }
+
+    fn remove(&mut self, key: &DataPathKey, _registry: &mut Registry) -> io::Result<()> {
+        if let DataPathKey::Correspondent { local, hoa } = *key {
+            self.binding_removed(local, hoa);
+        }
+        Ok(())
+    }
+
+    /// The set goes with the registry (recorded when it was created); this only forgets
+    /// the bindings.
+    fn cleanup(&mut self, _registry: &mut Registry) -> Vec<io::Error> {
+        let keys: Vec<BindingKey> = self.bound.keys().copied().collect();
+        for k in keys {
+            self.binding_removed(k.local, k.hoa);
+        }
+        Vec::new()
     }
 }
 
@@ -654,13 +712,11 @@ impl Machine for CnUserPath {
         while let Some(a) = self.cn.poll_action() {
             match a {
                 Action::Send(t) => self.send(&t, ctx),
-                Action::BindingInstalled {
-                    local, hoa, coa, ..
-                } => self.ro_rules.binding_installed(local, hoa, coa),
-                Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa)
+                other => {
+                    if !self.ro_rules.on_action(&other, ctx.registry) {
+                        tracing::debug!("correspondent node: ignoring {other:?}")
+                    }
                 }
-                other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }
         }
     }

@@ -236,10 +236,13 @@ cmd_mipv6() {
     left=$( { ip netns exec "$(m6_ns ha1)" ip6tables-save; ip netns exec "$(m6_ns ha1)" ipset save; } | grep -c "$M6_HOA" || true)
     left+=" $(ip -n "$(m6_ns ha1)" -6 neigh show proxy | grep -c "$M6_HOA" || true)"
     left+=" $(ip -n "$(m6_ns ha1)" -6 route show table all | grep -c "$M6_HOA" || true)"
-    [ "$left" = "0 0 0" ] && r=1
+    # Both care-of addresses the MN used (foreign1, then foreign2) are no longer tunnel
+    # endpoints.
+    left+=" $(ip netns exec "$(m6_ns ha1)" ipset save mip6d-coa | grep -c '^add ' || true)"
+    [ "$left" = "0 0 0 0" ] && r=1
   fi
   m6_check 5 "MN back home deregisters; ha1 removes its tunnel rules, routes and proxy entry" $r \
-    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA: ${left:-?}"
+    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA, tunnel endpoints: ${left:-?}"
 
   # 6. SIGTERM leaves nothing behind.
   r=1
