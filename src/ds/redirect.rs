@@ -177,6 +177,7 @@ enum Stage {
         care_index: u16,
     },
     Bound,
+    Released,
     Failed,
 }
 
@@ -392,6 +393,45 @@ impl Binder {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         matches!(self.stage, Stage::CareOfTest | Stage::Ack { .. }).then_some(self.next)
+    }
+
+    /// Once the connection is over: the Binding Update that deletes the client's binding
+    /// (§5.2.6: from the DSA itself, lifetime zero, authorised by the home token alone;
+    /// no acknowledgement asked), so the client's next connection to the DSA goes to the
+    /// contact node again. Its sequence number is one past the binding's; the client
+    /// keeps it while the nonces are valid (§5.2.8), so whoever binds next for this
+    /// client must go past [`Binder::sequence`] + 1. `None` unless bound. The home
+    /// token must still be usable (`MAX_TOKEN_LIFETIME`); otherwise the binding just
+    /// expires ([`LIFETIME`]).
+    pub fn release(&mut self) -> Option<Transmit> {
+        if !self.is_bound() {
+            return None;
+        }
+        self.sequence = self.sequence.wrapping_add(1);
+        self.stage = Stage::Released;
+        let kbm = rr::kbm(&self.home.token, None);
+        let repr = MhRepr {
+            message: Message::BindingUpdate {
+                sequence: self.sequence,
+                flags: BuFlags::default(),
+                lifetime_units: 0,
+            },
+            options: vec![
+                MobilityOption::NonceIndices {
+                    home: self.home.nonce_index,
+                    care_of: 0,
+                },
+                MobilityOption::BindingAuthData([0; 12]),
+            ],
+        };
+        Some(mn_transmit(
+            self.dsa,
+            self.cn,
+            None,
+            None,
+            repr,
+            Some((&kbm, self.dsa)),
+        ))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<BinderAction> {
