@@ -22,41 +22,28 @@ mod testbed;
 #[path = "daemon_support/mod.rs"]
 mod daemon_support;
 
-#[path = "support/handoff_ctl.rs"]
-mod handoff_ctl;
-
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use daemon_support::{mip6ctl_json, wait_for, Daemon};
-use handoff_ctl::{tcp_counters, Control};
 use mip6d::config::model::HandoffDrain;
-use mip6d::daemon::registry::Registry;
-use mip6d::datapath::conn_binding::{ConnBinding, In};
-use mip6d::datapath::mn_user;
-use mip6d::ds::conn_state::HomeKeygen;
-use mip6d::ds::drain::Drain;
-use mip6d::ds::handoff::{Acceptor, AcceptorAction, Donor, DonorAction, Outcome, Timeouts};
-use mip6d::ds::phases::Phases;
-use mip6d::ds::redirect::{Binder, BinderAction, HomeTest};
-use mip6d::proto::event::Transmit;
-use mip6d::sys::nfqueue::{NfQueue, Verdict};
-use mip6d::sys::raw::{RawSocket, IPPROTO_RAW};
+use mip6d::crypto::auth::SharedKey;
+use mip6d::ds::handoff::{Outcome, Timeouts};
+use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
+use mip6d::dsnode::donor::{hand_off, Contact, DonorConfig, DonorReport};
 use mip6d::sys::{netlock::NetLock, netns, tcp_repair};
-use testbed::{ip_netns, require, Testbed, Tool};
+use testbed::{require, tcp_counters, Testbed, Tool};
 
 const PORT: u16 = 8000;
 const CONTROL_PORT: u16 = 7780;
 const REQUEST_LEN: usize = 777;
 const UPLOAD_LEN: usize = 100_000;
 const QUEUE: u16 = 7700;
-const IPPROTO_MH: i32 = 135;
 
 fn byte(i: usize) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 11) as u8
@@ -79,11 +66,6 @@ fn v6(a: SocketAddr) -> SocketAddrV6 {
     }
 }
 
-fn send_mh(raw: &RawSocket, t: &Transmit) {
-    let (pkt, to) = mn_user::build_packet(t).expect("a Mobility Header we can build");
-    raw.send_to(&pkt, to).expect("send a Mobility Header");
-}
-
 /// What the testbed gives the scenario.
 #[derive(Clone)]
 struct Nodes {
@@ -96,321 +78,95 @@ struct Nodes {
     ns_client: String,
 }
 
-/// What the donor saw.
-#[derive(Debug)]
-struct DonorReport {
-    state_bytes: usize,
-    phases: Phases,
-    outcome: Outcome,
-    home_test: Duration,
+fn key() -> SharedKey {
+    SharedKey::from_bytes(b"ds_handoff_e2e shared key, 32+ bytes").unwrap()
 }
 
-/// sn1: accepts the client, serves the first half, hands off.
-fn donor(n: Nodes, total: usize, drain: HandoffDrain, ready: mpsc::Sender<()>) -> DonorReport {
+/// sn1: for each of `runs` clients, serves the first half and hands off.
+fn donor(n: Nodes, runs: usize, total: usize, ready: mpsc::Sender<()>) -> Vec<DonorReport> {
     netns::enter(&n.ns_sn1).unwrap();
     let mut lock = NetLock::install("hof_lock").expect("install the network lock");
     let listener = TcpListener::bind(SocketAddrV6::new(n.dsa, PORT, 0, 0)).unwrap();
     ready.send(()).unwrap();
-    let (mut s, _) = listener.accept().unwrap();
-    let t = Instant::now();
-    while tcp_repair::unread_bytes(s.as_fd()).unwrap() < REQUEST_LEN as u32 {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "request never arrived"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-    s.write_all(&stream(0..total / 2, 0)).unwrap();
-    let (local, peer) = (v6(s.local_addr().unwrap()), v6(s.peer_addr().unwrap()));
-
-    // The home test for the DSA, through the tunnel (independent of the freeze).
-    let started = Instant::now();
-    let home = home_test(&n, *peer.ip());
-    let home_test = started.elapsed();
-
-    let mut d = Drain::new(drain, Duration::from_secs(3));
-    tcp_repair::drain(s.as_fd(), &mut d, Duration::from_micros(200)).unwrap();
-    let t = Instant::now();
-    lock.lock(&local, &peer).unwrap();
-    tcp_repair::freeze(s.as_fd()).unwrap();
-    let mut state = tcp_repair::extract(s.as_fd()).unwrap();
-    drop(s);
-    let extraction = t.elapsed();
-    // The contact never bound the DSA at this client: no sequence number to exceed.
-    state.bu_sequence = None;
-    state.home_keygen = Some(home);
-    let state_bytes = state.encoded_len();
-
-    let mut c = TcpStream::connect(SocketAddrV6::new(n.sn2, CONTROL_PORT, 0, 0)).unwrap();
-    c.set_nodelay(true).unwrap();
-    let mut ctl = Control::new(1);
-    let app = ((total / 2) as u64).to_be_bytes().to_vec();
-    let (mut donor, mut pending) =
-        Donor::start(1, state, app, extraction, Timeouts::default(), Instant::now());
-    loop {
-        let mut outcome = None;
-        for a in std::mem::take(&mut pending) {
-            match a {
-                DonorAction::Send(m) => ctl.send(&mut c, &m),
-                DonorAction::Unlock => lock.unlock(&local, &peer).unwrap(),
-                DonorAction::RollBack(_) => panic!("the donor rolled back"),
-                DonorAction::Finished(o) => outcome = Some(o),
-            }
+    let cfg = DonorConfig {
+        contact: Contact {
+            dsa: n.dsa,
+            home_agent: n.ha,
+            care_of: n.sn1,
+        },
+        node_id: 1,
+        key: key(),
+        drain: HandoffDrain::Off,
+        drain_bound: Duration::from_secs(1),
+        timeouts: Timeouts::default(),
+    };
+    let mut reports = vec![];
+    for run in 0..runs {
+        let (mut s, _) = listener.accept().unwrap();
+        let t = Instant::now();
+        while tcp_repair::unread_bytes(s.as_fd()).unwrap() < REQUEST_LEN as u32 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "request never arrived"
+            );
+            thread::sleep(Duration::from_millis(1));
         }
-        if let Some(outcome) = outcome {
-            let _ = lock.remove();
-            return DonorReport {
-                state_bytes,
-                phases: *donor.phases(),
-                outcome,
-                home_test,
-            };
-        }
-        let deadline = donor.poll_timeout().expect("a deadline while unfinished");
-        c.set_read_timeout(Some(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1)),
-        ))
-        .unwrap();
-        pending = match ctl.try_recv(&mut c) {
-            Some(m) => donor.handle(&m, Instant::now()),
-            None => donor.handle_timeout(Instant::now()),
-        };
+        s.write_all(&stream(0..total / 2, run)).unwrap();
+        let to = SocketAddrV6::new(n.sn2, CONTROL_PORT, 0, 0);
+        let app = ((total / 2) as u64).to_be_bytes().to_vec();
+        let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock).expect("handoff");
+        assert!(back.is_none(), "rolled back: {r:?}");
+        reports.push(r);
     }
+    let _ = lock.remove();
+    reports
 }
 
-/// The contact's home test: the HoTI leaves through the tunnel, the HoT comes back
-/// through it and the contact's mip6d delivers it to the DSA, where this socket waits.
-fn home_test(n: &Nodes, client: Ipv6Addr) -> HomeKeygen {
-    let out = RawSocket::new(IPPROTO_RAW).unwrap();
-    let mh = RawSocket::new(IPPROTO_MH).unwrap();
-    let (mut ht, hoti) = HomeTest::start(n.dsa, client, (n.sn1, n.ha), [7; 8], Instant::now());
-    send_mh(&out, &hoti);
-    let mut buf = [0u8; 1500];
-    loop {
-        let wait = ht
-            .poll_timeout()
-            .map_or(Duration::from_millis(1), |t| {
-                t.saturating_duration_since(Instant::now())
-            })
-            .max(Duration::from_millis(1));
-        mh.set_read_timeout(Some(wait)).unwrap();
-        match mh.recv_from(&mut buf) {
-            Ok((len, src)) => {
-                if let Some(token) = ht.handle_mh(src, &buf[..len]) {
-                    return token;
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("home test socket: {e}"),
-        }
-        match ht.handle_timeout(Instant::now()) {
-            Ok(Some(t)) => send_mh(&out, &t),
-            Ok(None) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-/// The acceptor's per-connection data path: two queue readers until `stop`.
-struct ConnPath {
-    stop: Arc<AtomicBool>,
-    threads: Vec<thread::JoinHandle<()>>,
-    registry: Registry,
-}
-
-impl ConnPath {
-    fn start(b: ConnBinding, mh: mpsc::Sender<Vec<u8>>) -> ConnPath {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut rx = NfQueue::bind(QUEUE).expect("bind the receive queue");
-        let mut tx = NfQueue::bind(QUEUE + 1).expect("bind the send queue");
-        for q in [&rx, &tx] {
-            q.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-            // A full socket buffer loses the queued packet's message, and the packet
-            // waits for a verdict that never comes.
-            q.set_recv_buffer(4 << 20).unwrap();
-        }
-        let mut registry = Registry::new();
-        for r in b.rules(QUEUE) {
-            r.install(&mut registry).expect("install a rule");
-        }
-        let s1 = stop.clone();
-        let rx_thread = thread::spawn(move || {
-            while !s1.load(Ordering::Relaxed) {
-                let Ok(p) = rx.recv() else { continue };
-                let v = b.incoming(&p.payload);
-                if v == In::Drop {
-                    eprintln!("conn path: dropped {} bytes in", p.payload.len());
-                }
-                let r = match v {
-                    In::Mobility => {
-                        let _ = mh.send(p.payload.clone());
-                        rx.verdict(p.id, Verdict::Drop, None)
-                    }
-                    In::Accept(buf) => rx.verdict(p.id, Verdict::Accept, Some(&buf)),
-                    In::Drop => rx.verdict(p.id, Verdict::Drop, None),
-                };
-                r.expect("verdict");
-            }
-        });
-        let s2 = stop.clone();
-        let tx_thread = thread::spawn(move || {
-            while !s2.load(Ordering::Relaxed) {
-                let Ok(p) = tx.recv() else { continue };
-                let r = match b.outgoing(&p.payload) {
-                    Some(buf) => tx.verdict(p.id, Verdict::Accept, Some(&buf)),
-                    None => {
-                        eprintln!("conn path: dropped {} bytes out", p.payload.len());
-                        tx.verdict(p.id, Verdict::Drop, None)
-                    }
-                };
-                r.expect("verdict");
-            }
-        });
-        ConnPath {
-            stop,
-            threads: vec![rx_thread, tx_thread],
-            registry,
-        }
-    }
-}
-
-impl Drop for ConnPath {
-    fn drop(&mut self) {
-        // Rules first: a queue without a reader drops.
-        self.registry.undo_all();
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// What the acceptor read and measured.
+/// What the acceptor read and measured, per run.
 struct AcceptorReport {
     request: Vec<u8>,
     upload: Vec<u8>,
-    phases: Phases,
     sequence: u16,
+    rewritten: (u64, u64),
 }
 
-/// sn2: takes the connection, redirects the client, serves the second half.
-fn acceptor(n: Nodes, total: usize, ready: mpsc::Sender<()>) -> AcceptorReport {
+/// sn2: takes each connection, serves the second half, reads the rest.
+fn acceptor(n: Nodes, runs: usize, total: usize, ready: mpsc::Sender<()>) -> Vec<AcceptorReport> {
     netns::enter(&n.ns_sn2).unwrap();
     let control = TcpListener::bind(SocketAddrV6::new(n.sn2, CONTROL_PORT, 0, 0)).unwrap();
     ready.send(()).unwrap();
-    let (mut c, _) = control.accept().unwrap();
-    c.set_nodelay(true).unwrap();
-    let mut ctl = Control::new(2);
-    let offer = ctl.recv(&mut c);
-    let (mut acc, app, mut pending) = Acceptor::start(1, offer, Timeouts::default()).unwrap();
-    assert_eq!(app, ((total / 2) as u64).to_be_bytes());
-    let raw = RawSocket::new(IPPROTO_RAW).unwrap();
-    let mut sock: Option<OwnedFd> = None;
-    let mut tail = Vec::new();
-    let mut state = None;
-    let mut path = None;
-    let mut sequence = 0;
-    let s = loop {
-        let mut done = None;
-        for a in std::mem::take(&mut pending) {
-            match a {
-                AcceptorAction::Restore(st) => {
-                    let t = Instant::now();
-                    let fd = tcp_repair::restore(&st).unwrap();
-                    tail = st.send_queue_split().1.to_vec();
-                    sock = Some(fd);
-                    state = Some(st);
-                    pending.extend(acc.restored(Ok(t.elapsed()), Instant::now()));
-                }
-                AcceptorAction::Send(m) => ctl.send(&mut c, &m),
-                AcceptorAction::Redirect => {
-                    let st = state.as_ref().expect("restored first");
-                    let home = st.home_keygen.expect("the contact's home keygen token");
-                    let (tx, rx) = mpsc::channel();
-                    let b = ConnBinding {
-                        local: st.local,
-                        peer: st.peer,
-                        coa: n.sn2,
-                    };
-                    path = Some(ConnPath::start(b, tx));
-                    let (mut binder, acts) = Binder::start(
-                        n.dsa,
-                        n.sn2,
-                        *st.peer.ip(),
-                        home,
-                        st.bu_sequence,
-                        0x4000,
-                        [9; 8],
-                        Instant::now(),
-                    );
-                    let mut acts = acts;
-                    let times = loop {
-                        let mut bound = None;
-                        for a in std::mem::take(&mut acts) {
-                            match a {
-                                BinderAction::Send(t) => send_mh(&raw, &t),
-                                BinderAction::Bound { sequence: q, times } => {
-                                    sequence = q;
-                                    bound = Some(times);
-                                }
-                                BinderAction::Failed(e) => panic!("redirect: {e}"),
-                            }
-                        }
-                        if let Some(t) = bound {
-                            break t;
-                        }
-                        let wait = binder
-                            .poll_timeout()
-                            .map_or(Duration::from_millis(1), |t| {
-                                t.saturating_duration_since(Instant::now())
-                            });
-                        acts = match rx.recv_timeout(wait) {
-                            Ok(pkt) => binder.handle_packet(&pkt, Instant::now()),
-                            Err(_) => binder.handle_timeout(Instant::now()),
-                        };
-                    };
-                    pending.extend(acc.redirected(times));
-                }
-                AcceptorAction::Activate => {
-                    let t = Instant::now();
-                    tcp_repair::activate(sock.as_ref().unwrap().as_fd(), &tail).unwrap();
-                    pending.extend(acc.activated(t.elapsed()));
-                }
-                AcceptorAction::Discard => panic!("acceptor discarded the connection"),
-                AcceptorAction::Finished(o) => {
-                    assert_eq!(o, Outcome::Completed);
-                    done = Some(TcpStream::from(sock.take().unwrap()));
-                }
-            }
-        }
-        if let Some(s) = done {
-            break s;
-        }
-        if pending.is_empty() {
-            let m = ctl.recv(&mut c);
-            pending = acc.handle(&m, Instant::now());
-        }
+    let cfg = AcceptorConfig {
+        dsa: n.dsa,
+        care_of: n.sn2,
+        node_id: 2,
+        key: key(),
+        timeouts: Timeouts::default(),
+        queue: QUEUE,
+        ports: vec![PORT],
     };
-    let mut s = s;
-    s.write_all(&stream(total / 2..total, 0)).unwrap();
-    let mut request = vec![0; REQUEST_LEN];
-    s.read_exact(&mut request).unwrap();
-    let mut upload = Vec::new();
-    s.read_to_end(&mut upload).unwrap();
-    drop(s);
-    drop(path);
-    AcceptorReport {
-        request,
-        upload,
-        phases: *acc.phases(),
-        sequence,
+    let mut sequences = Sequences::default();
+    let mut reports = vec![];
+    for run in 0..runs {
+        let mut a = accept_one(&control, &cfg, &sequences).expect("accept a handoff");
+        assert_eq!(a.app, ((total / 2) as u64).to_be_bytes());
+        assert_eq!(a.from_node, 1);
+        a.stream.write_all(&stream(total / 2..total, run)).unwrap();
+        let mut request = vec![0; REQUEST_LEN];
+        a.stream.read_exact(&mut request).unwrap();
+        let mut upload = Vec::new();
+        a.stream.read_to_end(&mut upload).unwrap();
+        let (sequence, rewritten) = (a.sequence, a.rewritten());
+        let client = *v6(a.stream.peer_addr().unwrap()).ip();
+        let held = a.finish();
+        sequences.record(client, held);
+        reports.push(AcceptorReport {
+            request,
+            upload,
+            sequence,
+            rewritten,
+        });
     }
+    reports
 }
 
 fn start_daemon(tb: &Testbed, node: &str, conf: &str) -> Daemon {
@@ -446,11 +202,8 @@ fn stop(mut d: Daemon) {
     }
 }
 
-fn scenario(tag: &str, total: usize, drain: HandoffDrain) {
-    require(
-        "ds_handoff_e2e",
-        &[Tool::Ip, Tool::Ip6tables, Tool::Ipset],
-    );
+fn scenario(tag: &str, runs: usize, total: usize) {
+    require("ds_handoff_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
     assert!(
         Command::new("nft")
             .arg("--version")
@@ -472,28 +225,28 @@ fn scenario(tag: &str, total: usize, drain: HandoffDrain) {
     // Address option: what leaves from the DSA must be sized for that before the socket
     // is rebuilt. A policy rule, not a plain host route: the rewritten segment (from sn2)
     // is routed again and must see the link's full MTU.
-    tb.sh(
-        "sn2",
-        &["ip", "addr", "add", &format!("{}/128", n.dsa), "dev", "lo", "nodad"],
-    );
-    tb.sh(
-        "sn2",
-        &["ip", "-6", "rule", "add", "from", &n.dsa.to_string(), "lookup", "4242"],
-    );
+    let dsa = n.dsa.to_string();
+    let gw = tb.addr("M6_ROUTER_SN2NET_ADDR").to_string();
     tb.sh(
         "sn2",
         &[
             "ip",
-            "-6",
-            "route",
+            "addr",
             "add",
-            "default",
-            "via",
-            &tb.addr("M6_ROUTER_SN2NET_ADDR").to_string(),
-            "mtu",
-            "1476",
-            "table",
-            "4242",
+            &format!("{dsa}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    tb.sh(
+        "sn2",
+        &["ip", "-6", "rule", "add", "from", &dsa, "lookup", "4242"],
+    );
+    tb.sh(
+        "sn2",
+        &[
+            "ip", "-6", "route", "add", "default", "via", &gw, "mtu", "1476", "table", "4242",
         ],
     );
     let ha = start_daemon(&tb, "ha1", "ha1.conf");
@@ -501,19 +254,17 @@ fn scenario(tag: &str, total: usize, drain: HandoffDrain) {
     let contact = start_daemon(&tb, "sn1", "contact.conf");
     wait_for("ha1 to register the DSA for sn1", || {
         let bc = mip6ctl_json(&ha.socket, "bc");
-        bc.to_string()
-            .contains(&n.sn1.to_string())
-            .then_some(())
+        bc.to_string().contains(&n.sn1.to_string()).then_some(())
     });
 
     let (ready_tx, ready_rx) = mpsc::channel();
     let donor_t = {
         let (n, r) = (n.clone(), ready_tx.clone());
-        thread::spawn(move || donor(n, total, drain, r))
+        thread::spawn(move || donor(n, runs, total, r))
     };
     let acceptor_t = {
         let (n, r) = (n.clone(), ready_tx.clone());
-        thread::spawn(move || acceptor(n, total, r))
+        thread::spawn(move || acceptor(n, runs, total, r))
     };
     for _ in 0..2 {
         ready_rx
@@ -522,60 +273,61 @@ fn scenario(tag: &str, total: usize, drain: HandoffDrain) {
     }
     let client_t = {
         let n = n.clone();
+        let cn_socket = cn.socket.clone();
         thread::spawn(move || {
             netns::enter(&n.ns_client).unwrap();
-            let mut s = TcpStream::connect(SocketAddrV6::new(n.dsa, PORT, 0, 0)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            s.write_all(&stream(0..REQUEST_LEN, 1)).unwrap();
-            let mut got = vec![0; total];
-            let (mut off, mut last, mut gap) = (0, Instant::now(), Duration::ZERO);
-            while off < total {
-                let k = s.read(&mut got[off..]).expect("download");
-                assert!(k > 0, "end of stream after {off} bytes");
-                off += k;
-                gap = gap.max(last.elapsed());
-                last = Instant::now();
+            let mut out = vec![];
+            for run in 0..runs {
+                // The previous acceptor deleted its binding: this connection reaches
+                // the contact node again.
+                wait_for("the client's binding to go", || {
+                    let bc = mip6ctl_json(&cn_socket, "bc").to_string();
+                    (!bc.contains(&n.sn2.to_string())).then_some(())
+                });
+                let mut s = TcpStream::connect(SocketAddrV6::new(n.dsa, PORT, 0, 0)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                s.write_all(&stream(0..REQUEST_LEN, 1)).unwrap();
+                let mut got = vec![0; total];
+                let (mut off, mut last, mut gap) = (0, Instant::now(), Duration::ZERO);
+                while off < total {
+                    let k = s.read(&mut got[off..]).expect("download");
+                    assert!(k > 0, "end of stream after {off} bytes");
+                    off += k;
+                    gap = gap.max(last.elapsed());
+                    last = Instant::now();
+                }
+                // Bound now: the client's mip6d sends to sn2 with a routing header.
+                let bc = mip6ctl_json(&cn_socket, "bc").to_string();
+                s.write_all(&stream(0..UPLOAD_LEN, 2))
+                    .expect("upload after the handoff");
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).expect("clean end of stream");
+                assert!(rest.is_empty());
+                assert_eq!(
+                    sha256(&got),
+                    sha256(&stream(0..total, run)),
+                    "run {run}: download corrupted"
+                );
+                out.push((gap, bc));
             }
-            s.write_all(&stream(0..UPLOAD_LEN, 2))
-                .expect("upload after the handoff");
-            s.shutdown(std::net::Shutdown::Write).unwrap();
-            let mut rest = Vec::new();
-            s.read_to_end(&mut rest).expect("clean end of stream");
-            assert!(rest.is_empty());
-            (got, gap)
+            out
         })
     };
-    if std::env::var_os("HOF_DEBUG").is_some() {
-        thread::sleep(Duration::from_secs(3));
-        for node in ["sn2", "client"] {
-            for cmd in [
-                &["ip6tables-save", "-c"][..],
-                &["ss", "-tni"],
-                &["cat", "/proc/net/netfilter/nfnetlink_queue"],
-                &["nstat", "-az", "Ip6*"],
-            ] {
-                eprintln!("### {node} {cmd:?}\n{}", ip_netns(&tb.ns(node), cmd).unwrap_or_else(|e| e));
-            }
-        }
-    }
     let client = client_t.join();
     if client.is_err() {
         for d in [&ha, &cn, &contact] {
             eprintln!("--- {}:\n{}", d.dir.display(), d.stderr());
         }
     }
-    let (got, gap) = client.expect("client");
-    let d = donor_t.join().expect("donor");
-    let a = acceptor_t.join().expect("acceptor");
+    let client = client.expect("client");
+    let donor = donor_t.join().expect("donor");
+    let acc = acceptor_t.join().expect("acceptor");
     let counters = tcp_counters(&n.ns_client);
-    let bc = mip6ctl_json(&cn.socket, "bc").to_string();
     stop(contact);
     stop(cn);
     stop(ha);
 
-    assert_eq!(sha256(&got), sha256(&stream(0..total, 0)), "download corrupted");
-    assert_eq!(a.request, stream(0..REQUEST_LEN, 1), "request did not travel");
-    assert_eq!(sha256(&a.upload), sha256(&stream(0..UPLOAD_LEN, 2)), "upload corrupted");
     for k in [
         "TcpEstabResets",
         "TcpOutRsts",
@@ -584,26 +336,60 @@ fn scenario(tag: &str, total: usize, drain: HandoffDrain) {
     ] {
         assert_eq!(counters.get(k), Some(&0), "client {k}: {counters:?}");
     }
-    assert_eq!(d.outcome, Outcome::Completed);
-    // The redirect was Mobile IPv6: the client's binding cache maps the DSA to sn2.
+    let routes = tb.sh(
+        "router",
+        &["ip", "-6", "route", "show", &format!("{dsa}/128")],
+    );
     assert!(
-        bc.contains(&n.dsa.to_string()) && bc.contains(&n.sn2.to_string()),
-        "client binding cache: {bc}"
+        routes.trim().is_empty(),
+        "a host route for the DSA: {routes}"
     );
-    let routes = tb.sh("router", &["ip", "-6", "route", "show", &format!("{}/128", n.dsa)]);
-    assert!(routes.trim().is_empty(), "a host route for the DSA: {routes}");
-    eprintln!(
-        "{tag}: state {} B, home test {:.3} ms, BU sequence {}, client's longest pause {:.3} ms\ndonor:\n{}\nacceptor:\n{}",
-        d.state_bytes,
-        d.home_test.as_secs_f64() * 1e3,
-        a.sequence,
-        gap.as_secs_f64() * 1e3,
-        d.phases,
-        a.phases
-    );
+    for run in 0..runs {
+        let (d, a, (gap, bc)) = (&donor[run], &acc[run], &client[run]);
+        assert_eq!(
+            a.request,
+            stream(0..REQUEST_LEN, 1),
+            "request did not travel"
+        );
+        assert_eq!(
+            sha256(&a.upload),
+            sha256(&stream(0..UPLOAD_LEN, 2)),
+            "upload corrupted"
+        );
+        assert_eq!(d.outcome, Outcome::Completed);
+        assert!(d.home_test > Duration::ZERO);
+        // The redirect was Mobile IPv6: the client's binding cache mapped the DSA to sn2,
+        // and sn2 rewrote the connection's packets both ways.
+        assert!(
+            bc.contains(&dsa) && bc.contains(&n.sn2.to_string()),
+            "client binding cache: {bc}"
+        );
+        assert!(a.rewritten.0 > 0 && a.rewritten.1 > 0, "{:?}", a.rewritten);
+        if run > 0 {
+            assert_ne!(
+                a.sequence,
+                acc[run - 1].sequence,
+                "a fresh BU sequence number"
+            );
+        }
+        eprintln!(
+            "{tag} run {run}: state {} B, home test {:.3} ms, BU sequence {}, client's longest pause {:.3} ms, rewritten in/out {:?}\n{}",
+            d.state_bytes,
+            d.home_test.as_secs_f64() * 1e3,
+            a.sequence,
+            gap.as_secs_f64() * 1e3,
+            a.rewritten,
+            d.phases
+        );
+        assert!(
+            d.phases.0.iter().all(|t| t.micros().is_some()),
+            "{}",
+            d.phases
+        );
+    }
 }
 
 #[test]
-fn handoff_redirects_the_client_with_mobile_ipv6() {
-    scenario("m", 1_000_000, HandoffDrain::Off);
+fn handoffs_redirect_the_client_with_mobile_ipv6_and_release_the_binding() {
+    scenario("m", 2, 1_000_000);
 }

@@ -51,11 +51,7 @@ impl ConnBinding {
         let mk = |table, chain, m: &[&str], q| {
             let mut spec: Vec<String> = m.iter().map(|s| s.to_string()).collect();
             nfqueue(&mut spec, q);
-            Rule {
-                table,
-                chain,
-                spec,
-            }
+            Rule { table, chain, spec }
         };
         vec![
             mk(
@@ -68,8 +64,20 @@ impl ConnBinding {
                 "raw",
                 "PREROUTING",
                 &[
-                    "-s", &peer, "-d", &coa, "-p", "tcp", "--sport", &pp, "--dport", &lp, "-m",
-                    "rt", "--rt-type", "2",
+                    "-s",
+                    &peer,
+                    "-d",
+                    &coa,
+                    "-p",
+                    "tcp",
+                    "--sport",
+                    &pp,
+                    "--dport",
+                    &lp,
+                    "-m",
+                    "rt",
+                    "--rt-type",
+                    "2",
                 ],
                 queue,
             ),

@@ -13,9 +13,9 @@
 
 pub mod conn_binding;
 pub mod ha_user;
+pub mod kernel;
 pub mod mn_kernel;
 pub mod mn_user;
-pub mod kernel;
 pub mod probe;
 pub mod rewrite;
 pub mod sets;

@@ -99,8 +99,14 @@ fn split_return_routability_binds_the_dsa_to_the_acceptor() {
     // The connection is over: the binding goes, and the client remembers the number.
     let del = b.release().expect("a deletion");
     assert_eq!((del.src, del.hao), (a(DSA), None));
-    assert!(client_receives(&mut client, &send(&del), now).is_empty(), "no BA asked");
-    assert!(client.binding(&a(CLIENT), &a(DSA)).is_none(), "binding deleted");
+    assert!(
+        client_receives(&mut client, &send(&del), now).is_empty(),
+        "no BA asked"
+    );
+    assert!(
+        client.binding(&a(CLIENT), &a(DSA)).is_none(),
+        "binding deleted"
+    );
     assert!(b.release().is_none());
 }
 
