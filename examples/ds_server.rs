@@ -36,7 +36,7 @@ use mip6d::config::model::HandoffDrain;
 use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::Timeouts;
 use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
-use mip6d::dsnode::donor::{hand_off, Contact, DonorConfig};
+use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
 use serde_json::json;
@@ -161,7 +161,12 @@ fn donor(r: Role) -> Result<(), String> {
     let mut result = Ok(());
     for run in 0..count {
         let mut one = || -> Result<serde_json::Value, String> {
-            let (mut s, _) = listener.accept().map_err(|e| e.to_string())?;
+            let (mut s, peer) = listener.accept().map_err(|e| e.to_string())?;
+            let std::net::IpAddr::V6(client) = peer.ip() else {
+                return Err(format!("{peer}: not IPv6"));
+            };
+            // The home test now, while the connection serves: off the client's pause.
+            let prepared = prepare(&cfg, client).map_err(|e| format!("home test: {e}"))?;
             let t = Instant::now();
             while tcp_repair::unread_bytes(s.as_fd()).map_err(|e| e.to_string())?
                 < REQUEST_LEN as u32
@@ -174,7 +179,7 @@ fn donor(r: Role) -> Result<(), String> {
             s.write_all(&bytes(0..size / 2, run))
                 .map_err(|e| e.to_string())?;
             let app = ((size / 2) as u64).to_be_bytes().to_vec();
-            let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock)
+            let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, Some(prepared))
                 .map_err(|e| format!("handoff: {e}"))?;
             if back.is_some() {
                 return Err(format!("rolled back: {:?}", r.outcome));

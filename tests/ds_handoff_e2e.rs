@@ -114,7 +114,8 @@ fn donor(n: Nodes, runs: usize, total: usize, ready: mpsc::Sender<()>) -> Vec<Do
         s.write_all(&stream(0..total / 2, run)).unwrap();
         let to = SocketAddrV6::new(n.sn2, CONTROL_PORT, 0, 0);
         let app = ((total / 2) as u64).to_be_bytes().to_vec();
-        let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock).expect("handoff");
+        let (r, back) =
+            hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, None).expect("handoff");
         assert!(back.is_none(), "rolled back: {r:?}");
         reports.push(r);
     }
@@ -392,4 +393,52 @@ fn scenario(tag: &str, runs: usize, total: usize) {
 #[test]
 fn handoffs_redirect_the_client_with_mobile_ipv6_and_release_the_binding() {
     scenario("m", 2, 1_000_000);
+}
+
+/// `testbed/run handoff` (the experiment, with `examples/ds_server`) with a small count:
+/// every run intact, no reset, and the phase table printed.
+#[test]
+fn testbed_run_handoff_reports_intact_transfers() {
+    require("ds_handoff_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/ds_server
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("examples/ds_server"))
+        .unwrap();
+    assert!(
+        example.exists(),
+        "{} is missing: build it with `cargo build --examples` (`cargo test --all-targets` does)",
+        example.display()
+    );
+    let prefix = format!("hoft{}", std::process::id() % 100_000);
+    let state = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
+    let out = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/run"))
+        .args([
+            "--prefix", &prefix, "handoff", "--count", "2", "--size", "400000",
+        ])
+        .env("M6_STATE_DIR", &state)
+        .env("M6_QUIET", "1")
+        .env("M6_DS_SERVER", &example)
+        .env("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d"))
+        .env("M6_MIP6CTL", env!("CARGO_BIN_EXE_mip6ctl"))
+        .output()
+        .expect("spawn testbed/run");
+    let text = testbed::text(&out);
+    let _ = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/run"))
+        .args(["--prefix", &prefix, "down"])
+        .env("M6_STATE_DIR", &state)
+        .env("M6_QUIET", "1")
+        .output();
+    let _ = std::fs::remove_dir_all(&state);
+    eprintln!("{text}");
+    assert!(out.status.success(), "testbed/run handoff failed:\n{text}");
+    assert_eq!(
+        text.matches("sha256 intact, request+upload intact").count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains("resets seen by the client: 0"), "{text}");
+    assert!(text.contains("6 binding management"), "{text}");
 }

@@ -115,15 +115,36 @@ pub struct DonorReport {
     pub state_bytes: usize,
     pub send_queue: usize,
     pub recv_queue: usize,
-    /// Time of the home test (before the freeze, outside the seven phases).
+    /// Time of the home test (before the freeze, outside the seven phases; possibly long
+    /// before, see [`prepare`]).
     pub home_test: Duration,
     pub phases: Phases,
     pub outcome: Outcome,
 }
 
+/// The home test's result for one client, obtained ahead of the handoff.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    pub home: HomeKeygen,
+    pub took: Duration,
+}
+
+/// Runs the home test for `client` now (a home keygen token stays usable for
+/// `MAX_TOKEN_LIFETIME`, 210 s): done while the connection still serves, it is off the
+/// client's pause.
+pub fn prepare(cfg: &DonorConfig, client: Ipv6Addr) -> io::Result<Prepared> {
+    let t = Instant::now();
+    let home = home_test(&cfg.contact, client, Duration::from_secs(2))?;
+    Ok(Prepared {
+        home,
+        took: t.elapsed(),
+    })
+}
+
 /// Hands `s` to the acceptor at `to` (its control address and port). `app` travels with
-/// the state (what the application needs to continue). Returns the report and, after a
-/// rollback, the connection rebuilt here.
+/// the state (what the application needs to continue); `prepared` is the home test
+/// already done for this client ([`prepare`]), or it is done now. Returns the report
+/// and, after a rollback, the connection rebuilt here.
 pub fn hand_off(
     s: TcpStream,
     to: SocketAddrV6,
@@ -131,11 +152,16 @@ pub fn hand_off(
     app: Vec<u8>,
     cfg: &DonorConfig,
     lock: &mut NetLock,
+    prepared: Option<Prepared>,
 ) -> io::Result<(DonorReport, Option<TcpStream>)> {
     let (local, peer) = (v6(s.local_addr()?)?, v6(s.peer_addr()?)?);
-    let started = Instant::now();
-    let home = home_test(&cfg.contact, *peer.ip(), Duration::from_secs(2))?;
-    let home_test = started.elapsed();
+    let Prepared {
+        home,
+        took: home_test,
+    } = match prepared {
+        Some(p) => p,
+        None => prepare(cfg, *peer.ip())?,
+    };
     let mut drain = Drain::new(cfg.drain, cfg.drain_bound);
     tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(200)).map_err(other_repair)?;
     // Connect before freezing: the connection's pause should not include a handshake.
