@@ -116,7 +116,7 @@ fn bytes(range: std::ops::Range<usize>, salt: usize) -> Vec<u8> {
     range.map(|i| byte(i, salt)).collect()
 }
 
-fn key(path: &PathBuf) -> Result<SharedKey, String> {
+fn key(path: &std::path::Path) -> Result<SharedKey, String> {
     SharedKey::load(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
