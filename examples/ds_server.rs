@@ -235,6 +235,7 @@ fn acceptor(r: Role) -> Result<(), String> {
         timeouts: Timeouts::default(),
         queue,
         ports: vec![port],
+        contact: false,
     };
     let control = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
     eprintln!("acceptor: listening on {listen}");

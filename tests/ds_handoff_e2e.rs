@@ -144,6 +144,7 @@ fn acceptor(n: Nodes, runs: usize, total: usize, ready: mpsc::Sender<()>) -> Vec
         timeouts: Timeouts::default(),
         queue: QUEUE,
         ports: vec![PORT],
+        contact: false,
     };
     let mut sequences = Sequences::default();
     let mut reports = vec![];
@@ -203,7 +204,30 @@ fn stop(mut d: Daemon) {
     }
 }
 
-fn scenario(tag: &str, runs: usize, total: usize) {
+/// The testbed with the DSA on sn2 and mip6d on ha1, the client and sn1 (contact),
+/// once ha1 holds the DSA's registration. Dropped in reverse order: daemons, then the
+/// testbed.
+struct Setup {
+    daemons: Vec<Daemon>,
+    n: Nodes,
+    tb: Testbed,
+}
+
+impl Setup {
+    fn stop(&mut self) {
+        for d in self.daemons.drain(..).rev() {
+            stop(d);
+        }
+    }
+
+    fn logs(&self) {
+        for d in &self.daemons {
+            eprintln!("--- {}:\n{}", d.dir.display(), d.stderr());
+        }
+    }
+}
+
+fn setup(tag: &str) -> Setup {
     require("ds_handoff_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
     assert!(
         Command::new("nft")
@@ -257,7 +281,18 @@ fn scenario(tag: &str, runs: usize, total: usize) {
         let bc = mip6ctl_json(&ha.socket, "bc");
         bc.to_string().contains(&n.sn1.to_string()).then_some(())
     });
+    Setup {
+        daemons: vec![ha, cn, contact],
+        n,
+        tb,
+    }
+}
 
+fn scenario(tag: &str, runs: usize, total: usize) {
+    let mut su = setup(tag);
+    let n = su.n.clone();
+    let dsa = n.dsa.to_string();
+    let cn_socket = su.daemons[1].socket.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
     let donor_t = {
         let (n, r) = (n.clone(), ready_tx.clone());
@@ -274,7 +309,6 @@ fn scenario(tag: &str, runs: usize, total: usize) {
     }
     let client_t = {
         let n = n.clone();
-        let cn_socket = cn.socket.clone();
         thread::spawn(move || {
             netns::enter(&n.ns_client).unwrap();
             let mut out = vec![];
@@ -317,17 +351,13 @@ fn scenario(tag: &str, runs: usize, total: usize) {
     };
     let client = client_t.join();
     if client.is_err() {
-        for d in [&ha, &cn, &contact] {
-            eprintln!("--- {}:\n{}", d.dir.display(), d.stderr());
-        }
+        su.logs();
     }
     let client = client.expect("client");
     let donor = donor_t.join().expect("donor");
     let acc = acceptor_t.join().expect("acceptor");
     let counters = tcp_counters(&n.ns_client);
-    stop(contact);
-    stop(cn);
-    stop(ha);
+    su.stop();
 
     for k in [
         "TcpEstabResets",
@@ -337,7 +367,7 @@ fn scenario(tag: &str, runs: usize, total: usize) {
     ] {
         assert_eq!(counters.get(k), Some(&0), "client {k}: {counters:?}");
     }
-    let routes = tb.sh(
+    let routes = su.tb.sh(
         "router",
         &["ip", "-6", "route", "show", &format!("{dsa}/128")],
     );
@@ -441,4 +471,176 @@ fn testbed_run_handoff_reports_intact_transfers() {
     );
     assert!(text.contains("resets seen by the client: 0"), "{text}");
     assert!(text.contains("6 binding management"), "{text}");
+}
+
+/// One connection handed sn1 → sn2 → sn1: the way back to the contact node is the
+/// deletion of the client's binding (its traffic then comes through ha1's tunnel again),
+/// with a sequence number past the acceptor's.
+#[test]
+fn a_connection_goes_to_sn2_and_back_to_the_contact_node() {
+    const TOTAL: usize = 1_500_000;
+    let mut su = setup("b");
+    let n = su.n.clone();
+    let cfg_donor = |me: u32, care_of: Ipv6Addr| DonorConfig {
+        contact: Contact {
+            dsa: n.dsa,
+            home_agent: n.ha,
+            care_of,
+        },
+        node_id: me,
+        key: key(),
+        drain: HandoffDrain::Off,
+        drain_bound: Duration::from_secs(1),
+        timeouts: Timeouts::default(),
+    };
+    let cfg_acceptor = |me: u32, care_of: Ipv6Addr, contact: bool| AcceptorConfig {
+        dsa: n.dsa,
+        care_of,
+        node_id: me,
+        key: key(),
+        timeouts: Timeouts::default(),
+        queue: QUEUE,
+        ports: vec![PORT],
+        contact,
+    };
+    let (d1, a1) = (cfg_donor(1, n.sn1), cfg_acceptor(1, n.sn1, true));
+    let (d2, a2) = (cfg_donor(2, n.sn2), cfg_acceptor(2, n.sn2, false));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let sn1 = {
+        let (n, r) = (n.clone(), ready_tx.clone());
+        thread::spawn(move || {
+            netns::enter(&n.ns_sn1).unwrap();
+            let mut lock = NetLock::install("hof_lock").unwrap();
+            let listener = TcpListener::bind(SocketAddrV6::new(n.dsa, PORT, 0, 0)).unwrap();
+            let control = TcpListener::bind(SocketAddrV6::new(n.sn1, CONTROL_PORT, 0, 0)).unwrap();
+            r.send(()).unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            let t = Instant::now();
+            while tcp_repair::unread_bytes(s.as_fd()).unwrap() < REQUEST_LEN as u32 {
+                assert!(
+                    t.elapsed() < Duration::from_secs(5),
+                    "request never arrived"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            s.write_all(&stream(0..TOTAL / 3, 0)).unwrap();
+            let to = SocketAddrV6::new(n.sn2, CONTROL_PORT, 0, 0);
+            let (r1, back) = hand_off(s, to, 1, vec![], &d1, &mut lock, None).unwrap();
+            assert!(back.is_none());
+            let mut a = accept_one(&control, &a1, &Sequences::default()).expect("back home");
+            a.stream
+                .write_all(&stream(2 * TOTAL / 3..TOTAL, 0))
+                .unwrap();
+            let mut request = vec![0; REQUEST_LEN];
+            a.stream.read_exact(&mut request).unwrap();
+            let mut upload = Vec::new();
+            a.stream.read_to_end(&mut upload).unwrap();
+            let (seq, phases) = (a.sequence, a.phases);
+            a.finish();
+            let _ = lock.remove();
+            (r1, seq, phases, request, upload)
+        })
+    };
+    let sn2 = {
+        let (n, r) = (n.clone(), ready_tx.clone());
+        thread::spawn(move || {
+            netns::enter(&n.ns_sn2).unwrap();
+            let mut lock = NetLock::install("hof_lock").unwrap();
+            let control = TcpListener::bind(SocketAddrV6::new(n.sn2, CONTROL_PORT, 0, 0)).unwrap();
+            r.send(()).unwrap();
+            let mut a = accept_one(&control, &a2, &Sequences::default()).expect("accept");
+            a.stream
+                .write_all(&stream(TOTAL / 3..2 * TOTAL / 3, 0))
+                .unwrap();
+            let (seq, rewritten) = (a.sequence, a.rewritten());
+            let (s, prepared, path) = a.into_handoff();
+            assert_eq!(prepared.bu_sequence, Some(seq));
+            let to = SocketAddrV6::new(n.sn1, CONTROL_PORT, 0, 0);
+            let (r2, back) = hand_off(s, to, 1, vec![], &d2, &mut lock, Some(prepared)).unwrap();
+            assert!(back.is_none());
+            drop(path);
+            let _ = lock.remove();
+            (r2, seq, rewritten)
+        })
+    };
+    for _ in 0..2 {
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server nodes ready");
+    }
+    let cn_socket = su.daemons[1].socket.clone();
+    let client = {
+        let n = n.clone();
+        thread::spawn(move || {
+            netns::enter(&n.ns_client).unwrap();
+            let mut s = TcpStream::connect(SocketAddrV6::new(n.dsa, PORT, 0, 0)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(&stream(0..REQUEST_LEN, 1)).unwrap();
+            let mut got = vec![0; TOTAL];
+            let mut off = 0;
+            while off < TOTAL {
+                let k = s.read(&mut got[off..]).expect("download");
+                assert!(k > 0, "end of stream after {off} bytes");
+                off += k;
+            }
+            let bc_after = mip6ctl_json(&cn_socket, "bc").to_string();
+            s.write_all(&stream(0..UPLOAD_LEN, 2)).expect("upload");
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            s.read_to_end(&mut Vec::new()).expect("clean end of stream");
+            (got, bc_after)
+        })
+    };
+    let c = client.join();
+    if c.is_err() {
+        su.logs();
+    }
+    let (got, bc_after) = c.expect("client");
+    let (r1, seq_home, phases_home, request, upload) = sn1.join().expect("sn1");
+    let (r2, seq_sn2, rewritten) = sn2.join().expect("sn2");
+    let counters = tcp_counters(&n.ns_client);
+    su.stop();
+
+    assert_eq!(
+        sha256(&got),
+        sha256(&stream(0..TOTAL, 0)),
+        "download corrupted"
+    );
+    assert_eq!(
+        request,
+        stream(0..REQUEST_LEN, 1),
+        "request did not travel twice"
+    );
+    assert_eq!(
+        sha256(&upload),
+        sha256(&stream(0..UPLOAD_LEN, 2)),
+        "upload corrupted"
+    );
+    for k in [
+        "TcpEstabResets",
+        "TcpOutRsts",
+        "TcpExtPAWSEstab",
+        "TcpExtTCPAbortOnData",
+    ] {
+        assert_eq!(counters.get(k), Some(&0), "client {k}");
+    }
+    assert_eq!(
+        (r1.outcome, r2.outcome),
+        (Outcome::Completed, Outcome::Completed)
+    );
+    assert!(
+        !bc_after.contains(&n.sn2.to_string()),
+        "binding not deleted: {bc_after}"
+    );
+    assert_eq!(
+        seq_home,
+        seq_sn2.wrapping_add(1),
+        "the deletion follows sn2's binding"
+    );
+    // sn2 took the client's segments with a routing header for the DSA: the client had
+    // a binding to sn2 in between.
+    assert!(rewritten.0 > 0 && rewritten.1 > 0, "{rewritten:?}");
+    eprintln!(
+        "A→B→A: state {} B then {} B; back home:\n{}",
+        r1.state_bytes, r2.state_bytes, phases_home
+    );
 }

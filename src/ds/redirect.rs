@@ -168,6 +168,30 @@ impl HomeTest {
     }
 }
 
+/// The Binding Update that deletes `cn`'s binding for the DSA (RFC 6275 §5.2.6): from the
+/// DSA itself, lifetime zero, no acknowledgement asked, authorised by the home keygen
+/// token alone. What the contact node sends when a connection comes back to it (its
+/// traffic then flows through the home agent's tunnel again), and what
+/// [`Binder::release`] sends when the connection ends.
+pub fn unbind(dsa: Ipv6Addr, cn: Ipv6Addr, home: &HomeKeygen, sequence: u16) -> Transmit {
+    let kbm = rr::kbm(&home.token, None);
+    let repr = MhRepr {
+        message: Message::BindingUpdate {
+            sequence,
+            flags: BuFlags::default(),
+            lifetime_units: 0,
+        },
+        options: vec![
+            MobilityOption::NonceIndices {
+                home: home.nonce_index,
+                care_of: 0,
+            },
+            MobilityOption::BindingAuthData([0; 12]),
+        ],
+    };
+    mn_transmit(dsa, cn, None, None, repr, Some((&kbm, dsa)))
+}
+
 #[derive(Debug)]
 enum Stage {
     CareOfTest,
@@ -409,29 +433,13 @@ impl Binder {
         }
         self.sequence = self.sequence.wrapping_add(1);
         self.stage = Stage::Released;
-        let kbm = rr::kbm(&self.home.token, None);
-        let repr = MhRepr {
-            message: Message::BindingUpdate {
-                sequence: self.sequence,
-                flags: BuFlags::default(),
-                lifetime_units: 0,
-            },
-            options: vec![
-                MobilityOption::NonceIndices {
-                    home: self.home.nonce_index,
-                    care_of: 0,
-                },
-                MobilityOption::BindingAuthData([0; 12]),
-            ],
-        };
-        Some(mn_transmit(
-            self.dsa,
-            self.cn,
-            None,
-            None,
-            repr,
-            Some((&kbm, self.dsa)),
-        ))
+        Some(unbind(self.dsa, self.cn, &self.home, self.sequence))
+    }
+
+    /// The home keygen token the binding was made with (it travels on if the
+    /// connection is handed on).
+    pub fn home(&self) -> HomeKeygen {
+        self.home
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<BinderAction> {

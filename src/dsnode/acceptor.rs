@@ -14,15 +14,18 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::channel::Channel;
 use super::conn_path::ConnPath;
-use super::donor::send_mh;
+use super::donor::{send_mh, Prepared};
 use super::other;
 use crate::crypto::auth::SharedKey;
 use crate::crypto::rr;
 use crate::datapath::conn_binding::ConnBinding;
-use crate::ds::conn_state::{ConnState, Limits};
-use crate::ds::handoff::{Acceptor, AcceptorAction, Message, Outcome, RejectReason, Timeouts};
+use crate::ds::conn_state::{ConnState, HomeKeygen, Limits};
+use crate::ds::handoff::{
+    Acceptor, AcceptorAction, Message, Outcome, RedirectTimes, RejectReason, Timeouts,
+};
+use crate::ds::phases::PhaseTime;
 use crate::ds::phases::Phases;
-use crate::ds::redirect::{Binder, BinderAction};
+use crate::ds::redirect::{unbind, Binder, BinderAction};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::sys::tcp_repair;
 
@@ -39,6 +42,10 @@ pub struct AcceptorConfig {
     pub queue: u16,
     /// The DSA's service ports taken here; an Offer for another is rejected.
     pub ports: Vec<u16>,
+    /// This node holds the DSA's home registration: a connection coming here is
+    /// redirected by deleting the client's binding (its traffic then comes through the
+    /// home agent's tunnel), not by a binding of its own.
+    pub contact: bool,
 }
 
 /// A connection taken over.
@@ -49,10 +56,11 @@ pub struct Accepted {
     pub from_node: u32,
     pub state_bytes: usize,
     pub phases: Phases,
-    /// The client's binding: its BU sequence number.
+    /// The BU sequence number of the redirect (the binding, or its deletion).
     pub sequence: u16,
-    binder: Binder,
-    path: ConnPath,
+    home: HomeKeygen,
+    /// The client's binding to this node and its data path (none on the contact node).
+    binding: Option<(Binder, ConnPath)>,
     raw: RawSocket,
 }
 
@@ -73,22 +81,45 @@ impl Accepted {
             std::thread::sleep(Duration::from_millis(1));
         }
         drop(self.stream);
-        if let Some(t) = self.binder.release() {
-            if let Err(e) = send_mh(&self.raw, &t) {
-                tracing::warn!("deleting the client's binding: {e}");
+        match self.binding.take() {
+            Some((mut binder, path)) => {
+                if let Some(t) = binder.release() {
+                    if let Err(e) = send_mh(&self.raw, &t) {
+                        tracing::warn!("deleting the client's binding: {e}");
+                    }
+                }
+                drop(path);
+                binder.sequence()
             }
+            None => self.sequence,
         }
-        drop(self.path);
-        self.binder.sequence()
+    }
+
+    /// To hand the connection on: the stream, what the next acceptor needs to redirect
+    /// the client, and the data path, which must stay until that handoff is over (the
+    /// client keeps sending here until it is redirected).
+    pub fn into_handoff(self) -> (TcpStream, Prepared, Option<ConnPath>) {
+        let p = Prepared {
+            home: self.home,
+            took: Duration::ZERO,
+            bu_sequence: Some(self.sequence),
+        };
+        (self.stream, p, self.binding.map(|(_, path)| path))
     }
 
     /// Packets the per-connection binding rewrote (in, out).
     pub fn rewritten(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        let c = &self.path.counters;
-        (c.rewritten_in.load(Relaxed), c.rewritten_out.load(Relaxed))
+        self.binding.as_ref().map_or((0, 0), |(_, path)| {
+            let c = &path.counters;
+            (c.rewritten_in.load(Relaxed), c.rewritten_out.load(Relaxed))
+        })
     }
 }
+
+/// How the client was redirected: our binding and its data path (none on the contact
+/// node), the BU's sequence number, the home keygen token.
+type Redirected = (Option<(Binder, ConnPath)>, u16, HomeKeygen);
 
 /// Sequence numbers used per client, so that the next binding for a client is newer
 /// than the last one (also after its deletion, §5.2.8).
@@ -127,7 +158,7 @@ pub fn accept_one(
     let rng = SystemRandom::new();
     let mut sock: Option<OwnedFd> = None;
     let mut state: Option<Box<ConnState>> = None;
-    let mut redirected: Option<(Binder, ConnPath)> = None;
+    let mut redirected: Option<Redirected> = None;
     let mut state_bytes = 0;
     loop {
         let mut finished = None;
@@ -161,8 +192,19 @@ pub fn accept_one(
                     let st = state
                         .as_ref()
                         .ok_or_else(|| other("redirect before restore"))?;
-                    let (binder, path, times) = redirect(cfg, st, sequences, &raw, &rng)?;
-                    redirected = Some((binder, path));
+                    let home = st
+                        .home_keygen
+                        .ok_or_else(|| other("the Offer carries no home keygen token"))?;
+                    let times = if cfg.contact {
+                        let (seq, times) = come_home(cfg, st, home, sequences, &raw, &rng)?;
+                        redirected = Some((None, seq, home));
+                        times
+                    } else {
+                        let (binder, path, times) = redirect(cfg, st, home, sequences, &raw, &rng)?;
+                        let seq = binder.sequence();
+                        redirected = Some((Some((binder, path)), seq, home));
+                        times
+                    };
                     pending.extend(acc.redirected(times));
                 }
                 AcceptorAction::Activate => {
@@ -186,7 +228,8 @@ pub fn accept_one(
         }
         match finished {
             Some(Outcome::Completed) => {
-                let (binder, path) = redirected.ok_or_else(|| other("completed unredirected"))?;
+                let (binding, sequence, home) =
+                    redirected.ok_or_else(|| other("completed unredirected"))?;
                 let stream = TcpStream::from(sock.ok_or_else(|| other("no socket"))?);
                 return Ok(Accepted {
                     stream,
@@ -194,9 +237,9 @@ pub fn accept_one(
                     from_node,
                     state_bytes,
                     phases: *acc.phases(),
-                    sequence: binder.sequence(),
-                    binder,
-                    path,
+                    sequence,
+                    home,
+                    binding,
                     raw,
                 });
             }
@@ -212,18 +255,51 @@ pub fn accept_one(
     }
 }
 
+/// The connection comes back to the contact node: deleting the client's binding is the
+/// redirect (phase 5 builds that BU, phase 6 sends it: no acknowledgement comes, as
+/// §5.2.6 deletions from the home address need none). Returns its sequence number.
+fn come_home(
+    cfg: &AcceptorConfig,
+    st: &ConnState,
+    home: HomeKeygen,
+    sequences: &Sequences,
+    raw: &RawSocket,
+    rng: &SystemRandom,
+) -> io::Result<(u16, RedirectTimes)> {
+    let client = *st.peer.ip();
+    let seq = match sequences.next_after(&client, st.bu_sequence) {
+        Some(s) => s.wrapping_add(1),
+        None => {
+            let mut b = [0u8; 2];
+            rng.fill(&mut b).map_err(|_| other("no randomness"))?;
+            u16::from_be_bytes(b)
+        }
+    };
+    let t = Instant::now();
+    let bu = unbind(cfg.dsa, client, &home, seq);
+    let built = t.elapsed();
+    let t = Instant::now();
+    send_mh(raw, &bu)?;
+    Ok((
+        seq,
+        RedirectTimes {
+            return_routability: PhaseTime::Skipped,
+            bu_construction: PhaseTime::took(built),
+            binding_management: PhaseTime::took(t.elapsed()),
+        },
+    ))
+}
+
 /// Phases 4–6: the per-connection binding first (the Binding Acknowledgement arrives
 /// on its queue), then the care-of test and the Binding Update.
 fn redirect(
     cfg: &AcceptorConfig,
     st: &ConnState,
+    home: HomeKeygen,
     sequences: &Sequences,
     raw: &RawSocket,
     rng: &SystemRandom,
-) -> io::Result<(Binder, ConnPath, crate::ds::handoff::RedirectTimes)> {
-    let home = st
-        .home_keygen
-        .ok_or_else(|| other("the Offer carries no home keygen token"))?;
+) -> io::Result<(Binder, ConnPath, RedirectTimes)> {
     let (tx, rx) = mpsc::channel();
     let path = ConnPath::start(
         ConnBinding {

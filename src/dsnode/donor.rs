@@ -122,11 +122,14 @@ pub struct DonorReport {
     pub outcome: Outcome,
 }
 
-/// The home test's result for one client, obtained ahead of the handoff.
+/// What the acceptor needs to redirect the client, obtained ahead of the handoff: the
+/// home test's result and the newest BU sequence number used for the DSA with the
+/// client (none on the contact node, which never binds it).
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
     pub home: HomeKeygen,
     pub took: Duration,
+    pub bu_sequence: Option<u16>,
 }
 
 /// Runs the home test for `client` now (a home keygen token stays usable for
@@ -138,6 +141,7 @@ pub fn prepare(cfg: &DonorConfig, client: Ipv6Addr) -> io::Result<Prepared> {
     Ok(Prepared {
         home,
         took: t.elapsed(),
+        bu_sequence: None,
     })
 }
 
@@ -158,6 +162,7 @@ pub fn hand_off(
     let Prepared {
         home,
         took: home_test,
+        bu_sequence,
     } = match prepared {
         Some(p) => p,
         None => prepare(cfg, *peer.ip())?,
@@ -180,8 +185,7 @@ pub fn hand_off(
     // Closed in repair mode: nothing goes out.
     drop(s);
     let extraction = t.elapsed();
-    // The contact never binds the DSA at a client: no number to exceed yet.
-    state.bu_sequence = None;
+    state.bu_sequence = bu_sequence;
     state.home_keygen = Some(home);
     let (state_bytes, send_queue, recv_queue) = (
         state.encoded_len(),
