@@ -234,6 +234,23 @@ fn mn_mobility(
     Some(true)
 }
 
+/// Whether `payload` is a Home Test or Care-of Test the machine did not ask for.
+fn unawaited_test(mn: &Mn, payload: &[u8]) -> bool {
+    let Ok(pkt) = packet::parse(payload) else {
+        return false;
+    };
+    pkt.headers.iter().any(|h| match h {
+        Header::Mobility { repr, .. } => match &repr.message {
+            crate::wire::mh::Message::HomeTest { cookie, .. }
+            | crate::wire::mh::Message::CareOfTest { cookie, .. } => {
+                !mn.awaits_test(&pkt.ip.src, cookie)
+            }
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
 /// Decides a packet from the receive queue and feeds the machines what it learns.
 /// Never panics, whatever the bytes.
 pub fn incoming(
@@ -251,6 +268,10 @@ pub fn incoming(
         let mut inner = payload.to_vec();
         return match rewrite::decapsulate(&mut inner) {
             Ok(t) if Some(t.outer_src) == mn.home_agent() && t.inner_dst == hoa => {
+                if unawaited_test(mn, &inner) {
+                    // Delivered to the home address as if it had arrived there: below.
+                    return InVerdict::Repeat(inner);
+                }
                 match mn_mobility(mn, &inner, Some(t.outer_src), now, count) {
                     Some(_) => InVerdict::Consumed,
                     None => InVerdict::Repeat(inner),
@@ -265,6 +286,12 @@ pub fn incoming(
         _ => None,
     });
     if let Some(t) = mh {
+        if pkt.ip.dst == hoa && unawaited_test(mn, payload) {
+            // A Distributed Servers contact node's home test for another node: its
+            // socket on the home address takes it (`ds::redirect`). The cookie is what
+            // authenticates it there, as here.
+            return InVerdict::Accept(None);
+        }
         if for_correspondent(t) {
             return match user::receive(cn, payload, now, count) {
                 Disposition::Consumed => InVerdict::Consumed,
