@@ -7,9 +7,13 @@
 //! - [`drain`]: whether the donor waits for its send queue to be acknowledged first.
 //! - [`handoff`]: the donor ⇄ acceptor protocol: messages, states, timeouts, rollback.
 //! - [`membership`]: contact node, backups and snodes (seed §2.3), hardened.
+//! - [`membership_machine`]: that protocol in the daemon (socket, timers, `mip6ctl members`);
+//!   [`state_file`] keeps its promises across restarts.
 
 pub mod conn_state;
 pub mod drain;
 pub mod handoff;
 pub mod membership;
+pub mod membership_machine;
 pub mod phases;
+pub mod state_file;
