@@ -533,3 +533,98 @@ pub fn start_all(daemon: &mut crate::daemon::Daemon) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::machine::MhCounters;
+    use crate::daemon::registry::Registry;
+    use std::cell::RefCell;
+    use std::os::unix::fs::PermissionsExt;
+    use std::rc::Rc;
+
+    /// Records what the membership machine asked of the registrar and answers once, as a
+    /// home agent refusing the sequence number would.
+    #[derive(Default)]
+    struct Recorder {
+        registered: Vec<(u64, u16)>,
+        answer: Option<Command>,
+    }
+
+    struct Shared(Rc<RefCell<Recorder>>);
+
+    impl DsaRegistrar for Shared {
+        fn register(&mut self, epoch: u64, seq: u16, _now: Instant) {
+            self.0.borrow_mut().registered.push((epoch, seq));
+        }
+        fn withdraw(&mut self, _epoch: u64, _now: Instant) {}
+        fn poll_command(&mut self) -> Option<Command> {
+            self.0.borrow_mut().answer.take()
+        }
+    }
+
+    fn lone_contact(dir: &std::path::Path) -> DistributedServer {
+        let key = dir.join("k");
+        std::fs::write(&key, [7u8; 32]).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        DistributedServer {
+            name: "t".into(),
+            address: "2001:db8::80".parse().unwrap(),
+            home_agent_address: "2001:db8::1".parse().unwrap(),
+            role: DsRole::Contact,
+            node_id: 1,
+            local_address: Some(Ipv6Addr::LOCALHOST),
+            peers: Vec::new(),
+            shared_key_file: key.display().to_string(),
+            heartbeat_interval: Duration::from_millis(100),
+            failure_timeout: Duration::from_millis(300),
+            handoff_drain: Default::default(),
+            // Any free port: nothing is sent to peers here.
+            control_port: 0,
+            state_file: Some(dir.join("s").display().to_string()),
+        }
+    }
+
+    #[test]
+    fn the_registrar_hook_gets_the_dsa_registration_and_its_answer_reaches_the_protocol() {
+        let dir = std::env::temp_dir().join(format!("mip6d-mm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ds = lone_contact(&dir);
+        let rec = Rc::new(RefCell::new(Recorder::default()));
+        let t0 = Instant::now();
+        let mut m = MembershipMachine::new(&ds, Box::new(Shared(rec.clone())), t0).unwrap();
+        let mut registry = Registry::new();
+        let mut mh = MhCounters::default();
+        let mut now = t0;
+        let mut step = |m: &mut MembershipMachine, now: Instant| {
+            let mut ctx = Ctx {
+                registry: &mut registry,
+                mh: &mut mh,
+            };
+            m.handle_timeout(now);
+            m.apply_actions(now, &mut ctx);
+        };
+        step(&mut m, now);
+        assert_eq!(rec.borrow().registered, vec![(0, 0)]);
+        assert_eq!(m.members(now)["state"], "contact");
+        // The home agent refuses 0 as not newer than its 5: the protocol commits 6 first.
+        rec.borrow_mut().answer = Some(Command::DsaSeqRejected { last: 5 });
+        for _ in 0..20 {
+            now += Duration::from_millis(20);
+            step(&mut m, now);
+        }
+        let got = rec.borrow().registered.clone();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1].1, 6);
+        assert!(got[1].0 > 0, "a new epoch carries the new sequence");
+        let v = m.members(now);
+        assert_eq!(v["dsa_seq"], 6);
+        assert_eq!(v["dsa_registration"]["seq"], 6);
+        // The commit was persisted, and a restart starts from it.
+        drop(m);
+        let m = MembershipMachine::new(&ds, Box::new(LogOnly), now).unwrap();
+        assert_eq!(m.node.committed().dsa_seq, 6);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
