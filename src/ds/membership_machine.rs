@@ -173,6 +173,10 @@ impl MembershipMachine {
             .push_back(json!({"at_unix_ms": unix_ms(), "event": what, "detail": detail}));
     }
 
+    /// `Dest::Dsa` goes to the DSA on our port: once the contact holds the DSA (its
+    /// registration at the home agent), joins and snode registrations reach it there. The
+    /// socket is bound to `LocalAddress`, so the contact must also listen on the DSA by
+    /// then; until the registration exists, joiners reach the contact they know directly.
     fn dest_addr(&self, to: Dest) -> Option<SocketAddr> {
         match to {
             Dest::Node(n) => self.addresses.get(&n).copied(),
