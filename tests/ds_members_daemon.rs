@@ -165,6 +165,47 @@ fn agreement(nodes: &BTreeMap<u32, Daemon>) -> Option<(u32, u64)> {
     (agree && acting).then_some((contact, epoch))
 }
 
+/// Every node's `mip6ctl members` (JSON and table): all four in the view, contact 1, and
+/// every other member heard from within the failure timeout.
+fn check_views(nodes: &BTreeMap<u32, Daemon>) -> Result<(), String> {
+    for (id, d) in nodes {
+        let m = members(d);
+        if m["node_id"] != *id {
+            return Err(format!("node {id} answers as {}", m["node_id"]));
+        }
+        let mut view = view_of(&m);
+        view.sort_unstable();
+        if view != [1, 2, 3, 4] {
+            return Err(format!("node {id}'s view: {m}"));
+        }
+        let out = mip6ctl(&["members", "--socket", d.socket_arg()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success()
+            || !text.contains("contact           1\n")
+            || !text.contains(&format!("{}  ", addr(2)))
+        {
+            return Err(format!(
+                "node {id}: mip6ctl members:\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        for r in m["members"].as_array().unwrap() {
+            if r["self"] == Value::Bool(false) {
+                match r["last_heard_ms"].as_u64() {
+                    Some(ms) if ms < 300 => {}
+                    other => {
+                        return Err(format!(
+                            "node {id} last heard {} {other:?} ms ago",
+                            r["node_id"]
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 struct Drop6 {
     ns: String,
     rules: Vec<(String, String)>,
@@ -266,32 +307,14 @@ fn daemons_elect_fail_over_reject_a_wrong_key_and_survive_partitions() {
         contact, 1,
         "the genesis view's contact is the configured one"
     );
-    for (id, d) in &nodes {
-        let m = members(d);
-        assert_eq!(m["node_id"], *id);
-        assert_eq!(view_of(&m), vec![1, 2, 3, 4], "node {id}'s view: {m}");
-        let out = mip6ctl(&["members", "--socket", d.socket_arg()]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(text.contains("contact           1\n"), "node {id}:\n{text}");
-        assert!(
-            text.contains(&format!("{}  ", addr(2))),
-            "node {id}:\n{text}"
-        );
-        // Every other member was heard from recently (a heartbeat is 100 ms).
-        for r in m["members"].as_array().unwrap() {
-            if r["self"] == Value::Bool(false) {
-                let ms = r["last_heard_ms"].as_u64().unwrap();
-                assert!(
-                    ms < 300,
-                    "node {id} last heard {} {ms} ms ago",
-                    r["node_id"]
-                );
-            }
+    // What each node shows, checked until it holds on every node at once: on a loaded
+    // machine a late heartbeat can briefly make a member look stale.
+    let deadline = Instant::now() + daemon_support::PATIENCE;
+    loop {
+        match check_views(&nodes) {
+            Ok(()) => break,
+            Err(e) if Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
     println!("elected contact 1 in epoch {}", EpochDisplay(epoch));
@@ -333,6 +356,8 @@ fn daemons_elect_fail_over_reject_a_wrong_key_and_survive_partitions() {
     // 3. kill -9 the contact: a new contact (2, next in rank) within the bound.
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     check_one_contact_per_epoch(&nodes, &mut seen);
+    // The next in rank order (2, unless a slow start had it removed and rejoin).
+    let successor = view_of(&members(&nodes[&1]))[1] as u32;
     let mut dead = nodes.remove(&1).unwrap();
     let killed_ms = unix_ms();
     let killed = Instant::now();
@@ -348,10 +373,10 @@ fn daemons_elect_fail_over_reject_a_wrong_key_and_survive_partitions() {
         None
     });
     let polled = killed.elapsed();
-    assert_eq!(contact, 2, "the successor in rank order takes over");
+    assert_eq!(contact, successor, "the successor in rank order takes over");
     assert!(epoch2 > epoch);
     // The daemon's own record of the moment it became contact, free of polling delay.
-    let m = members(&nodes[&2]);
+    let m = members(&nodes[&successor]);
     let became = m["events"]
         .as_array()
         .unwrap()
@@ -362,7 +387,7 @@ fn daemons_elect_fail_over_reject_a_wrong_key_and_survive_partitions() {
         .expect("a become_contact event");
     let failover = Duration::from_millis(became.saturating_sub(killed_ms));
     println!(
-        "failover: kill -9 of contact 1 -> node 2 acting in epoch {}: {} ms (seen by polling after {} ms); target 300 ms, bound {} ms",
+        "failover: kill -9 of contact 1 -> node {successor} acting in epoch {}: {} ms (seen by polling after {} ms); target 300 ms, bound {} ms",
         m["epoch"],
         failover.as_millis(),
         polled.as_millis(),
@@ -373,9 +398,9 @@ fn daemons_elect_fail_over_reject_a_wrong_key_and_survive_partitions() {
         m["dsa_registration"]["seq"].as_u64().is_some(),
         "the new contact asked to register the DSA: {m}"
     );
-    let (c, _) = agreed_contact(&nodes, "the survivors to agree on contact 2");
-    assert_eq!(c, 2);
-    let log = nodes[&2].stderr();
+    let (c, _) = agreed_contact(&nodes, "the survivors to agree on the new contact");
+    assert_eq!(c, successor);
+    let log = nodes[&successor].stderr();
     assert!(log.contains("now the contact node of epoch"), "{log}");
     assert!(log.contains("register the DSA fd6d:6d::80"), "{log}");
     check_one_contact_per_epoch(&nodes, &mut seen);
