@@ -275,6 +275,20 @@ fn distributed_server_shape() {
     );
     assert_eq!(d.handoff_drain, HandoffDrain::Auto);
     assert_eq!(d.control_port, 7780);
+    assert_eq!(d.state_file, None);
+    assert_eq!(
+        d.state_path(),
+        std::path::Path::new("/run/mip6d/membership-web-1.state")
+    );
+    let c = parse_str(
+        &format!("{DS}    StateFile \"/var/lib/m.state\";\n}}"),
+        "t.conf",
+    )
+    .unwrap();
+    assert_eq!(
+        c.distributed_servers[0].state_path(),
+        std::path::Path::new("/var/lib/m.state")
+    );
 }
 
 #[test]
@@ -306,6 +320,14 @@ fn distributed_server_sanity() {
     assert_err(
         &format!("{DS}    HandoffDrain maybe;\n}}"),
         "t.conf:10:18: expected a drain mode (off, on, auto), found `maybe`",
+    );
+    assert_err(
+        &format!("{DS}    StateFile \"\";\n}}"),
+        "t.conf:10:15: expected a state file name, found \"\"",
+    );
+    assert_err(
+        &format!("{DS}    StateFile \"/a\";\n    StateFile \"/b\";\n}}"),
+        "t.conf:11:5: expected one `StateFile` in DistributedServer \"web\", found a second one (the first is at t.conf:10:5)",
     );
 }
 

@@ -119,7 +119,8 @@ IPsecPolicySet { HomeAgentAddress 2001:db8::1; HomeAddress 2001:db8::1234/64; Ho
 CnBindingPolicySet { 2001:db8::7 allow; 2001:db8::7 2001:db8::8 deny; }
 DistributedServer "a" { Address 2001:db8:9::1; HomeAgentAddress 2001:db8:9::2; Role snode; NodeId 40;
   Peers { Peer 1 2001:db8:9::10 contact; Peer 2 2001:db8:9::11 backup; } SharedKeyFile "k";
-  HeartbeatInterval 0.05; FailureTimeout 0.123456789; HandoffDrain off; ControlPort 9; }
+  HeartbeatInterval 0.05; FailureTimeout 0.123456789; HandoffDrain off; ControlPort 9;
+  StateFile "/var/lib/mip6d/a.state"; }
 "#;
 
 #[test]

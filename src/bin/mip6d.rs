@@ -246,15 +246,20 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
         }
     };
     let mut daemon = daemon;
-    if !args.no_datapath {
-        if let Err(e) = start_roles(&mut daemon, args.nfqueue) {
-            eprintln!("mip6d: {e}");
-            if !foreground || log_file.is_some() {
-                tracing::error!("{e}");
-            }
-            // Dropping the daemon removes whatever the roles had installed.
-            return ExitCode::from(1);
+    // Membership is UDP on the control port only, so it runs with --no-datapath too.
+    let roles = if args.no_datapath {
+        Ok(())
+    } else {
+        start_roles(&mut daemon, args.nfqueue)
+    };
+    let started = roles.and_then(|()| mip6d::ds::membership_machine::start_all(&mut daemon));
+    if let Err(e) = started {
+        eprintln!("mip6d: {e}");
+        if !foreground || log_file.is_some() {
+            tracing::error!("{e}");
         }
+        // Dropping the daemon removes whatever the roles had installed.
+        return ExitCode::from(1);
     }
     if let Some(r) = ready {
         if let Err(e) = r.done() {

@@ -70,6 +70,7 @@ pub enum Special {
     DsFailureTimeout,
     DsHandoffDrain,
     DsControlPort,
+    DsStateFile,
     Peer,
 }
 
@@ -251,6 +252,7 @@ pub static STATEMENTS: &[StatementDef] = &[
     special!(ext "FailureTimeout", DistributedServer, DsFailureTimeout),
     special!(ext "HandoffDrain", DistributedServer, DsHandoffDrain),
     special!(ext "ControlPort", DistributedServer, DsControlPort),
+    special!(ext "StateFile", DistributedServer, DsStateFile),
     special!(ext "Peer", Peers, Peer),
 ];
 

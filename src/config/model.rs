@@ -269,12 +269,27 @@ pub struct DistributedServer {
     pub failure_timeout: Duration,
     pub handoff_drain: HandoffDrain,
     pub control_port: u16,
+    /// Where the membership protocol keeps its promises across restarts (`StateFile`);
+    /// `None` = [`DistributedServer::state_path`]'s default.
+    pub state_file: Option<String>,
 }
 
 impl DistributedServer {
     pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
     pub const DEFAULT_FAILURE_TIMEOUT: Duration = Duration::from_millis(300);
     pub const DEFAULT_CONTROL_PORT: u16 = 7780;
+    /// Where state files go when `StateFile` is not given.
+    pub const DEFAULT_STATE_DIR: &'static str = "/run/mip6d";
+
+    /// The membership state file: `StateFile`, or one per block and node id under
+    /// [`DistributedServer::DEFAULT_STATE_DIR`], so daemons sharing a host never share one.
+    pub fn state_path(&self) -> std::path::PathBuf {
+        match &self.state_file {
+            Some(f) => std::path::PathBuf::from(f),
+            None => std::path::Path::new(Self::DEFAULT_STATE_DIR)
+                .join(format!("membership-{}-{}.state", self.name, self.node_id)),
+        }
+    }
 }
 
 /// Where statements came from, for messages from [`Config::check`].

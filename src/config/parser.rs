@@ -1160,6 +1160,7 @@ impl<'c> FileParser<'c> {
         let mut failure_at = None;
         let mut drain = HandoffDrain::default();
         let mut port = DistributedServer::DEFAULT_CONTROL_PORT;
+        let mut state_file = None;
         self.block(Scope::DistributedServer, &title, &expecting, |p, def, t| {
             let Kind::Special(s) = def.kind else {
                 return Err(p.internal(t));
@@ -1177,6 +1178,14 @@ impl<'c> FileParser<'c> {
                 }
                 Special::DsLocalAddress => local_address = Some(p.address("a local address")?),
                 Special::DsSharedKeyFile => key_file = Some(p.string("a key file name")?),
+                Special::DsStateFile => {
+                    let at = p.peek().start;
+                    let f = p.string("a state file name")?;
+                    if f.is_empty() {
+                        return Err(p.err(at, "expected a state file name, found \"\""));
+                    }
+                    state_file = Some(f);
+                }
                 Special::DsHeartbeatInterval => {
                     heartbeat = p.decimal(
                         "a heartbeat interval",
@@ -1246,6 +1255,7 @@ impl<'c> FileParser<'c> {
             failure_timeout: failure,
             handoff_drain: drain,
             control_port: port,
+            state_file,
         };
         self.ds_sanity(&ds, &title, &peers, id_at, failure_at.unwrap_or(close))?;
         if let Some(first) = self.ctx.ds_names.get(&name) {

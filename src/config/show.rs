@@ -221,6 +221,9 @@ impl Config {
                         kw::word_for(kw::DRAIN_WORDS, d.handoff_drain)
                     )?;
                     writeln!(o, "\tControlPort {};", d.control_port)?;
+                    if let Some(f) = &d.state_file {
+                        writeln!(o, "\tStateFile \"{f}\";")?;
+                    }
                     writeln!(o, "}}")?;
                 }
                 Ok(())

@@ -1,4 +1,4 @@
-//! `mip6ctl status | bc | bul | stats`: ask a running mip6d over its control socket and
+//! `mip6ctl status | bc | bul | stats | members`: ask a running mip6d over its control socket and
 //! print the answer as a table, or as the daemon's JSON with `--json`.
 //!
 //! The tables are drawn from the JSON alone, so mip6ctl shows exactly what the daemon
@@ -262,6 +262,7 @@ pub fn render(cmd: Command, data: &Value) -> String {
         Command::Bc => entries_table(data, &BC_COLUMNS),
         Command::Bul => entries_table(data, &BUL_COLUMNS),
         Command::Stats => render_stats(data),
+        Command::Members => super::members::render(data),
     }
 }
 

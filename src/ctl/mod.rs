@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod client;
 pub mod decode;
+pub mod members;
 
 use clap::{Args, Parser, Subcommand};
 use std::fs::File;
@@ -34,6 +35,9 @@ enum Command {
     Bul(QueryArgs),
     /// Show message counters and control socket statistics.
     Stats(QueryArgs),
+    /// Show the Distributed Servers membership view: this node's role and rank, the
+    /// epoch, the contact, each member's role, address and liveness, the DSA sequence.
+    Members(QueryArgs),
 }
 
 #[derive(Args, Debug)]
@@ -114,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Bc(a) => run_query(crate::daemon::control::Command::Bc, &a),
         Command::Bul(a) => run_query(crate::daemon::control::Command::Bul, &a),
         Command::Stats(a) => run_query(crate::daemon::control::Command::Stats, &a),
+        Command::Members(a) => run_query(crate::daemon::control::Command::Members, &a),
     }
 }
 

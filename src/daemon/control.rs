@@ -1,7 +1,7 @@
 //! The control socket: a Unix stream socket that mip6ctl (or a script) talks to.
 //!
 //! Protocol: one JSON object per line in each direction. A request is
-//! `{"cmd":"status"}` (or `bc`, `bul`, `stats`); the answer is `{"ok":true,"data":…}` or
+//! `{"cmd":"status"}` (or `bc`, `bul`, `stats`, `members`); the answer is `{"ok":true,"data":…}` or
 //! `{"ok":false,"error":"…"}`. A client may send several requests on one connection and
 //! gets the answers in order. Nothing a client sends can stop the daemon: a bad line gets
 //! an error answer and the connection stays usable; a line longer than [`MAX_REQUEST`]
@@ -38,10 +38,17 @@ pub enum Command {
     Bc,
     Bul,
     Stats,
+    Members,
 }
 
 impl Command {
-    pub const ALL: [Command; 4] = [Command::Status, Command::Bc, Command::Bul, Command::Stats];
+    pub const ALL: [Command; 5] = [
+        Command::Status,
+        Command::Bc,
+        Command::Bul,
+        Command::Stats,
+        Command::Members,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -49,6 +56,7 @@ impl Command {
             Command::Bc => "bc",
             Command::Bul => "bul",
             Command::Stats => "stats",
+            Command::Members => "members",
         }
     }
 }
@@ -474,7 +482,7 @@ mod tests {
             (br#"{"cmd":5}"#, "must be a string"),
             (
                 br#"{"cmd":"reboot"}"#,
-                "unknown command \"reboot\"; known commands: status, bc, bul, stats",
+                "unknown command \"reboot\"; known commands: status, bc, bul, stats, members",
             ),
             (b"\xff\xfe", "not JSON"),
         ] {

@@ -480,6 +480,13 @@ impl State {
                     .map(|e| e.to_json())
                     .collect::<Vec<_>>(),
             }),
+            Command::Members => json!({
+                "servers": machines
+                    .iter()
+                    .map(|m| m.members(now))
+                    .filter(|v| !v.is_null())
+                    .collect::<Vec<_>>(),
+            }),
             Command::Stats => json!({
                 "mobility_header": MH_TYPES
                     .iter()

@@ -95,6 +95,12 @@ pub trait Machine {
     fn status(&self) -> Value {
         Value::Null
     }
+
+    /// What `mip6ctl members` shows of this machine (a Distributed Servers membership
+    /// view); `Null` for machines that hold none.
+    fn members(&self, _now: Instant) -> Value {
+        Value::Null
+    }
 }
 
 /// One binding cache row as `mip6ctl bc` shows it.

@@ -9,10 +9,14 @@
 //! - [`membership`]: contact node, backups and snodes (seed §2.3), hardened.
 //! - [`redirect`]: the client redirected with Mobile IPv6: the contact's home test, the
 //!   acceptor's care-of test and Binding Update.
+//! - [`membership_machine`]: that protocol in the daemon (socket, timers, `mip6ctl members`);
+//!   [`state_file`] keeps its promises across restarts.
 
 pub mod conn_state;
 pub mod drain;
 pub mod handoff;
 pub mod membership;
+pub mod membership_machine;
 pub mod phases;
 pub mod redirect;
+pub mod state_file;

@@ -1348,6 +1348,7 @@ mod tests {
             failure_timeout: T,
             handoff_drain: HandoffDrain::Auto,
             control_port: 7780,
+            state_file: None,
         };
         let c = Config::from_ds(&ds);
         assert_eq!(c.genesis, vec![7, 2, 4]);
