@@ -9,7 +9,6 @@ mod scratch_ns;
 #[path = "support/testbed.rs"]
 mod testbed;
 
-use mip6d::datapath::probe::kernel_config_option;
 use mip6d::sys::mh_socket::{MhSocket, SendOptions};
 use mip6d::sys::raw::{RawSocket, IPPROTO_ICMPV6};
 use mip6d::wire::ext_header::DestOptsRepr;
@@ -32,7 +31,7 @@ fn mobility_headers_with_kernel_checksum_and_ancillary_data() {
     for addr in ["2001:db8::1/128", "2001:db8::2/128"] {
         ns.ip(&["addr", "add", addr, "dev", "lo", "nodad"]);
     }
-    let mip6 = kernel_config_option("CONFIG_IPV6_MIP6");
+    let mip6 = testbed::mip6_kernel("sys_mh_socket");
     ns.run(move || {
         let (src, dst, hoa) = (a("2001:db8::1"), a("2001:db8::2"), a("2001:db8:1::100"));
         let tx = MhSocket::open().expect("MH socket");
@@ -120,6 +119,7 @@ fn mobility_headers_with_kernel_checksum_and_ancillary_data() {
         match mip6 {
             Some(true) => {
                 r.expect("a MIP6 kernel sends RH2");
+                testbed::ran_supported_branch("sys_mh_socket::hao_and_rh2");
             }
             _ => assert_eq!(
                 r.expect_err("no RH2 without MIP6").raw_os_error(),
