@@ -48,6 +48,7 @@ struct Listing {
     tunnels: String,
     routes_main: String,
     routes_252: String,
+    routes_252_mip: String,
     rules: String,
     proxies: String,
     addresses: String,
@@ -89,8 +90,10 @@ fn list() -> Listing {
         policies: blocks(&ip(&["-6", "xfrm", "policy", "list", "ptype", "sub"])),
         states: blocks(&ip(&["-6", "xfrm", "state", "list"])),
         tunnels: ip(&["-6", "tunnel", "show"]),
+        // Filtered by umip's route protocol (16, RTPROT_MIP), which iproute2 then omits.
         routes_main: ip(&["-6", "route", "show", "proto", "16"]),
         routes_252: ip(&["-6", "route", "show", "table", "252"]),
+        routes_252_mip: ip(&["-6", "route", "show", "table", "252", "proto", "16"]),
         rules: ip(&["-6", "rule", "show"]),
         proxies: ip(&["-6", "neigh", "show", "proxy"]),
         addresses: ip(&["-6", "addr", "show"]),
@@ -195,8 +198,7 @@ fn mh_hosts(src: &str, dst: &str, mh_type: u8) -> String {
 }
 
 fn ro_state(src: &str, dst: &str, proto: &str, coa: &str) -> String {
-    format!("src {src} dst {dst} proto {proto} spi 0x00000000 reqid 0 mode ro")
-        + &format!("|coa {coa}")
+    format!("src {src} dst {dst} proto {proto} reqid 0 mode ro") + &format!("|coa {coa}")
 }
 
 /// The CN baseline every node has (umip: BU in with HAO, MH out without RH2, ND and
@@ -256,7 +258,10 @@ fn assert_states(have: &[String], want: &[String]) {
         .map(|s| match s.find(" coa ") {
             Some(i) => {
                 let coa = s[i + 5..].split_whitespace().next().unwrap_or("");
-                format!("{}|coa {coa}", &s[..s.find(" replay-window").unwrap_or(s.len())])
+                format!(
+                    "{}|coa {coa}",
+                    &s[..s.find(" replay-window").unwrap_or(s.len())]
+                )
             }
             None => s.clone(),
         })
@@ -264,8 +269,7 @@ fn assert_states(have: &[String], want: &[String]) {
     for w in want {
         let (head, coa) = w.split_once('|').unwrap();
         assert!(
-            have.iter()
-                .any(|h| h.starts_with(head) && h.ends_with(coa)),
+            have.iter().any(|h| h.starts_with(head) && h.ends_with(coa)),
             "no state `{w}` in:\n{}",
             have.join("\n")
         );
@@ -292,7 +296,9 @@ fn home_agent_with_a_registered_mobile_node() {
     let o = apply(
         &ns,
         &[
-            &["link", "add", "kdphome", "type", "veth", "peer", "name", "kdphome1"],
+            &[
+                "link", "add", "kdphome", "type", "veth", "peer", "name", "kdphome1",
+            ],
             &["link", "set", "kdphome", "up"],
         ],
         cfg,
@@ -305,7 +311,12 @@ fn home_agent_with_a_registered_mobile_node() {
     }
     let l = o.applied.as_ref().unwrap();
     let mut want = cn_baseline();
-    want.push(pol(&mh_hosts(HA, HOA, 6), "out", 2, Some(("route2", "required"))));
+    want.push(pol(
+        &mh_hosts(HA, HOA, 6),
+        "out",
+        2,
+        Some(("route2", "required")),
+    ));
     want.push(pol(&mh_hosts(HOA, HA, 5), "in", 2, Some(("hao", "use"))));
     assert_objects("policy", &l.policies, &want);
     assert_states(
@@ -332,7 +343,7 @@ fn home_agent_with_a_registered_mobile_node() {
     assert!(
         l.routes_main
             .lines()
-            .any(|r| r.starts_with(&format!("{HOA} dev {tnl} proto 16 metric 192"))),
+            .any(|r| r.starts_with(&format!("{HOA} dev {tnl} metric 192"))),
         "{}",
         l.routes_main
     );
@@ -397,7 +408,10 @@ fn mobile_node_away_from_home_with_route_optimisation() {
         .iter()
         .find(|p| p.contains("priority 18"))
         .unwrap();
-    assert!(trig.contains("proto route2") && trig.contains("mode in_trigger"), "{trig}");
+    assert!(
+        trig.contains("proto route2") && trig.contains("mode in_trigger"),
+        "{trig}"
+    );
     assert_states(
         &l.states,
         &[
@@ -418,9 +432,9 @@ fn mobile_node_away_from_home_with_route_optimisation() {
         l.tunnels
     );
     assert!(
-        l.routes_252
+        l.routes_252_mip
             .lines()
-            .any(|r| r.starts_with(&format!("default dev {tnl} proto 16 metric 128"))),
+            .any(|r| r.starts_with(&format!("default dev {tnl} metric 128"))),
         "{}",
         l.routes_252
     );
@@ -436,7 +450,10 @@ fn mobile_node_away_from_home_with_route_optimisation() {
         .lines()
         .find(|x| x.contains(&format!("inet6 {HOA}/128")))
         .unwrap_or_else(|| panic!("{}", l.addresses));
-    assert!(hoa_line.contains("home") && hoa_line.contains("nodad"), "{hoa_line}");
+    assert!(
+        hoa_line.contains("home") && hoa_line.contains("nodad"),
+        "{hoa_line}"
+    );
     testbed::ran_supported_branch("kernel_datapath::mobile_node");
 }
 
@@ -467,8 +484,18 @@ fn correspondent_with_a_binding_cache_entry() {
     let l = o.applied.as_ref().unwrap();
     let mut want = cn_baseline();
     want.extend([
-        pol(&mh_hosts(CN, HOA, 6), "out", 8, Some(("route2", "required"))),
-        pol(&mh_hosts(CN, HOA, 0), "out", 8, Some(("route2", "required"))),
+        pol(
+            &mh_hosts(CN, HOA, 6),
+            "out",
+            8,
+            Some(("route2", "required")),
+        ),
+        pol(
+            &mh_hosts(CN, HOA, 0),
+            "out",
+            8,
+            Some(("route2", "required")),
+        ),
         pol(&hosts(CN, HOA), "out", 16, Some(("route2", "required"))),
         pol(&hosts(HOA, CN), "in", 16, Some(("hao", "use"))),
     ]);
