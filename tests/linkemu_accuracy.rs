@@ -190,9 +190,15 @@ fn delay_rate_and_loss_are_what_was_set() {
     link(&tb, &["sn1net", "--dir", "both", "--delay", "15"]);
     let rtt = median_rtt(&tb, "client", sn1, 25, "0.05");
     eprintln!("RTT: base {base:.3} ms, with 2 x 25 ms: {rtt:.3} ms");
+    // Under software emulation (scripts/vm-test's VM) every timer fires late, and netem
+    // waits on four of them per round trip: vm-test widens the tolerance, and says so.
+    let tolerance: f64 = std::env::var("M6_LINKEMU_RTT_TOLERANCE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
     assert!(
-        (rtt - (50.0 + base)).abs() <= 1.0,
-        "median RTT {rtt:.3} ms, want 50 ms + base {base:.3} ms ± 1 ms\n{}",
+        (rtt - (50.0 + base)).abs() <= tolerance,
+        "median RTT {rtt:.3} ms, want 50 ms + base {base:.3} ms ± {tolerance} ms\n{}",
         text(&tb.run(&["status"]))
     );
 
@@ -290,8 +296,9 @@ fn auto_mode_link_command_and_cleanup() {
         .lines()
         .find(|s| s.starts_with("sn2net") && s.contains(" up "))
         .unwrap_or_else(|| panic!("{status}"));
+    // An untouched netem direction has no qdisc at all.
     assert!(
-        up.contains("delay=0ms"),
+        up.contains("delay=0ms") || (mode == "netem" && up.contains(" transparent")),
         "only the down direction changed: {up}"
     );
 
