@@ -40,6 +40,7 @@ fn drained() -> ConnState {
         sndbuf: 87040,
         rcvbuf: 131072,
         bu_sequence: Some(7),
+        home_keygen: None,
         phases,
         send_queue: vec![],
         recv_queue: vec![],

@@ -661,3 +661,70 @@ fn an_old_registration_after_deregistration_or_expiry_gets_135() {
     let acts = home_bu(&mut ha, a(HOA), a(COA), 5, home_flags(), 25, later);
     assert!(acts.iter().any(|x| matches!(x, Action::StartDad { .. })));
 }
+
+/// §10.6.1 on the live path: a registered home address gets the home prefixes back at
+/// its care-of address through a Type 2 Routing Header; anyone else gets nothing, and
+/// the Home Address option of a registered mobile node is admitted (§9.3.1).
+#[test]
+fn mobile_prefix_solicitation_is_answered_only_for_a_registered_home_address() {
+    use mip6d::datapath::ha_icmp::mobile_prefix_answer;
+    use mip6d::datapath::user::Responder;
+    use mip6d::proto::discovery::AdvertisedPrefix;
+    use mip6d::wire::icmpv6::{Icmpv6Repr, NdOption};
+    use mip6d::wire::packet::{self, Header};
+    let t0 = Instant::now();
+    let mut ha = ha_with(config(), t0);
+    let prefixes = [AdvertisedPrefix {
+        prefix: a("2001:db8:1::"),
+        len: 64,
+        valid_lifetime: 86400,
+        preferred_lifetime: 14400,
+    }];
+    let mps = Icmpv6Repr::MobilePrefixSolicitation { identifier: 77 };
+    assert_eq!(mobile_prefix_answer(&ha, a(HOA), &mps, &prefixes), None);
+    assert_eq!(ha.hao_coa(&a(HA), &a(HOA)), None);
+    register(&mut ha, 1, 100, t0);
+    assert_eq!(ha.hao_coa(&a(HA), &a(HOA)), Some(a(COA)));
+    let (pkt, to) = mobile_prefix_answer(&ha, a(HOA), &mps, &prefixes).expect("an answer");
+    assert_eq!(to, a(COA));
+    let p = packet::parse(&pkt).unwrap();
+    assert_eq!((p.ip.src, p.ip.dst), (a(HA), a(COA)));
+    assert_eq!(p.final_dst(), a(HOA), "RH2 names the home address");
+    let icmp = p.headers.iter().find_map(|h| match h {
+        Header::Icmpv6 {
+            repr,
+            checksum_ok: true,
+        } => Some(repr.clone()),
+        _ => None,
+    });
+    let Some(Icmpv6Repr::MobilePrefixAdvertisement {
+        identifier,
+        options,
+        ..
+    }) = icmp
+    else {
+        panic!("not an MPA: {icmp:?}")
+    };
+    assert_eq!(identifier, 77);
+    assert!(matches!(
+        options[..],
+        [NdOption::PrefixInformation { prefix_len: 64, prefix, .. }] if prefix == a("2001:db8:1::")
+    ));
+    // Another address, or a message that is not a solicitation: no answer.
+    assert_eq!(
+        mobile_prefix_answer(&ha, a("2001:db8:1::99"), &mps, &prefixes),
+        None
+    );
+    assert_eq!(
+        mobile_prefix_answer(
+            &ha,
+            a(HOA),
+            &Icmpv6Repr::HaadRequest {
+                identifier: 1,
+                r: false
+            },
+            &prefixes
+        ),
+        None
+    );
+}

@@ -864,15 +864,8 @@ impl<'c> FileParser<'c> {
                 format!("expected `HomeAddress <address>/<length>;` in {title}, found its closing `}}` without one"),
             ));
         };
-        let Some(home_agent_address) = ha else {
-            return Err(self.err(
-                close,
-                format!(
-                    "expected `HomeAgentAddress <address>;` in {title}, found its closing `}}` \
-                     without one (write `HomeAgentAddress ::;` to find the home agent with DHAAD)"
-                ),
-            ));
-        };
+        // Absent, as `::`: the home agent is found with DHAAD (as in umip).
+        let home_agent_address = ha.unwrap_or(Ipv6Addr::UNSPECIFIED);
         if let Some((hp, at)) = home_prefix {
             if !hp.contains(home_address.addr) {
                 return Err(self.err(

@@ -98,8 +98,8 @@ impl Config {
                     r.errors.push(ConfigError::new(
                         role_at.clone(),
                         format!(
-                            "expected at least one MnHomeLink block with HomeAddress and \
-                             HomeAgentAddress with NodeConfig MN{role_note}, found none"
+                            "expected at least one MnHomeLink block with a HomeAddress \
+                             with NodeConfig MN{role_note}, found none"
                         ),
                     ));
                 }

@@ -33,21 +33,24 @@
 //! (rtnetlink, marked with protocol `RTPROT_MIP` like umip's routes), with
 //! `net.ipv6.conf.<home interface>.proxy_ndp` set to 1 (and put back at exit).
 //!
-//! **DAD is simplified** (§10.3.1 wants Duplicate Address Detection on the home link):
-//! `StartDad` is answered at once, failed when the home address (or the link-local one)
-//! is assigned to one of the home agent's interfaces or has a permanent neighbour entry on
-//! the home interface, successful otherwise. No Neighbour Solicitation is sent; a node on
-//! the home link that owns the address without our knowing is not detected.
+//! **DAD** (§10.3.1): `StartDad` fails at once when the home address (or the link-local
+//! one) is assigned to one of the home agent's interfaces or has a permanent neighbour
+//! entry on the home interface; otherwise [`HaIcmp`] probes the home link (a Neighbour
+//! Solicitation from `::`) and reports after `RetransTimer`. Once a proxy entry is in
+//! place, [`HaIcmp`] also sends unsolicited Neighbor Advertisements for it, and answers
+//! DHAAD and Mobile Prefix Solicitations (see `ha_icmp`).
 //!
 //! Every rule and proxy entry is recorded in the daemon's registry with its undo, so
 //! deregistration, expiry and SIGTERM remove it.
 
+use super::ha_icmp::HaIcmp;
 use super::rewrite;
 use super::sets::{self, AddrSet};
 use super::user::{
     bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, send_transmit, RoRules,
     Rule,
 };
+use super::{Binding, BindingKey, DataPath};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::{EntryId, Registry};
 use crate::proto::event::{Action, Event};
@@ -232,6 +235,129 @@ fn proxy_ndp_path(ifname: &str) -> String {
 
 // --- the machine -------------------------------------------------------------------------------
 
+/// The home registrations on the user data path: the tunnels (care-of addresses whose
+/// packets are decapsulated, reference-counted per (home agent address, care-of address))
+/// and the routes into them (home addresses whose traffic is encapsulated, and where to).
+pub struct HomeTunnels {
+    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), usize>,
+    care_of: AddrSet,
+    routes: Routes,
+    home: AddrSet,
+}
+
+impl HomeTunnels {
+    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr) -> io::Result<()> {
+        let n = self.tunnels.entry((local, remote)).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            return Ok(());
+        }
+        match self.care_of.insert(remote) {
+            Ok(()) => {
+                tracing::info!("tunnel {local} <- {remote}: decapsulating");
+                Ok(())
+            }
+            Err(e) => {
+                self.tunnels.remove(&(local, remote));
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF),
+                ))
+            }
+        }
+    }
+
+    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
+        let Some(n) = self.tunnels.get_mut(&(local, remote)) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.tunnels.remove(&(local, remote));
+            if let Err(e) = self.care_of.remove(remote) {
+                tracing::warn!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF);
+            }
+        }
+    }
+
+    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr) {
+        // The set holds the home address only: a new care-of address just changes the
+        // map the queue reads.
+        // Every refresh repeats the action: only a new or changed route is worth a line
+        // at info level (formatting and writing it cost more than the refresh itself).
+        if self.routes.insert(hoa, (local, remote)) == Some((local, remote)) {
+            tracing::debug!("route {hoa} -> tunnel {local} -> {remote} (unchanged)");
+        } else {
+            tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
+        }
+        if self.home.contains(&hoa) {
+            return;
+        }
+        if let Err(e) = self.home.insert(hoa) {
+            tracing::error!("route to {hoa}: ip set {}: {e}", sets::HOME);
+        }
+    }
+
+    fn route_del(&mut self, hoa: Ipv6Addr) {
+        self.routes.remove(&hoa);
+        if self.home.contains(&hoa) {
+            if let Err(e) = self.home.remove(hoa) {
+                tracing::warn!("route to {hoa}: ip set {}: {e}", sets::HOME);
+            }
+        }
+    }
+}
+
+impl DataPath for HomeTunnels {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+
+    /// A home registration, new or moved: the new tunnel first, then the route into it,
+    /// then the old tunnel goes (RFC 6275 §10.4.1: no packet is routed into nothing).
+    fn install(&mut self, b: &Binding, _registry: &mut Registry) -> io::Result<()> {
+        let Binding::HomeRegistration { ha, hoa, coa } = *b else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the home agent's tunnels do not hold {b:?}"),
+            ));
+        };
+        let old = self.routes.get(&hoa).copied();
+        if old != Some((ha, coa)) {
+            self.tunnel_add(ha, coa)?;
+        }
+        self.route_add(hoa, ha, coa);
+        if let Some((l, r)) = old.filter(|o| *o != (ha, coa)) {
+            self.tunnel_del(l, r);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &BindingKey, _registry: &mut Registry) -> io::Result<()> {
+        if let BindingKey::HomeRegistration { hoa } = *key {
+            if let Some((l, r)) = self.routes.get(&hoa).copied() {
+                self.route_del(hoa);
+                self.tunnel_del(l, r);
+            }
+        }
+        Ok(())
+    }
+
+    /// The sets go with the registry (recorded when they were created); this only
+    /// forgets the state.
+    fn cleanup(&mut self, _registry: &mut Registry) -> Vec<io::Error> {
+        let keys: Vec<Ipv6Addr> = self.routes.keys().copied().collect();
+        keys.into_iter()
+            .filter_map(|hoa| {
+                let (l, r) = self.routes.get(&hoa).copied()?;
+                self.route_del(hoa);
+                self.tunnel_del(l, r);
+                None
+            })
+            .collect()
+    }
+}
+
 /// The home agent role on the user data path.
 pub struct HaUserPath {
     ha: Ha,
@@ -244,17 +370,12 @@ pub struct HaUserPath {
     raw: RawSocket,
     /// Route-optimisation rules of the embedded correspondent node's bindings.
     ro_rules: RoRules,
-    /// (home agent address, care-of address) → users.
-    tunnels: HashMap<(Ipv6Addr, Ipv6Addr), usize>,
-    /// Care-of addresses whose tunnelled packets are decapsulated (one element per
-    /// tunnel, reference-counted).
-    care_of: AddrSet,
-    routes: Routes,
-    /// Home addresses whose traffic goes into the tunnel.
-    home: AddrSet,
+    /// The home registrations' tunnels.
+    tunnels: HomeTunnels,
     proxies: HashMap<Ipv6Addr, EntryId>,
     /// Whether `proxy_ndp` on the home interface is ours to restore (recorded once).
     proxy_sysctl: bool,
+    icmp: HaIcmp,
 }
 
 impl HaUserPath {
@@ -293,6 +414,7 @@ impl HaUserPath {
         let tun = bind_queue(tun_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
             .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        let icmp = HaIcmp::start(&mut rtnl, home_if)?;
         // Sets before the rules that name them (the registry undoes newest first).
         let care_of = AddrSet::create(sets::CARE_OF, registry)?;
         let home = AddrSet::create(sets::HOME, registry)?;
@@ -317,12 +439,15 @@ impl HaUserPath {
             tun,
             raw,
             ro_rules: RoRules::start(ro_queue, registry)?,
-            tunnels: HashMap::new(),
-            care_of,
-            routes: HashMap::new(),
-            home,
+            tunnels: HomeTunnels {
+                tunnels: HashMap::new(),
+                care_of,
+                routes: HashMap::new(),
+                home,
+            },
             proxies: HashMap::new(),
             proxy_sysctl: false,
+            icmp,
         })
     }
 
@@ -345,7 +470,7 @@ impl HaUserPath {
                     continue;
                 }
             };
-            let r = match tunnel_packet(&self.routes, &p.payload, p.hook) {
+            let r = match tunnel_packet(&self.tunnels.routes, &p.payload, p.hook) {
                 TunnelVerdict::Encapsulated(b) => self.tun.verdict(p.id, Verdict::Accept, Some(&b)),
                 TunnelVerdict::Decapsulated(b) => self.tun.verdict(p.id, Verdict::Repeat, Some(&b)),
                 TunnelVerdict::Pass => self.tun.verdict(p.id, Verdict::Accept, None),
@@ -366,67 +491,13 @@ impl HaUserPath {
             .find(|a| address_in_use(&mut self.rtnl, *a, self.home_index));
         if let Some(a) = taken {
             tracing::info!("DAD for {hoa}: {a} is in use on this node");
-        }
-        self.ha.handle(
-            Event::DadResult {
-                hoa,
-                ok: taken.is_none(),
-            },
-            now,
-        );
-    }
-
-    fn tunnel_add(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
-        let n = self.tunnels.entry((local, remote)).or_insert(0);
-        *n += 1;
-        if *n > 1 {
+            self.ha.handle(Event::DadResult { hoa, ok: false }, now);
             return;
         }
-        match self.care_of.insert(remote) {
-            Ok(()) => tracing::info!("tunnel {local} <- {remote}: decapsulating"),
-            Err(e) => {
-                self.tunnels.remove(&(local, remote));
-                tracing::error!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF)
-            }
-        }
+        self.icmp.start_dad(hoa, link_local, now, &mut self.ha);
     }
 
-    fn tunnel_del(&mut self, local: Ipv6Addr, remote: Ipv6Addr) {
-        let Some(n) = self.tunnels.get_mut(&(local, remote)) else {
-            return;
-        };
-        *n -= 1;
-        if *n == 0 {
-            self.tunnels.remove(&(local, remote));
-            if let Err(e) = self.care_of.remove(remote) {
-                tracing::warn!("tunnel from {remote}: ip set {}: {e}", sets::CARE_OF);
-            }
-        }
-    }
-
-    fn route_add(&mut self, hoa: Ipv6Addr, local: Ipv6Addr, remote: Ipv6Addr) {
-        // The set holds the home address only: a new care-of address just changes the
-        // map the queue reads.
-        self.routes.insert(hoa, (local, remote));
-        tracing::info!("route {hoa} -> tunnel {local} -> {remote}");
-        if self.home.contains(&hoa) {
-            return;
-        }
-        if let Err(e) = self.home.insert(hoa) {
-            tracing::error!("route to {hoa}: ip set {}: {e}", sets::HOME);
-        }
-    }
-
-    fn route_del(&mut self, hoa: Ipv6Addr) {
-        self.routes.remove(&hoa);
-        if self.home.contains(&hoa) {
-            if let Err(e) = self.home.remove(hoa) {
-                tracing::warn!("route to {hoa}: ip set {}: {e}", sets::HOME);
-            }
-        }
-    }
-
-    fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry) {
+    fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry, now: Instant) {
         if !self.proxy_sysctl {
             let path = proxy_ndp_path(&self.home_if);
             match std::fs::read_to_string(&path) {
@@ -458,12 +529,14 @@ impl HaUserPath {
                 let what = format!("proxy ND: {addr} on {}", self.home_if);
                 let id = registry.record(what, move || Rtnl::open()?.del_proxy_neigh(index, addr));
                 self.proxies.insert(addr, id);
+                self.icmp.advertise(addr, router, now);
             }
             Err(e) => tracing::error!("proxy ND for {addr}: {e}"),
         }
     }
 
     fn proxy_del(&mut self, addr: Ipv6Addr, registry: &mut Registry) {
+        self.icmp.stop_advertising(addr);
         if let Some(id) = self.proxies.remove(&addr) {
             if let Err(e) = registry.undo(id) {
                 tracing::warn!("{e}");
@@ -478,10 +551,14 @@ impl Machine for HaUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.ha.poll_timeout()
+        [self.ha.poll_timeout(), self.icmp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.icmp.handle_timeout(now, &mut self.ha);
         self.ha.handle_timeout(now);
     }
 
@@ -527,11 +604,20 @@ impl Machine for HaUserPath {
         rows
     }
 
+    fn status(&self) -> serde_json::Value {
+        let list = self.icmp.home_agents(Instant::now());
+        serde_json::json!({
+            "home_agents_list": list.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        })
+    }
+
     fn sources(&self) -> Vec<RawFd> {
         vec![
             self.rx.as_raw_fd(),
             self.ro.as_raw_fd(),
             self.tun.as_raw_fd(),
+            self.icmp.fds()[0],
+            self.icmp.fds()[1],
         ]
     }
 
@@ -542,6 +628,8 @@ impl Machine for HaUserPath {
             drain_route_optimisation(&mut self.ro, &mut self.ha, now);
         } else if fd == self.tun.as_raw_fd() {
             self.drain_tunnel();
+        } else if self.icmp.fds().contains(&fd) {
+            self.icmp.on_readable(fd, now, &mut self.ha);
         }
     }
 
@@ -550,15 +638,32 @@ impl Machine for HaUserPath {
             match a {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
                 Action::StartDad { hoa, link_local } => self.dad(hoa, link_local, now),
-                Action::TunnelAdd { local, remote } => self.tunnel_add(local, remote),
-                Action::TunnelDel { local, remote } => self.tunnel_del(local, remote),
+                // On this data path a registration's tunnel is part of the registration:
+                // the route names it, so the route's actions carry both.
+                Action::TunnelAdd { .. } | Action::TunnelDel { .. } => {}
                 Action::RouteAdd {
                     hoa,
                     tunnel_local,
                     tunnel_remote,
-                } => self.route_add(hoa, tunnel_local, tunnel_remote),
-                Action::RouteDel { hoa } => self.route_del(hoa),
-                Action::ProxyNdAdd { addr, router } => self.proxy_add(addr, router, ctx.registry),
+                } => {
+                    let b = Binding::HomeRegistration {
+                        ha: tunnel_local,
+                        hoa,
+                        coa: tunnel_remote,
+                    };
+                    if let Err(e) = self.tunnels.install(&b, ctx.registry) {
+                        tracing::error!("home registration {hoa}: {e}");
+                    }
+                }
+                Action::RouteDel { hoa } => {
+                    let key = BindingKey::HomeRegistration { hoa };
+                    if let Err(e) = self.tunnels.remove(&key, ctx.registry) {
+                        tracing::warn!("home registration {hoa}: {e}");
+                    }
+                }
+                Action::ProxyNdAdd { addr, router } => {
+                    self.proxy_add(addr, router, ctx.registry, now)
+                }
                 Action::ProxyNdDel { addr } => self.proxy_del(addr, ctx.registry),
                 Action::BindingInstalled {
                     local,
@@ -573,13 +678,11 @@ impl Machine for HaUserPath {
                     home: true,
                 } => tracing::info!("home registration of {hoa} (at {local}) removed"),
                 // The embedded correspondent node's route optimisation.
-                Action::BindingInstalled {
-                    local, hoa, coa, ..
-                } => self.ro_rules.binding_installed(local, hoa, coa),
-                Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa)
+                other => {
+                    if !self.ro_rules.on_action(&other, ctx.registry) {
+                        tracing::debug!("home agent: ignoring {other:?}")
+                    }
                 }
-                other => tracing::debug!("home agent: ignoring {other:?}"),
             }
         }
     }

@@ -236,16 +236,15 @@ pub fn start(
     if cfg.home_links.len() > 1 {
         tracing::warn!("only the first MnHomeLink is used so far");
     }
-    if hl.uses_dhaad() {
-        return Err(
-            "MnHomeLink: HomeAgentAddress is needed (home agent discovery is not implemented yet)"
-                .into(),
-        );
-    }
     let hoa = hl.home_address.addr;
     let mn_config = MnConfig {
         home_address: hoa,
-        home_agents: vec![hl.home_agent_address],
+        // Without one, DHAAD finds them (`enable_dhaad` below).
+        home_agents: if hl.uses_dhaad() {
+            vec![]
+        } else {
+            vec![hl.home_agent_address]
+        },
         max_ha_binding_life: Duration::from_secs(u64::from(cfg.mn_max_ha_binding_life)),
         max_cn_binding_life: Duration::from_secs(u64::from(cfg.mn_max_cn_binding_life)),
         use_cn_bu_ack: cfg.use_cn_bu_ack,
@@ -276,7 +275,12 @@ pub fn start(
         mn_config,
         std::sync::Arc::new(ring::rand::SystemRandom::new()),
     );
-    super::mn_user::MnUserPath::start(
+    let dhaad = if hl.uses_dhaad() {
+        Some(super::mn_dhaad::MnDhaad::open(home_prefix)?)
+    } else {
+        None
+    };
+    let mut path = super::mn_user::MnUserPath::start(
         mn,
         cn,
         detector,
@@ -285,5 +289,9 @@ pub fn start(
         queue,
         registry,
         now,
-    )
+    )?;
+    if let Some(d) = dhaad {
+        path.enable_dhaad(d);
+    }
+    Ok(path)
 }

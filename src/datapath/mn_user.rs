@@ -50,6 +50,7 @@
 //! and the output rule; SIGTERM removes everything through the registry.
 
 use super::ha_user::defrag_rule;
+use super::mn_dhaad::MnDhaad;
 use super::rewrite;
 use super::user::{
     self, bind_queue, check_ip6tables, drain_route_optimisation, send_transmit, Disposition,
@@ -233,6 +234,23 @@ fn mn_mobility(
     Some(true)
 }
 
+/// Whether `payload` is a Home Test or Care-of Test the machine did not ask for.
+fn unawaited_test(mn: &Mn, payload: &[u8]) -> bool {
+    let Ok(pkt) = packet::parse(payload) else {
+        return false;
+    };
+    pkt.headers.iter().any(|h| match h {
+        Header::Mobility { repr, .. } => match &repr.message {
+            crate::wire::mh::Message::HomeTest { cookie, .. }
+            | crate::wire::mh::Message::CareOfTest { cookie, .. } => {
+                !mn.awaits_test(&pkt.ip.src, cookie)
+            }
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
 /// Decides a packet from the receive queue and feeds the machines what it learns.
 /// Never panics, whatever the bytes.
 pub fn incoming(
@@ -250,6 +268,10 @@ pub fn incoming(
         let mut inner = payload.to_vec();
         return match rewrite::decapsulate(&mut inner) {
             Ok(t) if Some(t.outer_src) == mn.home_agent() && t.inner_dst == hoa => {
+                if unawaited_test(mn, &inner) {
+                    // Delivered to the home address as if it had arrived there: below.
+                    return InVerdict::Repeat(inner);
+                }
                 match mn_mobility(mn, &inner, Some(t.outer_src), now, count) {
                     Some(_) => InVerdict::Consumed,
                     None => InVerdict::Repeat(inner),
@@ -264,6 +286,12 @@ pub fn incoming(
         _ => None,
     });
     if let Some(t) = mh {
+        if pkt.ip.dst == hoa && unawaited_test(mn, payload) {
+            // A Distributed Servers contact node's home test for another node: its
+            // socket on the home address takes it (`ds::redirect`). The cookie is what
+            // authenticates it there, as here.
+            return InVerdict::Accept(None);
+        }
         if for_correspondent(t) {
             return match user::receive(cn, payload, now, count) {
                 Disposition::Consumed => InVerdict::Consumed,
@@ -393,6 +421,8 @@ pub struct MnUserPath {
     /// Set at start: what the first reading of the kernel made the machine decide waits
     /// for the loop's first wake-up, which this asks for at once.
     kick: Option<Instant>,
+    /// Home agent discovery, when no `HomeAgentAddress` was configured.
+    dhaad: Option<MnDhaad>,
 }
 
 impl MnUserPath {
@@ -449,6 +479,7 @@ impl MnUserPath {
             ro_default,
             triggered: HashSet::new(),
             kick: Some(now),
+            dhaad: None,
         };
         path.read_kernel_events(now);
         Ok(path)
@@ -456,6 +487,11 @@ impl MnUserPath {
 
     pub fn mn(&self) -> &Mn {
         &self.mn
+    }
+
+    /// Finds the home agent with DHAAD (§11.4.1) instead of a configured one.
+    pub fn enable_dhaad(&mut self, dhaad: MnDhaad) {
+        self.dhaad = Some(dhaad);
     }
 
     fn read_kernel_events(&mut self, now: Instant) {
@@ -703,6 +739,7 @@ impl MnUserPath {
             "registered": self.mn.home_binding().is_some(),
             "tunnel": self.paths.tunnel.map(|(ha, coa)| json!({"home_agent": ha.to_string(), "care_of_address": coa.to_string()})),
             "blocked": self.paths.blocked,
+            "home_agent_discovery": self.dhaad.as_ref().map(MnDhaad::status),
             "route_optimised": self.paths.ro.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
             "interfaces": self.detector.attachments().iter().map(|(i, a)| json!({
                 "index": i,
@@ -719,10 +756,15 @@ impl Machine for MnUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.kick, self.mn.poll_timeout(), self.cn.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.kick,
+            self.mn.poll_timeout(),
+            self.cn.poll_timeout(),
+            self.dhaad.as_ref().and_then(MnDhaad::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -732,6 +774,9 @@ impl Machine for MnUserPath {
         }
         if self.cn.poll_timeout().is_some_and(|t| t <= now) {
             self.cn.handle_timeout(now);
+        }
+        if let Some(d) = self.dhaad.as_mut() {
+            d.drive(&mut self.mn, &self.raw, now);
         }
     }
 
@@ -770,6 +815,7 @@ impl Machine for MnUserPath {
             self.ro.as_raw_fd(),
         ];
         v.extend(self.kernel.event_fd());
+        v.extend(self.dhaad.as_ref().map(MnDhaad::fd));
         v
     }
 
@@ -782,23 +828,26 @@ impl Machine for MnUserPath {
             drain_route_optimisation(&mut self.ro, &mut self.cn, now);
         } else if Some(fd) == self.kernel.event_fd() {
             self.read_kernel_events(now);
+        } else if let Some(d) = self.dhaad.as_mut().filter(|d| d.fd() == fd) {
+            d.on_readable(&mut self.mn, now);
         }
     }
 
-    fn apply_actions(&mut self, _now: Instant, ctx: &mut Ctx<'_>) {
+    fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if let Some(d) = self.dhaad.as_mut() {
+            d.drive(&mut self.mn, &self.raw, now);
+        }
         while let Some(a) = self.mn.poll_action() {
             self.apply_mn_action(a, ctx);
         }
         while let Some(a) = self.cn.poll_action() {
             match a {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
-                Action::BindingInstalled {
-                    local, hoa, coa, ..
-                } => self.ro_rules.binding_installed(local, hoa, coa),
-                Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa)
+                other => {
+                    if !self.ro_rules.on_action(&other, ctx.registry) {
+                        tracing::debug!("correspondent node: ignoring {other:?}")
+                    }
                 }
-                other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }
         }
         self.sync_kernel(ctx.registry);

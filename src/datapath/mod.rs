@@ -11,8 +11,11 @@
 //! which netfilter rules feed which rewrite, and what the spike in
 //! `tests/datapath_nfqueue.rs` proved on this kernel.
 
+pub mod conn_binding;
+pub mod ha_icmp;
 pub mod ha_user;
 pub mod kernel;
+pub mod mn_dhaad;
 pub mod mn_kernel;
 pub mod mn_user;
 pub mod probe;

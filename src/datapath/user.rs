@@ -31,6 +31,7 @@
 
 use super::rewrite;
 use super::sets::{self, AddrSet};
+use super::{Binding, BindingKey as DataPathKey, DataPath};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::{EntryId, Registry};
 use crate::proto::binding_cache::BindingKey;
@@ -263,6 +264,63 @@ impl RoRules {
     }
 }
 
+impl RoRules {
+    /// Applies a correspondent binding action through the [`DataPath`] interface;
+    /// `false` when `a` is not one (the caller handles or ignores it).
+    pub fn on_action(&mut self, a: &Action, registry: &mut Registry) -> bool {
+        let r = match *a {
+            Action::BindingInstalled {
+                local, hoa, coa, ..
+            } => self.install(&Binding::Correspondent { local, hoa, coa }, registry),
+            Action::BindingRemoved { local, hoa, .. } => {
+                self.remove(&DataPathKey::Correspondent { local, hoa }, registry)
+            }
+            _ => return false,
+        };
+        if let Err(e) = r {
+            tracing::error!("route optimisation: {e}");
+        }
+        true
+    }
+}
+
+/// The correspondent part's bindings on the user data path.
+impl DataPath for RoRules {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+
+    fn install(&mut self, b: &Binding, _registry: &mut Registry) -> io::Result<()> {
+        match *b {
+            Binding::Correspondent { local, hoa, coa } => {
+                self.binding_installed(local, hoa, coa);
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("route optimisation rules do not hold {b:?}"),
+            )),
+        }
+    }
+
+    fn remove(&mut self, key: &DataPathKey, _registry: &mut Registry) -> io::Result<()> {
+        if let DataPathKey::Correspondent { local, hoa } = *key {
+            self.binding_removed(local, hoa);
+        }
+        Ok(())
+    }
+
+    /// The set goes with the registry (recorded when it was created); this only forgets
+    /// the bindings.
+    fn cleanup(&mut self, _registry: &mut Registry) -> Vec<io::Error> {
+        let keys: Vec<BindingKey> = self.bound.keys().copied().collect();
+        for k in keys {
+            self.binding_removed(k.local, k.hoa);
+        }
+        Vec::new()
+    }
+}
+
 // --- sending ---------------------------------------------------------------------------------
 
 /// The whole IPv6 packet for a [`Transmit`] of a correspondent node: IPv6 header, the Type
@@ -322,6 +380,11 @@ pub trait Responder {
     fn handle(&mut self, event: Event<'_>, now: Instant);
     /// The care-of address of the route-optimisation binding (local, hoa), if any.
     fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr>;
+    /// The care-of address of any binding cache entry (local, hoa): what admits a Home
+    /// Address option (§9.3.1). A home agent's home registrations count too.
+    fn hao_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
+        self.ro_coa(local, hoa)
+    }
 }
 
 impl Responder for Cn {
@@ -339,6 +402,13 @@ impl Responder for crate::proto::ha::Ha {
     }
     fn ro_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
         self.cn().binding(local, hoa).map(|b| b.coa)
+    }
+    fn hao_coa(&self, local: &Ipv6Addr, hoa: &Ipv6Addr) -> Option<Ipv6Addr> {
+        // A registered mobile node's Mobile Prefix Solicitation carries one (§11.4.2).
+        let home = self
+            .binding(local, hoa)
+            .filter(|b| b.state == crate::proto::ha::HaState::Active);
+        home.map(|b| b.coa).or_else(|| self.ro_coa(local, hoa))
     }
 }
 
@@ -392,7 +462,7 @@ pub fn receive(
     match rewrite::receive_hao(&mut buf) {
         Ok(info) => {
             let local = pkt.ip.dst;
-            let bound = cn.ro_coa(&local, &info.home) == Some(info.care_of);
+            let bound = cn.hao_coa(&local, &info.home) == Some(info.care_of);
             if bound {
                 cn.handle(
                     Event::BindingUsed {
@@ -521,7 +591,7 @@ impl CnUserPath {
 
 /// Binds netfilter queue `q`, non-blocking, for the event loop.
 pub(crate) fn bind_queue(q: u16) -> Result<NfQueue, String> {
-    let nq = NfQueue::bind(q).map_err(|e| {
+    let mut nq = NfQueue::bind(q).map_err(|e| {
         format!(
             "cannot bind netfilter queue {q}: {e} (another process holds it, or no CAP_NET_ADMIN)"
         )
@@ -642,13 +712,11 @@ impl Machine for CnUserPath {
         while let Some(a) = self.cn.poll_action() {
             match a {
                 Action::Send(t) => self.send(&t, ctx),
-                Action::BindingInstalled {
-                    local, hoa, coa, ..
-                } => self.ro_rules.binding_installed(local, hoa, coa),
-                Action::BindingRemoved { local, hoa, .. } => {
-                    self.ro_rules.binding_removed(local, hoa)
+                other => {
+                    if !self.ro_rules.on_action(&other, ctx.registry) {
+                        tracing::debug!("correspondent node: ignoring {other:?}")
+                    }
                 }
-                other => tracing::debug!("correspondent node: ignoring {other:?}"),
             }
         }
     }

@@ -10,7 +10,8 @@
 //!
 //! ```text
 //!  0      version (1)
-//!  1      flags: 0x01 SACK, 0x02 timestamps, 0x04 window scaling, 0x08 BU sequence present
+//!  1      flags: 0x01 SACK, 0x02 timestamps, 0x04 window scaling, 0x08 BU sequence present,
+//!         0x10 home keygen token present
 //!  2      window scales: send in the low nibble, receive in the high nibble (0 without 0x04)
 //!  3      reserved (0)
 //!  4..20  local (service) address     20..22 local port
@@ -24,6 +25,7 @@
 //! 80      SO_SNDBUF   84 SO_RCVBUF
 //! 88      phase map (u16): 2 bits per phase, 0 pending, 1 skipped, 2 measured
 //! 90      one u32 (microseconds) per measured phase, in phase order
+//!  …      with flag 0x10: home nonce index (u16), home keygen token (8 bytes)
 //!  …      send queue length (u32), receive queue length (u32), the send queue, the receive queue
 //! ```
 //! All integers big-endian.
@@ -39,7 +41,11 @@ const FLAG_SACK: u8 = 0x01;
 const FLAG_TIMESTAMPS: u8 = 0x02;
 const FLAG_WSCALE: u8 = 0x04;
 const FLAG_BU_SEQUENCE: u8 = 0x08;
-const FLAGS_KNOWN: u8 = FLAG_SACK | FLAG_TIMESTAMPS | FLAG_WSCALE | FLAG_BU_SEQUENCE;
+const FLAG_HOME_KEYGEN: u8 = 0x10;
+const FLAGS_KNOWN: u8 =
+    FLAG_SACK | FLAG_TIMESTAMPS | FLAG_WSCALE | FLAG_BU_SEQUENCE | FLAG_HOME_KEYGEN;
+/// Nonce index and token.
+const HOME_KEYGEN_LEN: usize = 10;
 
 /// The fixed part before the phase values.
 const FIXED_LEN: usize = 90;
@@ -90,6 +96,10 @@ pub struct ConnState {
     /// The highest Binding Update sequence number the donor side used with this client
     /// for the DSA: the acceptor's binding must be newer.
     pub bu_sequence: Option<u16>,
+    /// The home keygen token the client (as correspondent node) gave the DSA, obtained by
+    /// the contact node's home test through the home agent's tunnel
+    /// ([`crate::ds::redirect`]): the acceptor needs it for its Binding Update.
+    pub home_keygen: Option<HomeKeygen>,
     /// Phases measured so far (the donor fills socket extraction).
     pub phases: Phases,
     /// Bytes written by the application and not yet acknowledged by the client.
@@ -114,11 +124,19 @@ impl fmt::Debug for ConnState {
             .field("sndbuf", &self.sndbuf)
             .field("rcvbuf", &self.rcvbuf)
             .field("bu_sequence", &self.bu_sequence)
+            .field("home_keygen", &self.home_keygen.is_some())
             .field("phases", &self.phases)
             .field("send_queue_len", &self.send_queue.len())
             .field("recv_queue_len", &self.recv_queue.len())
             .finish()
     }
+}
+
+/// A home keygen token with the index of the nonce it was made from (RFC 6275 §5.2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HomeKeygen {
+    pub nonce_index: u16,
+    pub token: [u8; 8],
 }
 
 /// Bounds a decoder applies to what another node sends.
@@ -198,6 +216,11 @@ impl ConnState {
                 .iter()
                 .filter(|t| t.micros().is_some())
                 .count()
+            + if self.home_keygen.is_some() {
+                HOME_KEYGEN_LEN
+            } else {
+                0
+            }
             + 8
             + self.send_queue.len()
             + self.recv_queue.len()
@@ -222,6 +245,9 @@ impl ConnState {
         }
         if self.bu_sequence.is_some() {
             flags |= FLAG_BU_SEQUENCE;
+        }
+        if self.home_keygen.is_some() {
+            flags |= FLAG_HOME_KEYGEN;
         }
         b.extend([flags, scales, 0]);
         for sa in [&self.local, &self.peer] {
@@ -252,6 +278,10 @@ impl ConnState {
         b.extend(map.to_be_bytes());
         for us in self.phases.0.iter().filter_map(|t| t.micros()) {
             b.extend(us.to_be_bytes());
+        }
+        if let Some(h) = &self.home_keygen {
+            b.extend(h.nonce_index.to_be_bytes());
+            b.extend(h.token);
         }
         b.extend((self.send_queue.len() as u32).to_be_bytes());
         b.extend((self.recv_queue.len() as u32).to_be_bytes());
@@ -335,6 +365,14 @@ impl ConnState {
                 _ => return Err(DecodeError::Reserved("phase code 3")),
             };
         }
+        let home_keygen = if flags & FLAG_HOME_KEYGEN != 0 {
+            let nonce_index = r.u16()?;
+            let mut token = [0; 8];
+            token.copy_from_slice(r.take(8)?);
+            Some(HomeKeygen { nonce_index, token })
+        } else {
+            None
+        };
         let send_len = r.u32()?;
         let recv_len = r.u32()?;
         if send_len > limits.max_send_queue {
@@ -376,6 +414,7 @@ impl ConnState {
             sndbuf,
             rcvbuf,
             bu_sequence,
+            home_keygen,
             phases,
             send_queue,
             recv_queue,
@@ -469,6 +508,7 @@ pub(crate) mod tests {
             sndbuf: 87040,
             rcvbuf: 131072,
             bu_sequence: Some(0xfff0),
+            home_keygen: None,
             phases,
             send_queue: vec![],
             recv_queue: vec![],
@@ -504,9 +544,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_home_keygen_token_travels_in_ten_bytes() {
+        let mut s = drained();
+        let without = s.encoded_len();
+        s.home_keygen = Some(HomeKeygen {
+            nonce_index: 0x1234,
+            token: *b"homekeyg",
+        });
+        let bytes = s.encode();
+        assert_eq!((bytes.len(), s.encoded_len()), (without + 10, without + 10));
+        assert_eq!(ConnState::decode(&bytes, &Limits::default()), Ok(s));
+    }
+
+    #[test]
     fn every_truncation_is_an_error() {
         let mut s = drained();
         s.recv_queue = vec![7; 10];
+        s.home_keygen = Some(HomeKeygen {
+            nonce_index: 1,
+            token: [9; 8],
+        });
         let bytes = s.encode();
         for n in 0..bytes.len() {
             assert!(
@@ -555,7 +612,7 @@ pub(crate) mod tests {
         let ok = drained().encode();
         let cases: [(usize, u8, &str); 5] = [
             (0, 2, "version"),
-            (1, 0x10, "unknown flag"),
+            (1, 0x20, "unknown flag"),
             (2, 0xf7, "wscale 15"),
             (3, 1, "reserved byte"),
             (89, 0xff, "phase code 3"),

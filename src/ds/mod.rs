@@ -6,8 +6,13 @@
 //! - [`phases`]: the seven timed phases of a handoff (the seed's Table 1).
 //! - [`drain`]: whether the donor waits for its send queue to be acknowledged first.
 //! - [`handoff`]: the donor ⇄ acceptor protocol: messages, states, timeouts, rollback.
+//! - [`membership`]: contact node, backups and snodes (seed §2.3), hardened.
+//! - [`redirect`]: the client redirected with Mobile IPv6: the contact's home test, the
+//!   acceptor's care-of test and Binding Update.
 
 pub mod conn_state;
 pub mod drain;
 pub mod handoff;
+pub mod membership;
 pub mod phases;
+pub mod redirect;

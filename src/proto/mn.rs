@@ -519,6 +519,17 @@ impl Mn {
     }
 
     /// Correspondents we keep state for.
+    /// Whether a Home Test or Care-of Test from `cn` with `cookie` answers a test init
+    /// of ours. One that does not may answer someone else on this node: a Distributed
+    /// Servers contact node runs home tests for the DSA outside the machine
+    /// (`ds::redirect`), and the data path delivers those to the home address.
+    pub fn awaits_test(&self, cn: &Ipv6Addr, cookie: &Cookie) -> bool {
+        self.cns.get(cn).is_some_and(|e| {
+            e.hoti.as_ref().is_some_and(|t| t.cookie == *cookie)
+                || e.coti.as_ref().is_some_and(|t| t.cookie == *cookie)
+        })
+    }
+
     pub fn correspondents(&self) -> impl Iterator<Item = &Ipv6Addr> {
         self.cns.keys()
     }
@@ -567,6 +578,12 @@ impl Mn {
             }
         }
         rows
+    }
+
+    /// Whether every home agent refused the registration (it stays stopped until we
+    /// move or get new candidates).
+    pub fn home_registration_failed(&self) -> bool {
+        self.home.failed
     }
 
     /// New candidate home agents (e.g. from DHAAD): registration starts over with the
@@ -1706,8 +1723,9 @@ impl Mn {
 
 /// A Mobility Header from the mobile node. The checksum pseudo-header uses the home
 /// address as source when a HAO carries it (§6.1.1); the authenticator, if any, covers
-/// (care-of address | correspondent | MH data) (§6.2.7, §11.7.2).
-fn mn_transmit(
+/// (care-of address | correspondent | MH data) (§6.2.7, §11.7.2). Also what a
+/// Distributed Servers node sends for the DSA (`ds::redirect`).
+pub fn mn_transmit(
     src: Ipv6Addr,
     dst: Ipv6Addr,
     hao: Option<Ipv6Addr>,

@@ -136,6 +136,134 @@ impl Dad {
     }
 }
 
+/// The home agent's Neighbour Discovery on one home link: the DAD runs of pending
+/// registrations (a home address and, with the L bit, a link-local address per run) and
+/// the unsolicited advertisements it repeats ([`MAX_NEIGHBOR_ADVERTISEMENT`] times,
+/// [`RETRANS_TIMER`] apart, RFC 4861 §7.2.6) when it starts defending an address.
+#[derive(Debug, Default)]
+pub struct HomeLinkNd {
+    /// Home address → the runs for it; the result is reported when all have ended.
+    runs: Vec<(Ipv6Addr, Vec<Dad>)>,
+    /// (when, message, copies still to send after this one).
+    adverts: Vec<(Instant, NdSend, usize)>,
+    outbox: Vec<NdSend>,
+    results: Vec<(Ipv6Addr, bool)>,
+}
+
+impl HomeLinkNd {
+    pub fn new() -> HomeLinkNd {
+        HomeLinkNd::default()
+    }
+
+    /// Starts DAD for `hoa` (and `link_local`); a run already going for `hoa` is kept.
+    pub fn start_dad(&mut self, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {
+        if self.runs.iter().any(|(h, _)| *h == hoa) {
+            return;
+        }
+        let mut dads = Vec::new();
+        for target in std::iter::once(hoa).chain(link_local) {
+            let (d, probe) = Dad::start(target, now);
+            self.outbox.push(probe);
+            dads.push(d);
+        }
+        self.runs.push((hoa, dads));
+    }
+
+    /// Starts advertising `target` as ours (proxy): one advertisement now, the others
+    /// from [`Self::handle_timeout`]. Replaces a series already running for `target`.
+    pub fn advertise(
+        &mut self,
+        src: Ipv6Addr,
+        target: Ipv6Addr,
+        lladdr: &[u8],
+        router: bool,
+        now: Instant,
+    ) {
+        self.adverts.retain(|(_, m, _)| !is_advert_for(m, target));
+        let na = proxy_advertisement(src, target, lladdr, router);
+        self.outbox.push(na.clone());
+        if MAX_NEIGHBOR_ADVERTISEMENT > 1 {
+            self.adverts
+                .push((now + RETRANS_TIMER, na, MAX_NEIGHBOR_ADVERTISEMENT - 2));
+        }
+    }
+
+    /// Stops advertising `target` (the registration went away).
+    pub fn stop_advertising(&mut self, target: Ipv6Addr) {
+        self.adverts.retain(|(_, m, _)| !is_advert_for(m, target));
+    }
+
+    /// A Neighbour Discovery message heard on the home link (never our own: the platform
+    /// keeps its multicast from looping back).
+    pub fn on_message(&mut self, src: Ipv6Addr, message: &Icmpv6Repr) {
+        for (_, dads) in &mut self.runs {
+            for d in dads.iter_mut() {
+                d.on_message(src, message, false);
+            }
+        }
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        let mut i = 0;
+        while i < self.runs.len() {
+            let dads = &self.runs[i].1;
+            let dup = dads
+                .iter()
+                .any(|d| d.outcome() == Some(DadOutcome::Duplicate));
+            let done = dads.iter().all(|d| d.outcome().is_some());
+            if dup || done {
+                let (hoa, _) = self.runs.remove(i);
+                self.results.push((hoa, !dup));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let dad = self
+            .runs
+            .iter()
+            .flat_map(|(_, d)| d.iter().filter_map(Dad::poll_timeout));
+        dad.chain(self.adverts.iter().map(|(t, _, _)| *t)).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (_, dads) in &mut self.runs {
+            for d in dads.iter_mut() {
+                d.handle_timeout(now);
+            }
+        }
+        self.collect();
+        let mut keep = Vec::with_capacity(self.adverts.len());
+        for (t, na, left) in std::mem::take(&mut self.adverts) {
+            if t > now {
+                keep.push((t, na, left));
+                continue;
+            }
+            self.outbox.push(na.clone());
+            if left > 0 {
+                keep.push((now + RETRANS_TIMER, na, left - 1));
+            }
+        }
+        self.adverts = keep;
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<NdSend> {
+        (!self.outbox.is_empty()).then(|| self.outbox.remove(0))
+    }
+
+    /// A finished DAD run: (home address, unique).
+    pub fn poll_result(&mut self) -> Option<(Ipv6Addr, bool)> {
+        (!self.results.is_empty()).then(|| self.results.remove(0))
+    }
+}
+
+fn is_advert_for(m: &NdSend, t: Ipv6Addr) -> bool {
+    matches!(m.message, Icmpv6Repr::NeighborAdvertisement { target, .. } if target == t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +347,53 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn home_link_runs_dad_for_both_addresses_and_repeats_advertisements() {
+        let t0 = Instant::now();
+        let (hoa, ll) = (a("2001:db8:1::100"), a("fe80::100"));
+        let mut nd = HomeLinkNd::new();
+        nd.start_dad(hoa, Some(ll), t0);
+        nd.start_dad(hoa, Some(ll), t0);
+        let probes: Vec<_> = std::iter::from_fn(|| nd.poll_transmit()).collect();
+        assert_eq!(
+            probes,
+            vec![dad_probe(hoa), dad_probe(ll)],
+            "one run per address"
+        );
+        nd.handle_timeout(t0 + RETRANS_TIMER / 2);
+        assert_eq!(nd.poll_result(), None);
+        // The link-local address is taken: the whole registration fails at once.
+        let owner = a("fe80::9");
+        nd.on_message(
+            owner,
+            &proxy_advertisement(owner, ll, &[2; 6], false).message,
+        );
+        assert_eq!(nd.poll_result(), Some((hoa, false)));
+        assert_eq!(nd.poll_timeout(), None);
+        // A second run, nobody answers: unique after the timer.
+        nd.start_dad(hoa, None, t0);
+        nd.handle_timeout(t0 + RETRANS_TIMER);
+        assert_eq!(nd.poll_result(), Some((hoa, true)));
+
+        let mut nd = HomeLinkNd::new();
+        nd.advertise(a("fe80::1"), hoa, &[2, 0, 0, 0, 0, 1], false, t0);
+        let mut sent = vec![];
+        let mut now = t0;
+        loop {
+            while let Some(m) = nd.poll_transmit() {
+                sent.push((now - t0, m));
+            }
+            let Some(t) = nd.poll_timeout() else { break };
+            now = t;
+            nd.handle_timeout(now);
+        }
+        assert_eq!(sent.len(), MAX_NEIGHBOR_ADVERTISEMENT);
+        assert_eq!(sent[2].0, 2 * RETRANS_TIMER);
+        assert!(sent.iter().all(|(_, m)| matches!(m.message, Icmpv6Repr::NeighborAdvertisement { o: true, target, .. } if target == hoa)));
+        nd.advertise(a("fe80::1"), hoa, &[2; 6], false, t0);
+        nd.stop_advertising(hoa);
+        assert_eq!(nd.poll_timeout(), None);
     }
 }

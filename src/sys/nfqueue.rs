@@ -85,6 +85,11 @@ pub mod hook {
 const COPY_RANGE: u32 = 0xffff;
 /// Receive buffer: one packet of up to 64 KiB plus the metadata attributes.
 const RECV_BUF: usize = 0x10000 + 1024;
+/// Verdicts held back on a non-blocking queue are sent, several netlink messages in one
+/// datagram (the kernel walks every message of a datagram), once this many bytes or
+/// messages wait, or when the queue runs dry. One `sendmsg` then answers a burst.
+const BATCH_BYTES: usize = 48 * 1024;
+const BATCH_MSGS: usize = 32;
 
 /// What to do with a queued packet (`NF_*` in `linux/netfilter.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,6 +351,10 @@ pub struct NfQueue {
     buf: Vec<u8>,
     /// Packets that arrived while we waited for an ACK, handed out by the next `recv`.
     pending: std::collections::VecDeque<QueuedPacket>,
+    /// Verdicts not sent yet (non-blocking mode only), and how many.
+    out: Vec<u8>,
+    out_msgs: usize,
+    nonblocking: bool,
 }
 
 impl NfQueue {
@@ -364,6 +373,9 @@ impl NfQueue {
             seq: 0,
             buf: Vec::with_capacity(RECV_BUF),
             pending: Default::default(),
+            out: Vec::new(),
+            out_msgs: 0,
+            nonblocking: false,
         };
         let seq = q.next_seq();
         q.request(
@@ -410,8 +422,17 @@ impl NfQueue {
 
     /// Makes [`recv`](Self::recv) return `WouldBlock` instead of waiting, as an
     /// edge-triggered poll loop needs: it reads until the socket is drained.
-    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.socket.set_non_blocking(on)
+    ///
+    /// In this mode [`verdict`](Self::verdict) batches: verdicts wait (a few dozen at
+    /// most) and go out together when `recv` finds the socket empty, so a caller that
+    /// reads until `WouldBlock` never leaves one behind.
+    pub fn set_nonblocking(&mut self, on: bool) -> io::Result<()> {
+        if !on {
+            self.flush()?;
+        }
+        self.socket.set_non_blocking(on)?;
+        self.nonblocking = on;
+        Ok(())
     }
 
     /// The raw fd, for a poll loop (mio registration in the daemon).
@@ -426,7 +447,16 @@ impl NfQueue {
             if let Some(p) = self.pending.pop_front() {
                 return Ok(p);
             }
-            for ev in self.recv_events()? {
+            let events = match self.recv_events() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    // Nothing more to read now: the held-back verdicts go before we
+                    // report it (and before the caller sleeps in poll).
+                    self.flush()?;
+                    return Err(e);
+                }
+            };
+            for ev in events {
                 match ev {
                     Event::Packet(p) => self.pending.push_back(p),
                     Event::Error { errno, .. } => {
@@ -442,11 +472,39 @@ impl NfQueue {
     /// instead (it may be longer or shorter than the original). For packets queued in
     /// `LOCAL_OUT`, a changed source, destination or mark makes the kernel route the
     /// packet again (`nf_reroute`).
+    ///
+    /// On a non-blocking queue the verdict may be held back until the next `recv` that
+    /// finds the socket empty (see [`set_nonblocking`](Self::set_nonblocking)), or
+    /// [`flush`](Self::flush).
     pub fn verdict(&mut self, id: u32, verdict: Verdict, payload: Option<&[u8]>) -> io::Result<()> {
         let seq = self.next_seq();
         let msg = encode_verdict(seq, self.queue, id, verdict, payload)?;
-        self.socket.send(&msg, 0)?;
+        if !self.nonblocking {
+            self.socket.send(&msg, 0)?;
+            return Ok(());
+        }
+        if self.out.len() + msg.len() > BATCH_BYTES {
+            self.flush()?;
+        }
+        self.out.extend_from_slice(&msg);
+        self.out_msgs += 1;
+        if self.out_msgs >= BATCH_MSGS {
+            self.flush()?;
+        }
         Ok(())
+    }
+
+    /// Sends the verdicts held back, all in one datagram.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = self.socket.send(&self.out, 0);
+        // Sent or not, they are not sent twice: the kernel has taken them or refused
+        // them (and a refused verdict leaves the packet queued until the queue closes).
+        self.out.clear();
+        self.out_msgs = 0;
+        r.map(|_| ())
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -466,6 +524,7 @@ impl NfQueue {
 
     /// Sends a request that asks for an ACK and waits for it.
     fn request(&mut self, seq: u32, msg: &[u8]) -> io::Result<()> {
+        self.flush()?;
         self.socket.send(msg, 0)?;
         loop {
             for ev in self.recv_events()? {
@@ -486,6 +545,7 @@ impl Drop for NfQueue {
     fn drop(&mut self) {
         // Closing the socket unbinds too; saying so first lets the kernel stop queueing
         // to us at once. Nothing useful to do if it fails.
+        let _ = self.flush();
         let seq = self.next_seq();
         let msg = encode_config_cmd(seq, self.queue, NFQNL_CFG_CMD_UNBIND, libc::AF_INET6 as u16);
         let _ = self.socket.send(&msg, 0);

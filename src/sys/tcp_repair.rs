@@ -364,6 +364,7 @@ pub fn extract(fd: BorrowedFd<'_>) -> Result<ConnState> {
         sndbuf: sndbuf.max(0) as u32,
         rcvbuf: rcvbuf.max(0) as u32,
         bu_sequence: None,
+        home_keygen: None,
         phases: Default::default(),
         send_queue,
         recv_queue,

@@ -6,10 +6,11 @@
 
 M6_DATAPATH=${M6_DATAPATH:-user}
 
-# The binary NAME: $M6_MIP6D / $M6_MIP6CTL, else the newest build in target/.
+# The binary NAME: $M6_MIP6D / $M6_MIP6CTL / $M6_NETBENCH (m6-netbench), else the build in
+# target/ (release first).
 m6_bin() {
   local name=$1 var d
-  var="M6_$(m6_upper "$name")"
+  var="M6_$(m6_upper "${name#m6-}")"
   if [ -n "${!var:-}" ]; then
     echo "${!var}"
     return
@@ -68,6 +69,17 @@ m6_wait() {
   done
 }
 
+# m6_capture NODE PCAP TSHARK-ARGS...: starts tshark in NODE writing PCAP, in the
+# background ($M6_CAPTURE_PID), and returns once it is capturing: under load tshark can
+# take seconds to start, and packets sent before that are not in the file.
+m6_capture() {
+  local node=$1 pcap=$2
+  shift 2
+  ip netns exec "$(m6_ns "$node")" tshark -q "$@" -w "$pcap" >/dev/null 2>"$pcap.log" &
+  M6_CAPTURE_PID=$!
+  m6_wait 30 grep -q "Capturing on" "$pcap.log" || echo "tshark in $node did not start: $(cat "$pcap.log")" >&2
+}
+
 # The kernel objects a daemon may install, one listing per node (counters, RA lifetimes
 # and neighbour states left out: they change on their own).
 m6_snapshot() {
@@ -113,7 +125,7 @@ tcp_transfer() {
   port=$((20000 + RANDOM % 10000))
   ip netns exec "$(m6_ns mn)" python3 "$M6_ROOT/lib/tcpxfer.py" recv "$M6_HOA" "$port" "$out" &
   local rpid=$!
-  sleep 0.3
+  m6_wait 15 test -e "$out.ready" || true
   ip netns exec "$(m6_ns client)" python3 "$M6_ROOT/lib/tcpxfer.py" send "$M6_HOA" "$port" "$bytes" "$secs" >"$out.sent" &
   local spid=$!
   if [ $# -gt 0 ]; then
@@ -203,9 +215,8 @@ cmd_mipv6() {
   r=0
   pcap="$dir/router.pcapng"
   if m6_wait 20 mn_bound_to "$cn" "$coa"; then
-    ip netns exec "$(m6_ns router)" tshark -q -i foreign2 -i uplink1 -a duration:5 -w "$pcap" >/dev/null 2>&1 &
-    local tpid=$!
-    sleep 2
+    m6_capture router "$pcap" -a duration:8 -i foreign2 -i uplink1
+    local tpid=$M6_CAPTURE_PID
     ip netns exec "$(m6_ns client)" ping -6 -c 5 -i 0.2 -W 2 "$M6_HOA" >/dev/null 2>&1
     xfer=$(tcp_transfer 500000 0.5)
     wait "$tpid"
@@ -225,10 +236,13 @@ cmd_mipv6() {
     left=$( { ip netns exec "$(m6_ns ha1)" ip6tables-save; ip netns exec "$(m6_ns ha1)" ipset save; } | grep -c "$M6_HOA" || true)
     left+=" $(ip -n "$(m6_ns ha1)" -6 neigh show proxy | grep -c "$M6_HOA" || true)"
     left+=" $(ip -n "$(m6_ns ha1)" -6 route show table all | grep -c "$M6_HOA" || true)"
-    [ "$left" = "0 0 0" ] && r=1
+    # Both care-of addresses the MN used (foreign1, then foreign2) are no longer tunnel
+    # endpoints.
+    left+=" $(ip netns exec "$(m6_ns ha1)" ipset save mip6d-coa | grep -c '^add ' || true)"
+    [ "$left" = "0 0 0 0" ] && r=1
   fi
   m6_check 5 "MN back home deregisters; ha1 removes its tunnel rules, routes and proxy entry" $r \
-    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA: ${left:-?}"
+    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA, tunnel endpoints: ${left:-?}"
 
   # 6. SIGTERM leaves nothing behind.
   r=1

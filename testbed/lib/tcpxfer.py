@@ -2,7 +2,8 @@
 """One TCP transfer with a checksum, for `testbed/run mipv6`.
 
   tcpxfer.py recv ADDR PORT OUT        accept one connection on [ADDR]:PORT, read to EOF,
-                                       write "sha256 bytes" (or "error WHAT") to OUT
+                                       write "sha256 bytes" (or "error WHAT") to OUT;
+                                       OUT.ready appears once it listens
   tcpxfer.py send ADDR PORT BYTES SECS send BYTES pseudo-random bytes to [ADDR]:PORT spread
                                        over SECS seconds; print "sha256 bytes" (or
                                        "error WHAT" and exit 1)
@@ -19,6 +20,9 @@ def recv(addr, port, out):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, int(port)))
     s.listen(1)
+    # The sender waits for this file: on a loaded machine starting python can take longer
+    # than any fixed pause, and a SYN before listen() is answered with a reset.
+    open(out + ".ready", "w").close()
     s.settimeout(60)
     try:
         c, _ = s.accept()

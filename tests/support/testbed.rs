@@ -257,3 +257,23 @@ pub fn mip6_kernel(test: &str) -> Option<bool> {
 pub fn ran_supported_branch(test: &str) {
     eprintln!("M6-SUPPORTED-BRANCH {test}");
 }
+
+/// The Tcp and TcpExt counters of namespace `ns` (/proc/net/snmp, /proc/net/netstat).
+pub fn tcp_counters(ns: &str) -> HashMap<String, u64> {
+    let mut m = HashMap::new();
+    for file in ["/proc/net/snmp", "/proc/net/netstat"] {
+        let text = ip_netns(ns, &["cat", file]).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.chunks(2) {
+            if let [head, vals] = pair {
+                let proto = head.split(':').next().unwrap_or("");
+                for (k, v) in head.split_whitespace().zip(vals.split_whitespace()).skip(1) {
+                    if let Ok(v) = v.parse() {
+                        m.insert(format!("{proto}{k}"), v);
+                    }
+                }
+            }
+        }
+    }
+    m
+}
