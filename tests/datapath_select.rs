@@ -50,13 +50,17 @@ fn auto_logs_its_choice_and_the_reason() {
         .lines()
         .find(|l| l.contains("Datapath auto:"))
         .unwrap_or_else(|| panic!("no choice logged:\n{log}"));
-    match mip6d::datapath::probe::kernel_config_option("CONFIG_IPV6_MIP6") {
+    match testbed::mip6_kernel("datapath_select") {
         Some(false) => assert!(
             line.contains("Datapath auto: user (no CONFIG_IPV6_MIP6")
                 && line.contains("Requested type not found"),
             "{line}"
         ),
-        _ => assert!(line.contains("Datapath auto: "), "{line}"),
+        Some(true) => {
+            assert!(line.contains("Datapath auto: kernel"), "{line}");
+            testbed::ran_supported_branch("datapath_select::auto_picks_kernel");
+        }
+        None => assert!(line.contains("Datapath auto: "), "{line}"),
     }
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success(), "{}", d.stderr());

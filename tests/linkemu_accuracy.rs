@@ -8,7 +8,8 @@
 //!   99.9 % interval around 1 %.
 //!
 //! Runs the userspace emulator (`--emulator user`), which is what this kernel (no netem)
-//! gets from `auto`. Needs root, iproute2 and iputils-ping; fails, naming them, without.
+//! gets from `auto`; `M6_LINKEMU_MODE=netem` points the accuracy checks at `tc netem`
+//! instead (`scripts/vm-test netem` does, in a VM whose kernel has netem). Needs root, iproute2 and iputils-ping; fails, naming them, without.
 
 #[path = "support/testbed.rs"]
 mod testbed;
@@ -170,10 +171,15 @@ impl Exec for Testbed {
 fn delay_rate_and_loss_are_what_was_set() {
     testbed::require("linkemu_accuracy", &[Tool::Ip, Tool::Ping]);
     use_this_emulator();
-    let tb = Testbed::up_with(prefix("a"), &["--emulator", "user"], None);
+    let mode = std::env::var("M6_LINKEMU_MODE").unwrap_or_else(|_| "user".into());
+    assert!(
+        mode == "user" || mode == "netem",
+        "M6_LINKEMU_MODE={mode}: user or netem"
+    );
+    let tb = Testbed::up_with(prefix("a"), &["--emulator", &mode], None);
     assert_eq!(
         tb.state.get("M6_EMULATOR").map(String::as_str),
-        Some("user")
+        Some(mode.as_str())
     );
     let sn1 = tb.addr("M6_SN1_ADDR");
     let client = tb.addr("M6_CLIENT_ADDR");
@@ -184,9 +190,15 @@ fn delay_rate_and_loss_are_what_was_set() {
     link(&tb, &["sn1net", "--dir", "both", "--delay", "15"]);
     let rtt = median_rtt(&tb, "client", sn1, 25, "0.05");
     eprintln!("RTT: base {base:.3} ms, with 2 x 25 ms: {rtt:.3} ms");
+    // Under software emulation (scripts/vm-test's VM) every timer fires late, and netem
+    // waits on four of them per round trip: vm-test widens the tolerance, and says so.
+    let tolerance: f64 = std::env::var("M6_LINKEMU_RTT_TOLERANCE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
     assert!(
-        (rtt - (50.0 + base)).abs() <= 1.0,
-        "median RTT {rtt:.3} ms, want 50 ms + base {base:.3} ms ± 1 ms\n{}",
+        (rtt - (50.0 + base)).abs() <= tolerance,
+        "median RTT {rtt:.3} ms, want 50 ms + base {base:.3} ms ± {tolerance} ms\n{}",
         text(&tb.run(&["status"]))
     );
 
@@ -222,6 +234,7 @@ fn delay_rate_and_loss_are_what_was_set() {
         3.29 * sd,
         text(&tb.run(&["status"]))
     );
+    testbed::ran_supported_branch(&format!("linkemu_accuracy::accuracy_{mode}"));
 }
 
 /// `auto` picks netem only where it works, says why, and `down` stops the emulators it
@@ -239,6 +252,15 @@ fn auto_mode_link_command_and_cleanup() {
             || (mode == "user" && why.contains("unavailable")),
         "mode {mode:?} because {why:?}"
     );
+    if mode == "netem" {
+        testbed::ran_supported_branch("linkemu_accuracy::auto_picks_netem");
+    } else {
+        // Debian's kernel (scripts/vm-test) has netem: auto must not settle for less.
+        assert!(
+            std::env::var_os("M6_EXPECT_MIP6").is_none(),
+            "auto chose {mode} on the VM's kernel: {why}"
+        );
+    }
     let status = ok(tb.run(&["status"]), "status");
     assert!(
         status.contains(&format!("link emulation: {mode}")),
@@ -274,8 +296,9 @@ fn auto_mode_link_command_and_cleanup() {
         .lines()
         .find(|s| s.starts_with("sn2net") && s.contains(" up "))
         .unwrap_or_else(|| panic!("{status}"));
+    // An untouched netem direction has no qdisc at all.
     assert!(
-        up.contains("delay=0ms"),
+        up.contains("delay=0ms") || (mode == "netem" && up.contains(" transparent")),
         "only the down direction changed: {up}"
     );
 

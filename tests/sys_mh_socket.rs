@@ -9,9 +9,9 @@ mod scratch_ns;
 #[path = "support/testbed.rs"]
 mod testbed;
 
-use mip6d::datapath::probe::kernel_config_option;
 use mip6d::sys::mh_socket::{MhSocket, SendOptions};
 use mip6d::sys::raw::{RawSocket, IPPROTO_ICMPV6};
+use mip6d::sys::xfrm::{Dir, Policy, Selector, State, Template, Xfrm, IPPROTO_ROUTING};
 use mip6d::wire::ext_header::DestOptsRepr;
 use mip6d::wire::icmpv6::Icmpv6Repr;
 use mip6d::wire::mh::{Message, MhRepr};
@@ -32,7 +32,16 @@ fn mobility_headers_with_kernel_checksum_and_ancillary_data() {
     for addr in ["2001:db8::1/128", "2001:db8::2/128"] {
         ns.ip(&["addr", "add", addr, "dev", "lo", "nodad"]);
     }
-    let mip6 = kernel_config_option("CONFIG_IPV6_MIP6");
+    ns.ip(&[
+        "addr",
+        "add",
+        "2001:db8:1::100/128",
+        "dev",
+        "lo",
+        "home",
+        "nodad",
+    ]);
+    let mip6 = testbed::mip6_kernel("sys_mh_socket");
     ns.run(move || {
         let (src, dst, hoa) = (a("2001:db8::1"), a("2001:db8::2"), a("2001:db8:1::100"));
         let tx = MhSocket::open().expect("MH socket");
@@ -107,10 +116,27 @@ fn mobility_headers_with_kernel_checksum_and_ancillary_data() {
             );
         }
 
+        if mip6 == Some(true) {
+            // A MIP6 kernel accepts an RH2 only through an XFRM state for it, and keeps
+            // the packet only if an inbound policy allows route optimisation: what a
+            // mobile node installs (a wildcard receive state, an optional RO template).
+            let mut x = Xfrm::open().expect("XFRM socket");
+            x.add_state(&State::wildcard_receive(IPPROTO_ROUTING))
+                .expect("wildcard RH2 state");
+            x.add_policy(&Policy::sub(
+                Selector::any(),
+                Dir::In,
+                1,
+                vec![Template::ro(IPPROTO_ROUTING, true)],
+            ))
+            .expect("inbound RO policy");
+        }
         // A Type 2 Routing Header: only a MIP6 kernel may send one (ipv6_datagram_send_ctl).
+        // It goes to the care-of address (dst); the receiving MIP6 kernel swaps in the home
+        // address, which must be one of its own (a `home` address), and hands the MH on.
         let r = tx.send(
             &bytes,
-            hoa,
+            dst,
             SendOptions {
                 src: Some(src),
                 rh2: Some(hoa),
@@ -120,6 +146,15 @@ fn mobility_headers_with_kernel_checksum_and_ancillary_data() {
         match mip6 {
             Some(true) => {
                 r.expect("a MIP6 kernel sends RH2");
+                let got = rx.recv().expect("the MH with RH2 arrives");
+                assert_eq!(got.dst, Some(hoa), "delivered to the home address");
+                assert_eq!(
+                    got.rh2,
+                    Some(dst),
+                    "the kernel swapped in the care-of address"
+                );
+                eprintln!("received with RH2: {got:?}");
+                testbed::ran_supported_branch("sys_mh_socket::hao_and_rh2");
             }
             _ => assert_eq!(
                 r.expect_err("no RH2 without MIP6").raw_os_error(),

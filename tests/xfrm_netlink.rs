@@ -332,7 +332,7 @@ fn live_kernel_route_optimisation_states_work_or_fail_as_without_mip6() {
         }
     })
     .unwrap();
-    let mip6 = mip6d::datapath::probe::kernel_config_option("CONFIG_IPV6_MIP6");
+    let mip6 = testbed::mip6_kernel("xfrm_netlink");
     match result {
         Ok((got, after)) => {
             assert_ne!(
@@ -344,6 +344,7 @@ fn live_kernel_route_optimisation_states_work_or_fail_as_without_mip6() {
             assert_eq!(got.coaddr, Some(coa));
             assert_eq!(got.mode, XFRM_MODE_ROUTEOPTIMIZATION);
             assert!(after.is_none());
+            testbed::ran_supported_branch("xfrm_netlink::route_optimisation_states");
         }
         Err(e) => {
             assert_ne!(mip6, Some(true), "kernel config has MIP6, yet: {e}");

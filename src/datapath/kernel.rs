@@ -15,11 +15,11 @@
 //!   then removals. Every installed object is recorded in the daemon's registry, so
 //!   SIGTERM (or a failed start) removes it.
 //!
-//! This machine's kernel has neither `CONFIG_IPV6_MIP6` nor `ip6_tunnel`, so the plans are
-//! proven here by unit tests only; installing them end to end is issue #9 (a VM booting a
-//! distribution kernel). What *is* proven live here is the `sys::xfrm` layer under it
-//! (`tests/xfrm_netlink.rs`: sub-policies with these selectors and templates install, read
-//! back and delete; RO states fail exactly as the probe says).
+//! This machine's kernel has neither `CONFIG_IPV6_MIP6` nor `ip6_tunnel`: here the plans
+//! are proven by unit tests, and `tests/kernel_datapath.rs` checks that applying them
+//! fails as such a kernel fails and leaves nothing. `scripts/vm-test kernel-plan` runs that
+//! test in a VM booting Debian's kernel, where every object installs and iproute2's
+//! listings match umip's scheme, and the registry removes them all.
 
 use super::{Binding, BindingKey, DataPath};
 use crate::daemon::registry::{EntryId, Registry};

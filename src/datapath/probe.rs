@@ -173,24 +173,33 @@ pub fn probe_kernel(tunnels: bool) -> Probe {
     Probe { missing }
 }
 
-/// `Some(true)` when the running kernel's `/proc/config.gz` sets `option` (`=y` or `=m`),
-/// `Some(false)` when it says "is not set" or does not list it, `None` when there is no
-/// such file or `zcat` cannot read it. For tests and diagnostics only: the probe does not
-/// rely on it (see the module documentation).
+/// `Some(true)` when the running kernel's configuration sets `option` (`=y` or `=m`),
+/// `Some(false)` when it says "is not set" or does not list it, `None` when it cannot be
+/// read. The configuration is `/proc/config.gz` or else Debian's
+/// `/boot/config-$(uname -r)`. For tests and diagnostics only: the probe does not rely
+/// on it (see the module documentation).
 pub fn kernel_config_option(option: &str) -> Option<bool> {
-    let out = std::process::Command::new("zcat")
-        .arg("/proc/config.gz")
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = proc_config().or_else(boot_config)?;
     let set = format!("{option}=");
     Some(
         text.lines()
             .any(|l| l.starts_with(&set) && !l.ends_with("=n")),
     )
+}
+
+fn proc_config() -> Option<String> {
+    let out = std::process::Command::new("zcat")
+        .arg("/proc/config.gz")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn boot_config() -> Option<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()
 }
 
 /// The backend a start-up settles on.

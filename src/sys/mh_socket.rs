@@ -33,7 +33,9 @@ pub struct ReceivedMh {
     pub ifindex: Option<u32>,
     /// The Home Address option of its Destination Options header, if any.
     pub hao: Option<Ipv6Addr>,
-    /// The home address of its Type 2 Routing Header, if any.
+    /// The address in its Type 2 Routing Header, if any: the home address as sent, or, when
+    /// a MIP6 kernel processed the header (segments left 0), the care-of address the
+    /// packet was sent to, swapped in by the kernel (`dst` is then the home address).
     pub rh2: Option<Ipv6Addr>,
     /// The Mobility Header (checksum already verified by the kernel).
     pub bytes: Vec<u8>,
@@ -46,7 +48,8 @@ pub struct SendOptions {
     pub src: Option<Ipv6Addr>,
     /// Home Address option (Destination Options after the routing header, RFC 6275 §6.3).
     pub hao: Option<Ipv6Addr>,
-    /// Type 2 Routing Header carrying this home address (RFC 6275 §6.4).
+    /// Type 2 Routing Header carrying this home address (RFC 6275 §6.4); the packet goes
+    /// to `dst`, the care-of address.
     pub rh2: Option<Ipv6Addr>,
 }
 
@@ -150,14 +153,20 @@ impl MhSocket {
             p.extend_from_slice(&0i32.to_ne_bytes());
             items.push((libc::IPV6_PKTINFO, p));
         }
+        // Linux (fl6_update_dst) sends to the routing header's address and writes the
+        // socket's destination into the header, as the RFC 3542 API wants for a source
+        // route. So the home address is the socket's destination and the care-of
+        // address goes into the header: on the wire it comes out the other way round.
+        let mut to = dst;
         if let Some(hoa) = opts.rh2 {
             let rh = Type2RoutingRepr {
                 // The kernel fills in Next Header when it builds the chain.
                 next_header: proto::MOBILITY,
                 segments_left: 1,
-                home_address: hoa,
+                home_address: dst,
             };
             items.push((libc::IPV6_RTHDR, rh.to_bytes()));
+            to = hoa;
         }
         if let Some(hoa) = opts.hao {
             let d = DestOptsRepr {
@@ -168,7 +177,7 @@ impl MhSocket {
         }
         let mut control = control_message(&items);
         let sa = {
-            let a = SocketAddrV6::new(dst, 0, 0, 0);
+            let a = SocketAddrV6::new(to, 0, 0, 0);
             // SAFETY: all-zero is a valid sockaddr_in6 (plain old data).
             let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
             sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
@@ -271,6 +280,14 @@ fn parse_control(ty: i32, body: &[u8], out: &mut ReceivedMh) {
         libc::IPV6_RTHDR => {
             if let Ok(r) = Type2RoutingRepr::parse(body) {
                 out.rh2 = Some(r.home_address);
+            } else if body.len() >= 24 && body[1] == 2 && body[2] == 2 && body[3] == 0 {
+                // A MIP6 kernel hands over the header as it processed it: segments left
+                // 0, the address swapped with the destination (so it holds the care-of
+                // address; `dst` is the home address). The wire parser rightly refuses
+                // that as a received packet, but here the kernel already checked it.
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&body[8..24]);
+                out.rh2 = Some(Ipv6Addr::from(a));
             }
         }
         _ => {}

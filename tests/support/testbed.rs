@@ -235,6 +235,29 @@ impl Drop for Testbed {
     }
 }
 
+/// Whether the running kernel has `CONFIG_IPV6_MIP6`, for the tests that take another
+/// branch on a MIP6 kernel. Under `scripts/vm-test` (`M6_EXPECT_MIP6=1`) the answer must
+/// be yes: a VM kernel whose configuration cannot be read, or says no, would otherwise let
+/// those tests pass on their "refused" branch and prove nothing.
+pub fn mip6_kernel(test: &str) -> Option<bool> {
+    let mip6 = mip6d::datapath::probe::kernel_config_option("CONFIG_IPV6_MIP6");
+    if std::env::var_os("M6_EXPECT_MIP6").is_some() {
+        assert_eq!(
+            mip6,
+            Some(true),
+            "{test}: M6_EXPECT_MIP6 is set, yet the kernel configuration (/proc/config.gz, \
+             /boot/config-$(uname -r)) does not show CONFIG_IPV6_MIP6"
+        );
+    }
+    mip6
+}
+
+/// Marks, on stderr, that a test ran the branch of a kernel with MIP6 (or ip6_tunnel).
+/// `scripts/vm-test` requires these lines: inside its VM the supported branches must run.
+pub fn ran_supported_branch(test: &str) {
+    eprintln!("M6-SUPPORTED-BRANCH {test}");
+}
+
 /// The Tcp and TcpExt counters of namespace `ns` (/proc/net/snmp, /proc/net/netstat).
 pub fn tcp_counters(ns: &str) -> HashMap<String, u64> {
     let mut m = HashMap::new();
