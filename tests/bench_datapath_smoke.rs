@@ -8,8 +8,7 @@
 #[path = "support/testbed.rs"]
 mod testbed;
 
-use std::process::Command;
-use testbed::{namespaces_with_prefix, text, Tool};
+use testbed::{run_scenario, text, Tool};
 
 #[test]
 fn bench_datapath_quick_measures_every_path() {
@@ -17,46 +16,27 @@ fn bench_datapath_quick_measures_every_path() {
         "bench_datapath_smoke",
         &[Tool::Ip, Tool::Ip6tables, Tool::Ping, Tool::Ipset],
     );
-    for (cmd, package) in [("radvd", "radvd"), ("python3", "python3")] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "bench_datapath_smoke needs `{cmd}`: apt-get install {package} (scripts/setup does)"
-        );
-    }
+    testbed::require_commands(
+        "bench_datapath_smoke",
+        &[("radvd", "radvd"), ("python3", "python3")],
+    );
     let prefix = format!("bds{}", std::process::id() % 100_000);
-    let state = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
-    std::fs::create_dir_all(&state).unwrap();
-    let bin = |name: &str| {
-        std::path::PathBuf::from(env!("CARGO_BIN_EXE_mip6d"))
-            .with_file_name(name)
-            .display()
-            .to_string()
-    };
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testbed/run"))
-        .args(["--prefix", &prefix, "bench-datapath", "--quick"])
-        .env("M6_STATE_DIR", &state)
-        .env("M6_QUIET", "1")
-        .env("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d"))
-        .env("M6_MIP6CTL", bin("mip6ctl"))
-        .env("M6_NETBENCH", env!("CARGO_BIN_EXE_m6-netbench"))
-        .output()
-        .expect("spawn testbed/run");
-    let left = namespaces_with_prefix(&prefix);
-    if !left.is_empty() {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testbed/run"))
-            .args(["--prefix", &prefix, "down"])
-            .env("M6_STATE_DIR", &state)
-            .output();
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mip6ctl = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mip6d")).with_file_name("mip6ctl");
+    let run = run_scenario(
+        &prefix,
+        &["bench-datapath", "--quick"],
+        &[
+            ("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d").to_string()),
+            ("M6_MIP6CTL", mip6ctl.display().to_string()),
+            ("M6_NETBENCH", env!("CARGO_BIN_EXE_m6-netbench").to_string()),
+        ],
+        &format!("{prefix}-mipv6"),
+    );
+    let stdout = &run.stdout;
     assert!(
-        out.status.success(),
+        run.out.status.success(),
         "bench-datapath --quick:\n{}",
-        text(&out)
+        text(&run.out)
     );
     for row in [
         "direct (client -> CoA",
@@ -72,6 +52,10 @@ fn bench_datapath_quick_measures_every_path() {
             "no measured row '{row}':\n{stdout}"
         );
     }
-    assert!(left.is_empty(), "namespaces left behind: {left:?}");
-    let _ = std::fs::remove_dir_all(&state);
+    assert!(
+        run.left.is_empty(),
+        "namespaces left behind: {:?}",
+        run.left
+    );
+    run.remove_state();
 }

@@ -114,6 +114,106 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Fails, naming the Debian package, when one of `cmds` (command, package) is missing.
+pub fn require_commands(test: &str, cmds: &[(&str, &str)]) {
+    for (cmd, package) in cmds {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {cmd}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{test} needs `{cmd}`: apt-get install {package} (scripts/setup does)"
+        );
+    }
+}
+
+/// A finished `testbed/run` scenario (`mipv6`, `dhaad`, `bench-datapath`, ...).
+pub struct ScenarioRun {
+    pub out: Output,
+    pub stdout: String,
+    /// The `*.log` and `*.diff` files of its run directory, for assertion messages.
+    pub logs: String,
+    /// Namespaces it left (removed by now; a scenario must not leave any).
+    pub left: Vec<String>,
+    state: PathBuf,
+}
+
+impl ScenarioRun {
+    /// `PASS` lines printed.
+    pub fn passes(&self) -> usize {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("PASS "))
+            .count()
+    }
+
+    /// Removes the state directory (keep it when the run failed: it has the logs).
+    pub fn remove_state(&self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// Runs `testbed/run --prefix PREFIX ARGS...` with `env` (the test's own binaries, e.g.
+/// `M6_MIP6D`), in a state directory of its own, then removes whatever namespace of that
+/// prefix is left, so that a failed scenario cannot leak into the next test. `run_dir`
+/// names the run directory under the state directory whose logs are collected.
+pub fn run_scenario(
+    prefix: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    run_dir: &str,
+) -> ScenarioRun {
+    let state = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
+    std::fs::create_dir_all(&state).unwrap();
+    let run = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed/run");
+    let mut cmd = Command::new(run);
+    cmd.args(["--prefix", prefix])
+        .args(args)
+        .env("M6_STATE_DIR", &state)
+        .env("M6_QUIET", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("spawn testbed/run");
+    let left = namespaces_with_prefix(prefix);
+    if !left.is_empty() {
+        let _ = Command::new(run)
+            .args(["--prefix", prefix, "down"])
+            .env("M6_STATE_DIR", &state)
+            .output();
+        for ns in namespaces_with_prefix(prefix) {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        }
+    }
+    let logs = std::fs::read_dir(state.join(run_dir))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.path()
+                        .extension()
+                        .is_some_and(|x| x == "log" || x == "diff")
+                })
+                .map(|e| {
+                    format!(
+                        "--- {}\n{}",
+                        e.path().display(),
+                        std::fs::read_to_string(e.path()).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    ScenarioRun {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        out,
+        logs,
+        left,
+        state,
+    }
+}
+
 /// One testbed instance with its own prefix and state directory.
 pub struct Testbed {
     pub prefix: String,
