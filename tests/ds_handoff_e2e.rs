@@ -16,6 +16,8 @@
 //! reads the request and the client's upload. Checked: SHA-256 of everything, zero resets
 //! in the client's namespace, and the client's binding cache (DSA → sn2).
 
+#[path = "support/stream.rs"]
+mod stream;
 #[path = "support/testbed.rs"]
 mod testbed;
 
@@ -25,7 +27,7 @@ mod daemon_support;
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,6 +39,7 @@ use mip6d::ds::handoff::{Outcome, Timeouts};
 use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
 use mip6d::dsnode::donor::{hand_off, Contact, DonorConfig, DonorReport};
 use mip6d::sys::{netlock::NetLock, netns, tcp_repair};
+use stream::{sha256, stream};
 use testbed::{require, tcp_counters, Testbed, Tool};
 
 const PORT: u16 = 8000;
@@ -44,20 +47,6 @@ const CONTROL_PORT: u16 = 7780;
 const REQUEST_LEN: usize = 777;
 const UPLOAD_LEN: usize = 100_000;
 const QUEUE: u16 = 7700;
-
-fn byte(i: usize) -> u8 {
-    (i.wrapping_mul(2_654_435_761) >> 11) as u8
-}
-
-fn stream(range: std::ops::Range<usize>, salt: usize) -> Vec<u8> {
-    range.map(|i| byte(i ^ salt)).collect()
-}
-
-fn sha256(b: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .to_vec()
-}
 
 fn v6(a: SocketAddr) -> SocketAddrV6 {
     match a {
@@ -177,22 +166,7 @@ fn start_daemon(tb: &Testbed, node: &str, conf: &str) -> Daemon {
     )
     .unwrap();
     let mut d = Daemon::new(&format!("hof-{node}"), &text);
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &tb.ns(node)])
-        .arg(env!("CARGO_BIN_EXE_mip6d"))
-        .args(["-f", "-d", "1", "--datapath", "user", "-c"])
-        .arg(&d.config)
-        .arg("--control-socket")
-        .arg(&d.socket)
-        .arg("--pid-file")
-        .arg(&d.pid_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&d.log).unwrap());
-    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
-        cmd.env_remove(v);
-    }
-    d.spawn(cmd);
+    d.spawn_in_netns_with(&tb.ns(node), &["-d", "1", "--datapath", "user"]);
     d
 }
 

@@ -13,6 +13,8 @@
 //! uploads more bytes after the handoffs; checked: SHA-256 of the download, the request
 //! and the upload as the last node reads them, and zero resets in the client's namespace.
 
+#[path = "support/stream.rs"]
+mod stream;
 #[path = "support/testbed.rs"]
 mod testbed;
 
@@ -34,6 +36,7 @@ use mip6d::ds::handoff::{
 };
 use mip6d::ds::phases::{PhaseTime, Phases};
 use mip6d::sys::{netlock::NetLock, netns, tcp_repair};
+use stream::{sha256, stream};
 use testbed::{ip_netns, require, Tool};
 
 const SVC: &str = "fd00:5e::1";
@@ -41,20 +44,6 @@ const PORT: u16 = 8000;
 const CONTROL_PORT: u16 = 7781;
 const REQUEST_LEN: usize = 777;
 const UPLOAD_LEN: usize = 333_333;
-
-fn byte(i: usize) -> u8 {
-    (i.wrapping_mul(2_654_435_761) >> 11) as u8
-}
-
-fn stream(range: std::ops::Range<usize>, salt: usize) -> Vec<u8> {
-    range.map(|i| byte(i ^ salt)).collect()
-}
-
-fn sha256(b: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, b)
-        .as_ref()
-        .to_vec()
-}
 
 fn run(cmd: &[&str]) {
     let out = Command::new(cmd[0])

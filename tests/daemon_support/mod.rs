@@ -140,9 +140,15 @@ impl Daemon {
     /// network namespace `ns` (`ip netns exec` execs it: same pid), and waits until its
     /// socket answers.
     pub fn spawn_in_netns(&mut self, ns: &str) {
+        self.spawn_in_netns_with(ns, &[]);
+    }
+
+    /// As [`spawn_in_netns`](Self::spawn_in_netns), with more command-line arguments.
+    pub fn spawn_in_netns_with(&mut self, ns: &str, args: &[&str]) {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns])
             .arg(env!("CARGO_BIN_EXE_mip6d"))
+            .args(args)
             .arg("-f")
             .arg("-c")
             .arg(&self.config)
