@@ -399,23 +399,12 @@ fn handoffs_redirect_the_client_with_mobile_ipv6_and_release_the_binding() {
     scenario("m", 2, 1_000_000);
 }
 
-/// `testbed/run handoff` (the experiment, with `examples/ds_server`) with a small count:
+/// `testbed/run handoff` (the experiment, with `m6-ds-server`) with a small count:
 /// every run intact, no reset, and the phase table printed.
 #[test]
 fn testbed_run_handoff_reports_intact_transfers() {
     require("ds_handoff_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/ds_server
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("examples/ds_server"))
-        .unwrap();
-    assert!(
-        example.exists(),
-        "{} is missing: build it with `cargo build --examples` (`cargo test --all-targets` does)",
-        example.display()
-    );
+    let server = env!("CARGO_BIN_EXE_m6-ds-server");
     let prefix = format!("hoft{}", std::process::id() % 100_000);
     let state = std::env::temp_dir().join(format!("mip6d-testbed-{prefix}"));
     let out = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/run"))
@@ -424,7 +413,7 @@ fn testbed_run_handoff_reports_intact_transfers() {
         ])
         .env("M6_STATE_DIR", &state)
         .env("M6_QUIET", "1")
-        .env("M6_DS_SERVER", &example)
+        .env("M6_DS_SERVER", server)
         .env("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d"))
         .env("M6_MIP6CTL", env!("CARGO_BIN_EXE_mip6ctl"))
         .output()

@@ -2,7 +2,7 @@
 //! handoff: the donor and acceptor drivers around the sans-IO machines (`ds::handoff`,
 //! `ds::redirect`), the socket surgery (`sys::tcp_repair`), the donor's network lock
 //! (`sys::netlock`) and the acceptor's per-connection data path
-//! (`datapath::conn_binding`). `examples/ds_server.rs`, `testbed/run handoff` and the
+//! (`datapath::conn_binding`). `src/bin/m6-ds-server.rs`, `testbed/run handoff` and the
 //! namespace tests run it; mip6d's event loop does not run it yet (the daemon side of
 //! Distributed Servers is still to come), so it is a library for server applications.
 //!

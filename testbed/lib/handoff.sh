@@ -1,23 +1,10 @@
 # shellcheck shell=bash
 # `testbed/run handoff`: the seed's handoff experiment on the testbed. mip6d runs as home
 # agent (ha1), as the client's correspondent node, and on sn1 as the contact node that
-# registers the DSA with ha1 (conf/contact.conf); examples/ds_server runs the donor on
+# registers the DSA with ha1 (conf/contact.conf); m6-ds-server runs the donor on
 # sn1, the acceptor on sn2 and the client. Each download of SIZE bytes from the DSA is
 # handed from sn1 to sn2 at half; the client is redirected by Mobile IPv6 (a binding for
 # the DSA with care-of address sn2), never by a route.
-
-# The ds_server example: $M6_DS_SERVER, else the newest build in target/.
-m6_ds_server() {
-  local d
-  if [ -n "${M6_DS_SERVER:-}" ]; then
-    echo "$M6_DS_SERVER"
-    return
-  fi
-  for d in "${CARGO_TARGET_DIR:-$M6_ROOT/../target}/release" "${CARGO_TARGET_DIR:-$M6_ROOT/../target}/debug"; do
-    [ -x "$d/examples/ds_server" ] && { echo "$d/examples/ds_server"; return; }
-  done
-  m6_die "no ds_server example: run 'cargo build --examples' first, or set M6_DS_SERVER"
-}
 
 # Tcp counters of the client's namespace that a reset moves.
 m6_client_resets() {
@@ -58,7 +45,7 @@ cmd_handoff() {
   command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
   command -v nft >/dev/null || m6_die "nft not found: apt-get install nftables"
   local ds dir conf="$M6_ROOT/conf" dsa ha sn1 sn2 gw key port=8000 cport=7780 fail=0
-  ds=$(m6_ds_server)
+  ds=$(m6_bin m6-ds-server)
   cmd_up
   dir=$(m6_run_dir)
   rm -rf "$dir"
@@ -93,7 +80,7 @@ cmd_handoff() {
     --key-file "$key" >"$dir/donor.json" 2>"$dir/donor.log" &
   local dpid=$!
   m6_wait 5 sh -c "grep -q listening '$dir/donor.log' && grep -q listening '$dir/acceptor.log'" ||
-    m6_die "ds_server did not start (logs in $dir)"
+    m6_die "m6-ds-server did not start (logs in $dir)"
   local resets_before resets_after
   resets_before=$(m6_client_resets)
   # One connection at a time; the acceptor deletes the client's binding after each, and

@@ -10,7 +10,8 @@ M6_DATAPATH=${M6_DATAPATH:-user}
 # target/ (release first).
 m6_bin() {
   local name=$1 var d
-  var="M6_$(m6_upper "${name#m6-}")"
+  var=M6_$(m6_upper "${name#m6-}")
+  var=${var//-/_}
   if [ -n "${!var:-}" ]; then
     echo "${!var}"
     return

@@ -4,11 +4,11 @@
 //! object per connection on standard output.
 //!
 //! ```text
-//! ds_server donor    --dsa A --home-agent A --care-of A --to ADDR:PORT --port P
-//!                    [--count N] [--size BYTES] [--drain off|on|auto] --key-file F
-//! ds_server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
-//!                    [--count N] [--size BYTES] --key-file F
-//! ds_server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
+//! m6-ds-server donor    --dsa A --home-agent A --care-of A --to ADDR:PORT --port P
+//!                       [--count N] [--size BYTES] [--drain off|on|auto] --key-file F
+//! m6-ds-server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
+//!                       [--count N] [--size BYTES] --key-file F
+//! m6-ds-server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
 //! ```
 //!
 //! - The donor runs on the contact node (its mip6d holds the DSA's home registration):
@@ -366,7 +366,7 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ds_server: {e}");
+            eprintln!("m6-ds-server: {e}");
             ExitCode::FAILURE
         }
     }
