@@ -329,9 +329,12 @@ fn home_agent_with_a_registered_mobile_node() {
     );
     let tnl = tunnel_name(a(HA), a(COA2));
     assert!(
-        l.tunnels
-            .lines()
-            .any(|t| t.starts_with(&format!("{tnl}: ipv6/ipv6 remote {COA2} local {HA}"))),
+        l.tunnels.lines().any(
+            |t| t.starts_with(&format!("{tnl}: ipv6/ipv6 remote {COA2} local {HA}"))
+                // umip's tunnel parameters: no encapsulation limit option, hop limit 64.
+                && t.contains("encaplimit none")
+                && t.contains("hoplimit 64")
+        ),
         "{}",
         l.tunnels
     );
@@ -425,9 +428,12 @@ fn mobile_node_away_from_home_with_route_optimisation() {
     );
     let tnl = tunnel_name(a(COA), a(HA));
     assert!(
-        l.tunnels
-            .lines()
-            .any(|t| t.starts_with(&format!("{tnl}: ipv6/ipv6 remote {HA} local {COA}"))),
+        l.tunnels.lines().any(
+            |t| t.starts_with(&format!("{tnl}: ipv6/ipv6 remote {HA} local {COA}"))
+                // umip's tunnel parameters: no encapsulation limit option, hop limit 64.
+                && t.contains("encaplimit none")
+                && t.contains("hoplimit 64")
+        ),
         "{}",
         l.tunnels
     );

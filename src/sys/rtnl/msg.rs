@@ -9,7 +9,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoIpTunnel, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoIpTunnel, InfoKind, InfoVeth, Ip6TunnelFlags, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -120,10 +121,15 @@ pub fn new_veth(name: &str, peer: &str) -> RouteNetlinkMessage {
 
 /// An ip6tnl carrying IPv6 in IPv6 (`IFLA_IPTUN_PROTO` 41, `mode ip6ip6`).
 pub fn new_ip6tnl(name: &str, local: Ipv6Addr, remote: Ipv6Addr) -> RouteNetlinkMessage {
+    // As umip creates its Mobile IPv6 tunnels: no Tunnel Encapsulation Limit option on
+    // every packet (RFC 2473's default would add one), hop limit 64 rather than the
+    // inner packet's, and marked as a MIP6 device.
     let data = InfoData::IpTunnel(vec![
         InfoIpTunnel::Local(IpAddr::V6(local)),
         InfoIpTunnel::Remote(IpAddr::V6(remote)),
         InfoIpTunnel::Protocol(IpProtocol::Ipv6),
+        InfoIpTunnel::Ttl(64),
+        InfoIpTunnel::Ipv6Flags(Ip6TunnelFlags::IgnEncapLimit | Ip6TunnelFlags::Mip6Dev),
     ]);
     new_link(name, InfoKind::Ip6Tnl, Some(data))
 }
