@@ -23,7 +23,7 @@ use mn_stub::Mn;
 
 use std::net::IpAddr;
 use std::time::Instant;
-use testbed::{Testbed, Tool};
+use testbed::{ip_netns, Testbed, Tool};
 
 fn ok<T>(r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -260,6 +260,31 @@ fn home_agent_daemon_registers_a_mobile_node_and_tunnels_its_traffic() {
         &["ping", "-6", "-c", "1", "-W", "5", &hoa.to_string()],
     );
     assert!(ping.contains("1 received"), "{ping}");
+
+    // A 1500-byte packet does not fit the tunnel over 1500-byte links: ha1 answers with
+    // Packet Too Big for 1460 (RFC 2473 §7.1), which the client's kernel takes into its
+    // path MTU for the home address.
+    let _ = ip_netns(
+        &tb.ns("client"),
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1452",
+            &hoa.to_string(),
+        ],
+    );
+    let route = tb.sh("client", &["ip", "-6", "route", "get", &hoa.to_string()]);
+    assert!(
+        route.contains("mtu 1460"),
+        "the client learnt the tunnel's MTU from ha1: {route}"
+    );
 
     // Deregistration: BA 0, and the binding, its rules and its proxy entry are gone.
     let ba = ok(m.home_register(ha, 0));

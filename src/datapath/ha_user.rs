@@ -58,7 +58,9 @@ use crate::proto::ha::{Ha, HaState};
 use crate::sys::nfqueue::{hook, NfQueue, Verdict};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::sys::rtnl::{self, Rtnl};
-use crate::wire::packet::Ipv6Header;
+use crate::wire::icmpv6::Icmpv6Repr;
+use crate::wire::packet::{Ipv6Header, PacketBuilder, Payload};
+use crate::wire::proto;
 use std::collections::HashMap;
 use std::io;
 use std::net::Ipv6Addr;
@@ -130,6 +132,33 @@ pub enum TunnelVerdict {
     /// Not ours (the binding just went away): unchanged.
     Pass,
     Drop,
+    /// Too big for the tunnel: drop it and send this ICMPv6 Packet Too Big (a whole
+    /// IPv6 packet) to its source (RFC 2473 §7.1).
+    TooBig(Vec<u8>),
+}
+
+/// The Packet Too Big a tunnel entry point owes the source of `packet` (RFC 2473 §7.1,
+/// RFC 4443 §3.2): from `local`, announcing `mtu`, quoting as much of the packet as fits
+/// in the minimum IPv6 MTU. `None` where no error may be sent: for an ICMPv6 error
+/// (RFC 4443 §2.4 (e)) or an unspecified or multicast source.
+pub fn packet_too_big(local: Ipv6Addr, packet: &[u8], mtu: u32) -> Option<Vec<u8>> {
+    let ip = Ipv6Header::parse(packet).ok()?;
+    if ip.src.is_unspecified() || ip.src.is_multicast() {
+        return None;
+    }
+    if ip.next_header == proto::ICMPV6 && packet.get(40).is_some_and(|t| *t < 128) {
+        return None;
+    }
+    // 1280 - IPv6 header - ICMPv6 header (type, code, checksum, MTU).
+    let quoted = &packet[..packet.len().min(1280 - 40 - 8)];
+    let mut body = mtu.to_be_bytes().to_vec();
+    body.extend_from_slice(quoted);
+    let ptb = Icmpv6Repr::Other {
+        msg_type: 2,
+        code: 0,
+        body,
+    };
+    Some(PacketBuilder::new(local, ip.src).build(Payload::Icmpv6(&ptb)))
 }
 
 /// Router and Neighbour Solicitations and Advertisements, and Redirects (ICMPv6 types
@@ -145,7 +174,12 @@ pub(crate) fn is_neighbour_discovery(ip: &Ipv6Header, payload: &[u8]) -> bool {
 /// Decides a packet from the tunnel queue. `hook` says where it was queued: a forwarded
 /// packet (PREROUTING) loses one hop before it enters the tunnel, as it would crossing
 /// any router. Never panics, whatever the bytes.
-pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVerdict {
+pub fn tunnel_packet(
+    routes: &Routes,
+    payload: &[u8],
+    from_hook: u8,
+    link_mtu: usize,
+) -> TunnelVerdict {
     let Ok(ip) = Ipv6Header::parse(payload) else {
         return TunnelVerdict::Pass;
     };
@@ -156,6 +190,16 @@ pub fn tunnel_packet(routes: &Routes, payload: &[u8], from_hook: u8) -> TunnelVe
         return TunnelVerdict::Pass;
     }
     if let Some(&(local, coa)) = routes.get(&ip.dst) {
+        // RFC 2473 §7.1: a packet that no longer fits once encapsulated is answered with
+        // the tunnel's MTU, unless it is no larger than the IPv6 minimum (then the outer
+        // packet is fragmented, which the kernel does for us).
+        let tunnel_mtu = link_mtu.saturating_sub(40);
+        if payload.len() > tunnel_mtu && payload.len() > 1280 {
+            return match packet_too_big(local, payload, tunnel_mtu as u32) {
+                Some(ptb) => TunnelVerdict::TooBig(ptb),
+                None => TunnelVerdict::Drop,
+            };
+        }
         let mut buf = payload.to_vec();
         if from_hook == hook::PRE_ROUTING {
             // Byte 7 is the hop limit. An expiring packet is dropped (a kernel router
@@ -367,6 +411,9 @@ pub struct HaUserPath {
     rx: NfQueue,
     ro: NfQueue,
     tun: NfQueue,
+    /// The smallest MTU of the links a tunnel can leave by: what an encapsulated packet
+    /// must fit (the path beyond is the care-of address's business, RFC 2473 §7.1).
+    link_mtu: usize,
     raw: RawSocket,
     /// Route-optimisation rules of the embedded correspondent node's bindings.
     ro_rules: RoRules,
@@ -402,6 +449,14 @@ impl HaUserPath {
             .map_err(|e| format!("home interface {home_if}: {e}"))?
             .ok_or_else(|| format!("home interface {home_if}: no such interface"))?
             .index;
+        let link_mtu = rtnl
+            .links()
+            .map_err(|e| format!("rtnetlink: {e}"))?
+            .iter()
+            .filter(|l| l.up && l.name != "lo" && l.mtu >= 1280)
+            .map(|l| l.mtu as usize)
+            .min()
+            .unwrap_or(1500);
         let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
             .map(|s| s.trim() == "1")
             .unwrap_or(false);
@@ -437,6 +492,7 @@ impl HaUserPath {
             rx,
             ro,
             tun,
+            link_mtu,
             raw,
             ro_rules: RoRules::start(ro_queue, registry)?,
             tunnels: HomeTunnels {
@@ -470,10 +526,18 @@ impl HaUserPath {
                     continue;
                 }
             };
-            let r = match tunnel_packet(&self.tunnels.routes, &p.payload, p.hook) {
+            let r = match tunnel_packet(&self.tunnels.routes, &p.payload, p.hook, self.link_mtu) {
                 TunnelVerdict::Encapsulated(b) => self.tun.verdict(p.id, Verdict::Accept, Some(&b)),
                 TunnelVerdict::Decapsulated(b) => self.tun.verdict(p.id, Verdict::Repeat, Some(&b)),
                 TunnelVerdict::Pass => self.tun.verdict(p.id, Verdict::Accept, None),
+                TunnelVerdict::TooBig(ptb) => {
+                    if let Ok(ip) = Ipv6Header::parse(&ptb) {
+                        if let Err(e) = self.raw.send_to(&ptb, ip.dst) {
+                            tracing::debug!("tunnel: packet too big to {}: {e}", ip.dst);
+                        }
+                    }
+                    self.tun.verdict(p.id, Verdict::Drop, None)
+                }
                 TunnelVerdict::Drop => {
                     tracing::debug!("tunnel: dropped a packet ({} bytes)", p.payload.len());
                     self.tun.verdict(p.id, Verdict::Drop, None)
@@ -717,6 +781,66 @@ mod tests {
         })
     }
 
+    fn udp_of_len(src: Ipv6Addr, dst: Ipv6Addr, total: usize) -> Vec<u8> {
+        let data = vec![0x5a; total - 48];
+        PacketBuilder::new(src, dst).build(Payload::Udp {
+            src_port: 1,
+            dst_port: 2,
+            data: &data,
+        })
+    }
+
+    #[test]
+    fn too_big_for_the_tunnel_gets_a_packet_too_big_with_the_tunnel_mtu() {
+        let (ha, hoa, _, cn, routes) = net();
+        // 1460 + 40 fits a 1500-byte link: encapsulated.
+        let fits = udp_of_len(cn, hoa, 1460);
+        assert!(matches!(
+            tunnel_packet(&routes, &fits, hook::PRE_ROUTING, 1500),
+            TunnelVerdict::Encapsulated(b) if b.len() == 1500
+        ));
+        // 1500 does not: Packet Too Big from the home agent to the source, MTU 1460,
+        // quoting the start of the packet, within the minimum MTU.
+        let big = udp_of_len(cn, hoa, 1500);
+        let TunnelVerdict::TooBig(ptb) = tunnel_packet(&routes, &big, hook::PRE_ROUTING, 1500)
+        else {
+            panic!("not answered with Packet Too Big")
+        };
+        assert!(ptb.len() <= 1280);
+        let ip = Ipv6Header::parse(&ptb).unwrap();
+        assert_eq!((ip.src, ip.dst, ip.next_header), (ha, cn, proto::ICMPV6));
+        let Icmpv6Repr::Other {
+            msg_type,
+            code,
+            body,
+        } = Icmpv6Repr::parse_checked(&ptb[40..], &ha, &cn).unwrap()
+        else {
+            panic!("not type 2")
+        };
+        assert_eq!((msg_type, code), (2, 0));
+        assert_eq!(&body[..4], &1460u32.to_be_bytes());
+        assert_eq!(
+            &body[4..44],
+            &big[..40],
+            "the invoking packet's header is quoted"
+        );
+        // Never an error for an error (RFC 4443 §2.4 (e)): such a packet is just dropped.
+        let mut err = big.clone();
+        err[6] = proto::ICMPV6;
+        err[40] = 1;
+        assert_eq!(
+            tunnel_packet(&routes, &err, hook::PRE_ROUTING, 1500),
+            TunnelVerdict::Drop
+        );
+        // A packet no larger than the IPv6 minimum is encapsulated even over a small link
+        // (the kernel fragments the outer packet).
+        let small = udp_of_len(cn, hoa, 1280);
+        assert!(matches!(
+            tunnel_packet(&routes, &small, hook::PRE_ROUTING, 1300),
+            TunnelVerdict::Encapsulated(_)
+        ));
+    }
+
     #[test]
     fn neighbour_discovery_for_a_home_address_stays_on_the_home_link() {
         let (ha, hoa, _, _, routes) = net();
@@ -724,13 +848,13 @@ mod tests {
         na[6] = proto::ICMPV6;
         na[40] = 136;
         assert_eq!(
-            tunnel_packet(&routes, &na, hook::LOCAL_OUT),
+            tunnel_packet(&routes, &na, hook::LOCAL_OUT, 1500),
             TunnelVerdict::Pass
         );
         // An echo reply is not Neighbour Discovery: it goes into the tunnel.
         na[40] = 129;
         assert!(matches!(
-            tunnel_packet(&routes, &na, hook::LOCAL_OUT),
+            tunnel_packet(&routes, &na, hook::LOCAL_OUT, 1500),
             TunnelVerdict::Encapsulated(_)
         ));
     }
@@ -739,7 +863,8 @@ mod tests {
     fn packets_for_a_home_address_are_tunnelled_to_its_care_of_address() {
         let (ha, hoa, coa, cn, routes) = net();
         let inner = udp(cn, hoa);
-        let TunnelVerdict::Encapsulated(out) = tunnel_packet(&routes, &inner, hook::PRE_ROUTING)
+        let TunnelVerdict::Encapsulated(out) =
+            tunnel_packet(&routes, &inner, hook::PRE_ROUTING, 1500)
         else {
             panic!("not encapsulated");
         };
@@ -750,7 +875,8 @@ mod tests {
         );
         // Forwarded: one hop less inside; the HA's own packets keep theirs.
         assert_eq!(out[40 + 7], inner[7] - 1);
-        let TunnelVerdict::Encapsulated(own) = tunnel_packet(&routes, &inner, hook::LOCAL_OUT)
+        let TunnelVerdict::Encapsulated(own) =
+            tunnel_packet(&routes, &inner, hook::LOCAL_OUT, 1500)
         else {
             panic!("not encapsulated");
         };
@@ -758,7 +884,7 @@ mod tests {
         let mut last = inner.clone();
         last[7] = 1;
         assert_eq!(
-            tunnel_packet(&routes, &last, hook::PRE_ROUTING),
+            tunnel_packet(&routes, &last, hook::PRE_ROUTING, 1500),
             TunnelVerdict::Drop
         );
     }
@@ -770,7 +896,7 @@ mod tests {
         let mut pkt = inner.clone();
         rewrite::encapsulate(&mut pkt, coa, ha, 64).unwrap();
         assert_eq!(
-            tunnel_packet(&routes, &pkt, hook::PRE_ROUTING),
+            tunnel_packet(&routes, &pkt, hook::PRE_ROUTING, 1500),
             TunnelVerdict::Decapsulated(inner.clone())
         );
         // §10.4.5: another care-of address, another inner source, or another HA address.
@@ -782,13 +908,13 @@ mod tests {
             let mut p = udp(inner_src, cn);
             rewrite::encapsulate(&mut p, src, dst, 64).unwrap();
             assert_eq!(
-                tunnel_packet(&routes, &p, hook::PRE_ROUTING),
+                tunnel_packet(&routes, &p, hook::PRE_ROUTING, 1500),
                 TunnelVerdict::Drop
             );
         }
         // Not a tunnel packet and no route: unchanged.
         assert_eq!(
-            tunnel_packet(&routes, &udp(cn, ha), hook::PRE_ROUTING),
+            tunnel_packet(&routes, &udp(cn, ha), hook::PRE_ROUTING, 1500),
             TunnelVerdict::Pass
         );
     }
@@ -800,8 +926,13 @@ mod tests {
         rewrite::encapsulate(&mut tunnelled, coa, ha, 64).unwrap();
         let plain = udp(cn, hoa);
         for cut in 0..tunnelled.len() {
-            let _ = tunnel_packet(&routes, &tunnelled[..cut], hook::PRE_ROUTING);
-            let _ = tunnel_packet(&routes, &plain[..cut.min(plain.len())], hook::PRE_ROUTING);
+            let _ = tunnel_packet(&routes, &tunnelled[..cut], hook::PRE_ROUTING, 1500);
+            let _ = tunnel_packet(
+                &routes,
+                &plain[..cut.min(plain.len())],
+                hook::PRE_ROUTING,
+                1500,
+            );
         }
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..200 {
@@ -813,7 +944,7 @@ mod tests {
                     seed as u8
                 })
                 .collect();
-            let _ = tunnel_packet(&routes, &junk, hook::PRE_ROUTING);
+            let _ = tunnel_packet(&routes, &junk, hook::PRE_ROUTING, 1500);
         }
     }
 
