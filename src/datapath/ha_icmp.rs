@@ -20,6 +20,7 @@
 //!   nothing from off the link can fail a DAD run or add a home agent; an advertisement
 //!   must also come from a link-local address.
 
+use super::MAX_ERRORS_PER_WAKE;
 use crate::proto::discovery::{self, AdvertisedPrefix, HomeAgentsList};
 use crate::proto::event::Event;
 use crate::proto::ha::{Ha, HaState};
@@ -40,10 +41,6 @@ pub const OWN_PREFERENCE: i16 = 0;
 /// Lifetimes offered in a Mobile Prefix Advertisement for an address the kernel keeps
 /// forever (RFC 4861's infinity).
 const INFINITE: u32 = u32::MAX;
-
-/// How many failed reads in a row end one readiness callback (the loop is
-/// edge-triggered: reads go on until the socket would block).
-const MAX_ERRORS_PER_WAKE: usize = 64;
 
 /// The ICMPv6 types the home agent listens to on its home link.
 const ON_LINK: [u8; 3] = [

@@ -43,6 +43,7 @@
 //! Every rule and proxy entry is recorded in the daemon's registry with its undo, so
 //! deregistration, expiry and SIGTERM remove it.
 
+use super::drain;
 use super::ha_icmp::HaIcmp;
 use super::rewrite;
 use super::sets::{self, AddrSet};
@@ -66,9 +67,6 @@ use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::RawFd;
 use std::time::Instant;
-
-/// How many failed reads in a row end one readiness callback (see `user`).
-const MAX_ERRORS_PER_WAKE: usize = 64;
 
 /// Outer hop limit of the tunnel (RFC 2473 §6.3: the tunnel entry point's default).
 const TUNNEL_HOP_LIMIT: u8 = 64;
@@ -512,41 +510,34 @@ impl HaUserPath {
     }
 
     fn drain_tunnel(&mut self) {
-        let mut errors = 0;
-        loop {
-            let p = match self.tun.recv() {
-                Ok(p) => p,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::warn!("netfilter queue (tunnel): {e}");
-                    errors += 1;
-                    if errors >= MAX_ERRORS_PER_WAKE {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let r = match tunnel_packet(&self.tunnels.routes, &p.payload, p.hook, self.link_mtu) {
-                TunnelVerdict::Encapsulated(b) => self.tun.verdict(p.id, Verdict::Accept, Some(&b)),
-                TunnelVerdict::Decapsulated(b) => self.tun.verdict(p.id, Verdict::Repeat, Some(&b)),
-                TunnelVerdict::Pass => self.tun.verdict(p.id, Verdict::Accept, None),
-                TunnelVerdict::TooBig(ptb) => {
-                    if let Ok(ip) = Ipv6Header::parse(&ptb) {
-                        if let Err(e) = self.raw.send_to(&ptb, ip.dst) {
-                            tracing::debug!("tunnel: packet too big to {}: {e}", ip.dst);
+        let (routes, mtu, raw) = (&self.tunnels.routes, self.link_mtu, &self.raw);
+        drain(
+            "netfilter queue (tunnel)",
+            &mut self.tun,
+            NfQueue::recv,
+            |tun, p| {
+                let r = match tunnel_packet(routes, &p.payload, p.hook, mtu) {
+                    TunnelVerdict::Encapsulated(b) => tun.verdict(p.id, Verdict::Accept, Some(&b)),
+                    TunnelVerdict::Decapsulated(b) => tun.verdict(p.id, Verdict::Repeat, Some(&b)),
+                    TunnelVerdict::Pass => tun.verdict(p.id, Verdict::Accept, None),
+                    TunnelVerdict::TooBig(ptb) => {
+                        if let Ok(ip) = Ipv6Header::parse(&ptb) {
+                            if let Err(e) = raw.send_to(&ptb, ip.dst) {
+                                tracing::debug!("tunnel: packet too big to {}: {e}", ip.dst);
+                            }
                         }
+                        tun.verdict(p.id, Verdict::Drop, None)
                     }
-                    self.tun.verdict(p.id, Verdict::Drop, None)
+                    TunnelVerdict::Drop => {
+                        tracing::debug!("tunnel: dropped a packet ({} bytes)", p.payload.len());
+                        tun.verdict(p.id, Verdict::Drop, None)
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::warn!("netfilter queue (tunnel): verdict: {e}");
                 }
-                TunnelVerdict::Drop => {
-                    tracing::debug!("tunnel: dropped a packet ({} bytes)", p.payload.len());
-                    self.tun.verdict(p.id, Verdict::Drop, None)
-                }
-            };
-            if let Err(e) = r {
-                tracing::warn!("netfilter queue (tunnel): verdict: {e}");
-            }
-        }
+            },
+        );
     }
 
     fn dad(&mut self, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {

@@ -9,6 +9,7 @@
 //! A search that gave up is retried after [`RETRY_AFTER`], or at once on a new care-of
 //! address.
 
+use super::MAX_ERRORS_PER_WAKE;
 use crate::proto::discovery::{DhaadClient, DhaadOutcome};
 use crate::proto::mn::{Location, Mn};
 use crate::sys::raw::{RawSocket, IPPROTO_ICMPV6};
@@ -23,9 +24,6 @@ use std::time::{Duration, Instant};
 
 /// How long after a search gave up the next one starts (same care-of address).
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
-
-/// How many failed reads in a row end one readiness callback.
-const MAX_ERRORS_PER_WAKE: usize = 64;
 
 /// Whether a search should run: away (the request leaves from the care-of address) and no
 /// home agent to register with.

@@ -49,6 +49,7 @@
 //! Returning home (deregistration accepted) removes the rule, the route, the `lo` address
 //! and the output rule; SIGTERM removes everything through the registry.
 
+use super::drain;
 use super::ha_user::defrag_rule;
 use super::mn_dhaad::MnDhaad;
 use super::rewrite;
@@ -74,8 +75,6 @@ use std::net::Ipv6Addr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-/// How many failed reads in a row end one readiness callback (see `user`).
-const MAX_ERRORS_PER_WAKE: usize = 64;
 /// Outer hop limit of the reverse tunnel (RFC 2473 §6.3).
 const TUNNEL_HOP_LIMIT: u8 = 64;
 /// What the tunnel (40 bytes) or a Home Address option (24) adds; HoA-sourced routes
@@ -504,75 +503,57 @@ impl MnUserPath {
     }
 
     fn drain_rx(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
-        let mut errors = 0;
-        loop {
-            let p = match self.rx.recv() {
-                Ok(p) => p,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // A verdict for a packet the kernel already dropped: an interface going
-                // down (a move) flushes the packets queued for it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    tracing::debug!("netfilter queue (receive): {e}");
-                    continue;
+        let (mn, cn) = (&mut self.mn, &mut self.cn);
+        drain(
+            "netfilter queue (receive)",
+            &mut self.rx,
+            NfQueue::recv,
+            |rx, p| {
+                let v = incoming(mn, cn, &p.payload, now, &mut |t| ctx.mh.count_received(t));
+                let r = match &v {
+                    InVerdict::Consumed | InVerdict::Drop => rx.verdict(p.id, Verdict::Drop, None),
+                    InVerdict::Accept(None) => rx.verdict(p.id, Verdict::Accept, None),
+                    InVerdict::Accept(Some(b)) => rx.verdict(p.id, Verdict::Accept, Some(b)),
+                    InVerdict::Repeat(b) => rx.verdict(p.id, Verdict::Repeat, Some(b)),
+                };
+                if let Err(e) = r {
+                    tracing::warn!("netfilter queue (receive): verdict: {e}");
                 }
-                Err(e) => {
-                    tracing::warn!("netfilter queue (receive): {e}");
-                    errors += 1;
-                    if errors >= MAX_ERRORS_PER_WAKE {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let v = incoming(&mut self.mn, &mut self.cn, &p.payload, now, &mut |t| {
-                ctx.mh.count_received(t)
-            });
-            let r = match &v {
-                InVerdict::Consumed | InVerdict::Drop => self.rx.verdict(p.id, Verdict::Drop, None),
-                InVerdict::Accept(None) => self.rx.verdict(p.id, Verdict::Accept, None),
-                InVerdict::Accept(Some(b)) => self.rx.verdict(p.id, Verdict::Accept, Some(b)),
-                InVerdict::Repeat(b) => self.rx.verdict(p.id, Verdict::Repeat, Some(b)),
-            };
-            if let Err(e) = r {
-                tracing::warn!("netfilter queue (receive): verdict: {e}");
-            }
-        }
+            },
+        );
     }
 
     fn drain_out(&mut self, now: Instant) {
         let hoa = self.mn.home_address();
-        let mut errors = 0;
-        loop {
-            let p = match self.out.recv() {
-                Ok(p) => p,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    tracing::debug!("netfilter queue (home address out): {e}");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!("netfilter queue (home address out): {e}");
-                    errors += 1;
-                    if errors >= MAX_ERRORS_PER_WAKE {
-                        return;
+        // Destinations of tunnelled packets, offered for route optimisation once the
+        // queue is drained (the machine is not reachable from inside the loop).
+        let mut tunnelled = Vec::new();
+        let paths = &self.paths;
+        drain(
+            "netfilter queue (home address out)",
+            &mut self.out,
+            NfQueue::recv,
+            |out, p| {
+                let v = outgoing(paths, hoa, &p.payload);
+                if let (OutVerdict::Rewritten(_), Some((ha, _))) = (&v, paths.tunnel) {
+                    if let Ok(ip) = Ipv6Header::parse(&p.payload) {
+                        if !tunnelled.contains(&(ip.dst, ha)) {
+                            tunnelled.push((ip.dst, ha));
+                        }
                     }
-                    continue;
                 }
-            };
-            let v = outgoing(&self.paths, hoa, &p.payload);
-            if let (OutVerdict::Rewritten(_), Some((ha, _))) = (&v, self.paths.tunnel) {
-                if let Ok(ip) = Ipv6Header::parse(&p.payload) {
-                    self.maybe_start_ro(ip.dst, ha, now);
+                let r = match &v {
+                    OutVerdict::Rewritten(b) => out.verdict(p.id, Verdict::Accept, Some(b)),
+                    OutVerdict::Pass => out.verdict(p.id, Verdict::Accept, None),
+                    OutVerdict::Drop => out.verdict(p.id, Verdict::Drop, None),
+                };
+                if let Err(e) = r {
+                    tracing::warn!("netfilter queue (home address out): verdict: {e}");
                 }
-            }
-            let r = match &v {
-                OutVerdict::Rewritten(b) => self.out.verdict(p.id, Verdict::Accept, Some(b)),
-                OutVerdict::Pass => self.out.verdict(p.id, Verdict::Accept, None),
-                OutVerdict::Drop => self.out.verdict(p.id, Verdict::Drop, None),
-            };
-            if let Err(e) = r {
-                tracing::warn!("netfilter queue (home address out): verdict: {e}");
-            }
+            },
+        );
+        for (dst, ha) in tunnelled {
+            self.maybe_start_ro(dst, ha, now);
         }
     }
 

@@ -27,6 +27,41 @@ use crate::daemon::registry::Registry;
 use std::io;
 use std::net::Ipv6Addr;
 
+/// How many failed reads in a row end one readiness callback. Reads must go on until the
+/// socket would block (the loop is edge-triggered), but a socket that only ever fails
+/// must not pin the loop.
+pub(crate) const MAX_ERRORS_PER_WAKE: usize = 64;
+
+/// Reads `src` with `recv` until it would block, handing each item to `each`. Errors are
+/// logged under `what`; [`MAX_ERRORS_PER_WAKE`] of them in a row end this wake.
+/// `NotFound` is not counted: on a netfilter queue it is the answer to a verdict for a
+/// packet the kernel already dropped (an interface going down flushes its packets).
+pub(crate) fn drain<S, T>(
+    what: &str,
+    src: &mut S,
+    mut recv: impl FnMut(&mut S) -> io::Result<T>,
+    mut each: impl FnMut(&mut S, T),
+) {
+    let mut errors = 0;
+    loop {
+        match recv(src) {
+            Ok(item) => {
+                errors = 0;
+                each(src, item);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => tracing::debug!("{what}: {e}"),
+            Err(e) => {
+                tracing::warn!("{what}: {e}");
+                errors += 1;
+                if errors >= MAX_ERRORS_PER_WAKE {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// A binding as a data path needs to know it: what the protocol machines decided, in the
 /// terms of the packets it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]

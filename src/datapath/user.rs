@@ -29,6 +29,7 @@
 //! nodes' signalling. Every rule is recorded in the daemon's registry with its deletion,
 //! so SIGTERM (or a failed start) removes it.
 
+use super::drain;
 use super::rewrite;
 use super::sets::{self, AddrSet};
 use super::{Binding, BindingKey as DataPathKey, DataPath};
@@ -52,11 +53,6 @@ use std::time::Instant;
 /// Default receive queue: RFC 6275's number, which fits a 16-bit queue id. The route
 /// optimisation queue is the next one.
 pub const DEFAULT_QUEUE: u16 = 6275;
-
-/// How many failed reads in a row end one readiness callback. Reads must go on until the
-/// socket would block (the loop is edge-triggered), but a socket that only ever fails
-/// must not pin the loop.
-const MAX_ERRORS_PER_WAKE: usize = 64;
 
 // --- ip6tables -----------------------------------------------------------------------------
 
@@ -610,20 +606,7 @@ pub(crate) fn drain_receive(
     now: Instant,
     ctx: &mut Ctx<'_>,
 ) {
-    let mut errors = 0;
-    loop {
-        let p = match rx.recv() {
-            Ok(p) => p,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => {
-                tracing::warn!("netfilter queue (receive): {e}");
-                errors += 1;
-                if errors >= MAX_ERRORS_PER_WAKE {
-                    return;
-                }
-                continue;
-            }
-        };
+    drain("netfilter queue (receive)", rx, NfQueue::recv, |rx, p| {
         let d = receive(cn, &p.payload, now, &mut |t| ctx.mh.count_received(t));
         let r = match &d {
             Disposition::Consumed | Disposition::Drop => rx.verdict(p.id, Verdict::Drop, None),
@@ -633,32 +616,24 @@ pub(crate) fn drain_receive(
         if let Err(e) = r {
             tracing::warn!("netfilter queue (receive): verdict: {e}");
         }
-    }
+    });
 }
 
 /// Reads the route-optimisation queue until it would block.
 pub(crate) fn drain_route_optimisation(ro: &mut NfQueue, cn: &mut impl Responder, now: Instant) {
-    let mut errors = 0;
-    loop {
-        let p: QueuedPacket = match ro.recv() {
-            Ok(p) => p,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => {
-                tracing::warn!("netfilter queue (route optimisation): {e}");
-                errors += 1;
-                if errors >= MAX_ERRORS_PER_WAKE {
-                    return;
-                }
-                continue;
+    drain(
+        "netfilter queue (route optimisation)",
+        ro,
+        NfQueue::recv,
+        |ro, p: QueuedPacket| {
+            // Without a binding (it just went away), the packet goes as it is: toward
+            // the home address, which is what the mobile node's home agent is for.
+            let new = route_optimise(cn, &p.payload, now);
+            if let Err(e) = ro.verdict(p.id, Verdict::Accept, new.as_deref()) {
+                tracing::warn!("netfilter queue (route optimisation): verdict: {e}");
             }
-        };
-        // Without a binding (it just went away), the packet goes as it is: toward
-        // the home address, which is what the mobile node's home agent is for.
-        let new = route_optimise(cn, &p.payload, now);
-        if let Err(e) = ro.verdict(p.id, Verdict::Accept, new.as_deref()) {
-            tracing::warn!("netfilter queue (route optimisation): verdict: {e}");
-        }
-    }
+        },
+    );
 }
 
 /// Sends a Mobility Header the machine built, as it built it.
