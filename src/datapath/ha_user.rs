@@ -130,9 +130,12 @@ pub enum TunnelVerdict {
     /// Not ours (the binding just went away): unchanged.
     Pass,
     Drop,
-    /// Too big for the tunnel: drop it and send this ICMPv6 Packet Too Big (a whole
-    /// IPv6 packet) to its source (RFC 2473 §7.1).
-    TooBig(Vec<u8>),
+    /// Too big for the tunnel: drop it and send `ptb`, an ICMPv6 Packet Too Big (a whole
+    /// IPv6 packet), to its source `to` (RFC 2473 §7.1).
+    TooBig {
+        to: Ipv6Addr,
+        ptb: Vec<u8>,
+    },
 }
 
 /// The Packet Too Big a tunnel entry point owes the source of `packet` (RFC 2473 §7.1,
@@ -194,7 +197,7 @@ pub fn tunnel_packet(
         let tunnel_mtu = link_mtu.saturating_sub(40);
         if payload.len() > tunnel_mtu && payload.len() > 1280 {
             return match packet_too_big(local, payload, tunnel_mtu as u32) {
-                Some(ptb) => TunnelVerdict::TooBig(ptb),
+                Some(ptb) => TunnelVerdict::TooBig { to: ip.src, ptb },
                 None => TunnelVerdict::Drop,
             };
         }
@@ -520,11 +523,9 @@ impl HaUserPath {
                     TunnelVerdict::Encapsulated(b) => tun.verdict(p.id, Verdict::Accept, Some(&b)),
                     TunnelVerdict::Decapsulated(b) => tun.verdict(p.id, Verdict::Repeat, Some(&b)),
                     TunnelVerdict::Pass => tun.verdict(p.id, Verdict::Accept, None),
-                    TunnelVerdict::TooBig(ptb) => {
-                        if let Ok(ip) = Ipv6Header::parse(&ptb) {
-                            if let Err(e) = raw.send_to(&ptb, ip.dst) {
-                                tracing::debug!("tunnel: packet too big to {}: {e}", ip.dst);
-                            }
+                    TunnelVerdict::TooBig { to, ptb } => {
+                        if let Err(e) = raw.send_to(&ptb, to) {
+                            tracing::debug!("tunnel: packet too big to {to}: {e}");
                         }
                         tun.verdict(p.id, Verdict::Drop, None)
                     }
@@ -793,11 +794,13 @@ mod tests {
         // 1500 does not: Packet Too Big from the home agent to the source, MTU 1460,
         // quoting the start of the packet, within the minimum MTU.
         let big = udp_of_len(cn, hoa, 1500);
-        let TunnelVerdict::TooBig(ptb) = tunnel_packet(&routes, &big, hook::PRE_ROUTING, 1500)
+        let TunnelVerdict::TooBig { to, ptb } =
+            tunnel_packet(&routes, &big, hook::PRE_ROUTING, 1500)
         else {
             panic!("not answered with Packet Too Big")
         };
         assert!(ptb.len() <= 1280);
+        assert_eq!(to, cn);
         let ip = Ipv6Header::parse(&ptb).unwrap();
         assert_eq!((ip.src, ip.dst, ip.next_header), (ha, cn, proto::ICMPV6));
         let Icmpv6Repr::Other {
