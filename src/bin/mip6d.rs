@@ -253,6 +253,7 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
         start_roles(&mut daemon, args.nfqueue)
     };
     let started = roles.and_then(|()| mip6d::ds::membership_machine::start_all(&mut daemon));
+    let started = started.and_then(|()| mip6d::dsnode::service::start_all(&mut daemon));
     if let Err(e) = started {
         eprintln!("mip6d: {e}");
         if !foreground || log_file.is_some() {

@@ -123,7 +123,7 @@ type Redirected = (Option<(Binder, ConnPath)>, u16, HomeKeygen);
 
 /// Sequence numbers used per client, so that the next binding for a client is newer
 /// than the last one (also after its deletion, §5.2.8).
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub struct Sequences(HashMap<Ipv6Addr, u16>);
 
 impl Sequences {
@@ -148,6 +148,15 @@ pub fn accept_one(
     sequences: &Sequences,
 ) -> io::Result<Accepted> {
     let (stream, _) = control.accept()?;
+    accept_on(stream, cfg, sequences)
+}
+
+/// Takes one handoff on `stream`, a connection already accepted on `ControlPort`.
+pub fn accept_on(
+    stream: TcpStream,
+    cfg: &AcceptorConfig,
+    sequences: &Sequences,
+) -> io::Result<Accepted> {
     let mut ch = Channel::new(stream, &cfg.key, cfg.node_id, Limits::default())?;
     let (from_node, offer) = ch
         .recv(Some(Instant::now() + Duration::from_secs(5)))?

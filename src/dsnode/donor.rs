@@ -158,6 +158,24 @@ pub fn hand_off(
     lock: &mut NetLock,
     prepared: Option<Prepared>,
 ) -> io::Result<(DonorReport, Option<TcpStream>)> {
+    hand_off_keeping(s, to, id, app, cfg, lock, prepared, None)
+}
+
+/// As [`hand_off`], when the socket stays open elsewhere too (`original`: another
+/// descriptor of it, e.g. an application's taken with `pidfd_getfd`). A rollback then
+/// resumes that socket — frozen, its queues intact — instead of rebuilding one, which
+/// could not connect while the frozen one holds the same four-tuple.
+#[allow(clippy::too_many_arguments)]
+pub fn hand_off_keeping(
+    s: TcpStream,
+    to: SocketAddrV6,
+    id: u64,
+    app: Vec<u8>,
+    cfg: &DonorConfig,
+    lock: &mut NetLock,
+    prepared: Option<Prepared>,
+    mut original: Option<std::os::fd::OwnedFd>,
+) -> io::Result<(DonorReport, Option<TcpStream>)> {
     let (local, peer) = (v6(s.local_addr()?)?, v6(s.peer_addr()?)?);
     let Prepared {
         home,
@@ -206,11 +224,17 @@ pub fn hand_off(
                 }
                 DonorAction::Unlock => lock.unlock(&local, &peer)?,
                 DonorAction::RollBack(st) => {
-                    // Nothing was redirected: rebuild here, unlock, then activate.
-                    let fd = tcp_repair::restore(&st).map_err(other_repair)?;
+                    // Nothing was redirected: rebuild here (or take the original back:
+                    // its send queue still holds the unsent tail), unlock, activate.
+                    let (fd, tail) = match original.take() {
+                        Some(fd) => (fd, &[][..]),
+                        None => (
+                            tcp_repair::restore(&st).map_err(other_repair)?,
+                            st.send_queue_split().1,
+                        ),
+                    };
                     lock.unlock(&local, &peer)?;
-                    tcp_repair::activate(fd.as_fd(), st.send_queue_split().1)
-                        .map_err(other_repair)?;
+                    tcp_repair::activate(fd.as_fd(), tail).map_err(other_repair)?;
                     back = Some(TcpStream::from(fd));
                 }
                 DonorAction::Finished(o) => outcome = Some(o),

@@ -19,6 +19,9 @@
 //! - [`tap`]: TAP devices, Ethernet frames through a file descriptor (link emulator).
 //! - [`timer`]: the monotonic clock in nanoseconds and an absolute-time timerfd.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
+//! - [`pidfd`]: a copy of another process's descriptor (`pidfd_getfd`).
+//! - [`proc_net`]: a TCP connection's socket inode and the processes holding it.
+//! - [`seqpacket`]: Unix sequenced-packet sockets carrying descriptors (`SCM_RIGHTS`).
 
 pub mod ipset;
 pub mod mh_socket;
@@ -26,9 +29,12 @@ pub mod netlink;
 pub mod netlock;
 pub mod netns;
 pub mod nfqueue;
+pub mod pidfd;
+pub mod proc_net;
 pub mod process;
 pub mod raw;
 pub mod rtnl;
+pub mod seqpacket;
 pub mod signals;
 pub mod tap;
 pub mod tcp_repair;

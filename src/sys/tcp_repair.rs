@@ -629,3 +629,9 @@ pub fn drain(
         }
     }
 }
+
+/// The connection's TCP state (`TCP_ESTABLISHED` = 1, `TCP_FIN_WAIT1` = 4, ... as in
+/// the kernel's `tcp_states.h`): whether our side has closed yet.
+pub fn tcp_state(fd: BorrowedFd<'_>) -> Result<u8> {
+    at("TCP_INFO", get_info(fd.as_raw_fd())).map(|i| i[0])
+}
