@@ -221,7 +221,9 @@ pub struct HandoffService {
     notify: Notify,
     events: mpsc::Receiver<Event>,
     donor: Arc<DonorSide>,
-    sequences: Sequences,
+    /// Shared with the keepers, which record the number of a binding's deletion the
+    /// moment they send it: the client's next connection may come right after.
+    sequences: Arc<Mutex<Sequences>>,
     held: HashMap<ConnKey, mpsc::Sender<HandOn>>,
     slots: Vec<bool>,
     app_path: PathBuf,
@@ -308,7 +310,7 @@ impl HandoffService {
             notify,
             events,
             donor,
-            sequences: Sequences::default(),
+            sequences: Arc::default(),
             held: HashMap::new(),
             slots: vec![false; usize::from(QUEUE_SLOTS)],
             app_path,
@@ -363,10 +365,12 @@ impl HandoffService {
             Ok(id) => self.ds.peers.iter().find(|p| p.node_id == id),
             Err(_) => match node.trim_matches(['[', ']']).parse::<Ipv6Addr>() {
                 Ok(a) => self.ds.peers.iter().find(|p| p.address == a),
-                Err(_) => return Err(format!(
+                Err(_) => {
+                    return Err(format!(
                     "--to {node}: a node id or address from the Peers of DistributedServer \"{}\"",
                     self.ds.name
-                )),
+                ))
+                }
             },
         };
         let p = peer.ok_or_else(|| {
@@ -630,7 +634,7 @@ impl HandoffService {
                 self.held.remove(&key);
                 self.free_slot(slot);
                 if let Some(seq) = seq {
-                    self.sequences.record(client, seq);
+                    record_sequence(&self.sequences, client, seq);
                 }
             }
         }
@@ -650,7 +654,7 @@ impl HandoffService {
             }
         };
         let (local, peer) = a.key;
-        self.sequences.record(*peer.ip(), a.sequence);
+        record_sequence(&self.sequences, *peer.ip(), a.sequence);
         info!(
             "{title}: took {peer} from node {} ({} bytes of state, {:.3} ms)",
             a.from_node,
@@ -783,7 +787,8 @@ impl HandoffService {
             let notify = self.notify.clone();
             let side = self.donor.clone();
             thread::spawn(move || {
-                let a = match accept_on(stream, &cfg, &sequences).and_then(|a| take(a)) {
+                let snapshot = sequences.lock().map(|s| s.clone()).unwrap_or_default();
+                let a = match accept_on(stream, &cfg, &snapshot).and_then(take) {
                     Ok(a) => a,
                     Err(e) => {
                         notify.send(Event::Accepted {
@@ -801,9 +806,16 @@ impl HandoffService {
                     slot,
                     result: Ok(taken),
                 });
-                keep(a, key, slot, rx, &side, &notify);
+                record_sequence(&sequences, *key.1.ip(), a.sequence);
+                keep(a, key, slot, rx, &side, &notify, &sequences);
             });
         }
+    }
+}
+
+fn record_sequence(s: &Mutex<Sequences>, client: Ipv6Addr, seq: u16) {
+    if let Ok(mut s) = s.lock() {
+        s.record(client, seq);
     }
 }
 
@@ -886,6 +898,7 @@ fn keep(
     commands: mpsc::Receiver<HandOn>,
     side: &DonorSide,
     notify: &Notify,
+    sequences: &Mutex<Sequences>,
 ) {
     let client = *key.1.ip();
     let mut kept = Kept::Bound(Box::new(a));
@@ -944,6 +957,9 @@ fn keep(
                     p.bu_sequence
                 }
             };
+            if let Some(seq) = seq {
+                record_sequence(sequences, client, seq);
+            }
             notify.send(Event::Ended {
                 key,
                 client,
