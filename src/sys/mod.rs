@@ -19,6 +19,7 @@
 //! - [`tap`]: TAP devices, Ethernet frames through a file descriptor (link emulator).
 //! - [`timer`]: the monotonic clock in nanoseconds and an absolute-time timerfd.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
+//! - [`udp`]: UDP sockets bound to an address not (yet) local (`IPV6_FREEBIND`).
 
 pub mod ipset;
 pub mod mh_socket;
@@ -33,4 +34,5 @@ pub mod signals;
 pub mod tap;
 pub mod tcp_repair;
 pub mod timer;
+pub mod udp;
 pub mod xfrm;
