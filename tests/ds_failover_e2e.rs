@@ -17,16 +17,18 @@ use testbed::{run_scenario, text, Tool};
 /// The number after `: ` and before ` ms` on the scenario's line starting with `prefix`.
 fn millis(stdout: &str, prefix: &str) -> Option<(String, f64)> {
     let line = stdout.lines().find(|l| l.starts_with(prefix))?;
-    let ms = line.rsplit_once(": ")?.1.strip_suffix(" ms")?.parse().ok()?;
+    let ms = line
+        .rsplit_once(": ")?
+        .1
+        .strip_suffix(" ms")?
+        .parse()
+        .ok()?;
     Some((line.to_string(), ms))
 }
 
 #[test]
 fn contact_failover_through_the_home_agent_on_the_testbed() {
-    testbed::require(
-        "ds_failover_e2e",
-        &[Tool::Ip, Tool::Ip6tables, Tool::Ipset],
-    );
+    testbed::require("ds_failover_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
     testbed::require_commands(
         "ds_failover_e2e",
         &[("nft", "nftables"), ("python3", "python3")],
@@ -49,10 +51,16 @@ fn contact_failover_through_the_home_agent_on_the_testbed() {
         run.left
     );
     assert!(run.out.status.success() && run.passes() == 7, "{all}");
-    let (binding, binding_ms) =
-        millis(&run.stdout, "failover: kill -9 of the contact -> ha1's binding").expect(&all);
-    let (connect, connect_ms) =
-        millis(&run.stdout, "failover: kill -9 of the contact -> a new client").expect(&all);
+    let (binding, binding_ms) = millis(
+        &run.stdout,
+        "failover: kill -9 of the contact -> ha1's binding",
+    )
+    .expect(&all);
+    let (connect, connect_ms) = millis(
+        &run.stdout,
+        "failover: kill -9 of the contact -> a new client",
+    )
+    .expect(&all);
     eprintln!("{binding}\n{connect}");
     // Detection alone takes FailureTimeout − HeartbeatInterval at least: a faster
     // "failover" would mean the measurement saw something else move.
