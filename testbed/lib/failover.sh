@@ -104,6 +104,11 @@ s=socket.create_connection(('$FO_DSA',$FO_PORT),timeout=2)
 print(s.recv(64).decode().strip())" 2>/dev/null
 }
 
+fo_answers() { [ "$(fo_ask)" = "$1" ]; }
+
+# A member logged a rejected frame from ADDR.
+fo_rejected() { cat "$(m6_run_dir)"/sn?.log | grep -q "rejected a membership frame from \[$1\]"; }
+
 # Every "now the contact node of epoch E" line in the members' logs, as "E node".
 fo_contact_epochs() {
   local dir n
@@ -158,6 +163,7 @@ cmd_failover() {
   command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
   command -v nft >/dev/null || m6_die "nft not found: apt-get install nftables"
   M6_FAILED=0
+  # shellcheck disable=SC2034 # read by mip6d_start (ha1)
   M6_DATAPATH=user
   set +e
   cmd_up
@@ -213,7 +219,7 @@ cmd_failover() {
   # 2. A client reaches the contact through the DSA (ha1's tunnel to sn1).
   r=0
   local who
-  m6_wait 10 eval '[ "$(fo_ask)" = sn1 ]' && r=1
+  m6_wait 10 fo_answers sn1 && r=1
   who=$(fo_ask)
   m6_check 2 "a client's TCP connection to the DSA reaches sn1 through ha1's tunnel" $r "answered by '${who}'"
 
@@ -282,7 +288,7 @@ cmd_failover() {
   # 6. A join with the wrong key is rejected and logged, and never joins.
   r=0
   fo_start intruder client --no-datapath
-  m6_wait 10 eval 'cat "$dir"/sn?.log | grep -q "rejected a membership frame from \[$intruder\]"'
+  m6_wait 10 fo_rejected "$intruder"
   local logged seen99
   logged=$(cat "$dir"/sn?.log | grep "rejected a membership frame from \[$intruder\]" | head -1)
   seen99=$(for n in $FO_MEMBERS; do fo_members "$n" "[m['node_id'] for m in v['members'] if m['node_id']==99 and m['role'] in ('contact','backup')]"; done | grep -c 99)
