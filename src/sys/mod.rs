@@ -22,6 +22,7 @@
 //! - [`pidfd`]: a copy of another process's descriptor (`pidfd_getfd`).
 //! - [`proc_net`]: a TCP connection's socket inode and the processes holding it.
 //! - [`seqpacket`]: Unix sequenced-packet sockets carrying descriptors (`SCM_RIGHTS`).
+//! - [`udp`]: UDP sockets bound to an address not (yet) local (`IPV6_FREEBIND`).
 
 pub mod ipset;
 pub mod mh_socket;
@@ -39,4 +40,5 @@ pub mod signals;
 pub mod tap;
 pub mod tcp_repair;
 pub mod timer;
+pub mod udp;
 pub mod xfrm;
