@@ -177,7 +177,7 @@ pub fn hand_off(
     let mut drain = Drain::new(cfg.drain, cfg.drain_bound);
     spans
         .time("drain", || {
-            tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(200))
+            tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(50))
         })
         .map_err(other_repair)?;
     // Connect before freezing: the connection's pause should not include a handshake.
