@@ -515,6 +515,12 @@ fn a_connection_goes_to_sn2_and_back_to_the_contact_node() {
             a.stream
                 .write_all(&stream(TOTAL / 3..2 * TOTAL / 3, 0))
                 .unwrap();
+            // The client's acknowledgements reach sn2 through its binding: wait for the
+            // first before handing on, or a fast handoff could freeze before any came.
+            let t = Instant::now();
+            while a.rewritten().0 == 0 && t.elapsed() < Duration::from_secs(5) {
+                thread::sleep(Duration::from_millis(1));
+            }
             let seq = a.sequence;
             let (s, prepared, path) = a.into_handoff();
             assert_eq!(prepared.bu_sequence, Some(seq));
