@@ -29,13 +29,15 @@ use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use mip6d::config::model::HandoffDrain;
 use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::Timeouts;
-use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
+use mip6d::ds::phases::Spans;
+use mip6d::dsnode::acceptor::{accept_one, Accepted, AcceptorConfig, Sequences};
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
@@ -114,6 +116,13 @@ fn byte(i: usize, salt: usize) -> u8 {
 
 fn bytes(range: std::ops::Range<usize>, salt: usize) -> Vec<u8> {
     range.map(|i| byte(i, salt)).collect()
+}
+
+/// Spans as `[[name, µs], ...]`, in their order.
+fn spans_json(s: &Spans) -> serde_json::Value {
+    s.0.iter()
+        .map(|(n, d)| json!([n, d.as_micros() as u64]))
+        .collect()
 }
 
 fn key(path: &std::path::Path) -> Result<SharedKey, String> {
@@ -195,6 +204,8 @@ fn donor(r: Role) -> Result<(), String> {
                 "outcome": format!("{:?}", r.outcome),
                 "state_bytes": r.state_bytes,
                 "send_queue": r.send_queue,
+                "unsent": r.unsent,
+                "spans_us": spans_json(&r.spans),
                 "recv_queue": r.recv_queue,
                 "home_test_us": r.home_test.as_micros() as u64,
                 "phases_us": phases,
@@ -227,58 +238,95 @@ fn acceptor(r: Role) -> Result<(), String> {
     else {
         unreachable!()
     };
-    let cfg = AcceptorConfig {
-        dsa,
-        care_of,
-        node_id: 2,
-        key: key(&key_file)?,
-        timeouts: Timeouts::default(),
-        queue,
-        ports: vec![port],
-        contact: false,
-    };
     let control = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
     eprintln!("acceptor: listening on {listen}");
-    let mut sequences = Sequences::default();
+    // Each connection is served on its own thread, and the next is taken as soon as the
+    // client's binding is released: the next handoff finds this node listening (as a
+    // daemon would), not still tearing the last data path down — which is also why each
+    // takes its own pair of netfilter queues.
+    let control = Arc::new(control);
+    let sequences = Arc::new(Mutex::new(Sequences::default()));
+    let mut served = Vec::new();
     for run in 0..count {
-        let mut a = accept_one(&control, &cfg, &sequences).map_err(|e| format!("accept: {e}"))?;
-        let half = a
-            .app
-            .as_slice()
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| "application data: not a u64 offset")? as usize;
-        a.stream
-            .write_all(&bytes(half..size, run))
-            .map_err(|e| e.to_string())?;
-        let mut request = vec![0; REQUEST_LEN];
-        a.stream
-            .read_exact(&mut request)
-            .map_err(|e| format!("request: {e}"))?;
-        let mut upload = Vec::new();
-        a.stream
-            .read_to_end(&mut upload)
-            .map_err(|e| format!("upload: {e}"))?;
-        let intact = request == bytes(0..REQUEST_LEN, 1) && upload == bytes(0..UPLOAD_LEN, 2);
-        let (seq, rewritten, state_bytes) = (a.sequence, a.rewritten(), a.state_bytes);
-        let client = a.stream.peer_addr().map_err(|e| e.to_string())?.ip();
-        let held = a.finish();
-        if let std::net::IpAddr::V6(c) = client {
-            sequences.record(c, held);
+        let known = sequences.lock().map_err(|_| "poisoned")?.clone();
+        let cfg = AcceptorConfig {
+            dsa,
+            care_of,
+            node_id: 2,
+            key: key(&key_file)?,
+            timeouts: Timeouts::default(),
+            queue: queue + 2 * (run % 16) as u16,
+            ports: vec![port],
+            contact: false,
+        };
+        let (control, sequences) = (control.clone(), sequences.clone());
+        let (released_tx, released_rx) = mpsc::channel();
+        served.push(std::thread::spawn(move || {
+            let a = accept_one(&control, &cfg, &known).map_err(|e| format!("accept: {e}"))?;
+            serve(a, run, size, &sequences, released_tx)
+        }));
+        // The next client's binding must be newer than this one's deletion.
+        if released_rx.recv().is_err() {
+            break;
         }
-        println!(
-            "{}",
-            json!({
-                "run": run,
-                "bu_sequence": seq,
-                "state_bytes": state_bytes,
-                "rewritten_in": rewritten.0,
-                "rewritten_out": rewritten.1,
-                "request_and_upload_intact": intact,
-            })
-        );
     }
-    Ok(())
+    let mut result = Ok(());
+    for t in served {
+        match t
+            .join()
+            .map_err(|_| "a serving thread panicked".to_string())?
+        {
+            Ok(v) => println!("{v}"),
+            Err(e) => result = Err(e),
+        }
+    }
+    result
+}
+
+/// Serves the second half of a connection taken over, reads the rest, closes.
+fn serve(
+    mut a: Accepted,
+    run: usize,
+    size: usize,
+    sequences: &Mutex<Sequences>,
+    released: mpsc::Sender<()>,
+) -> Result<serde_json::Value, String> {
+    let half = a
+        .app
+        .as_slice()
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| "application data: not a u64 offset")? as usize;
+    a.stream
+        .write_all(&bytes(half..size, run))
+        .map_err(|e| e.to_string())?;
+    let mut request = vec![0; REQUEST_LEN];
+    a.stream
+        .read_exact(&mut request)
+        .map_err(|e| format!("request: {e}"))?;
+    let mut upload = Vec::new();
+    a.stream
+        .read_to_end(&mut upload)
+        .map_err(|e| format!("upload: {e}"))?;
+    let intact = request == bytes(0..REQUEST_LEN, 1) && upload == bytes(0..UPLOAD_LEN, 2);
+    let (seq, rewritten, state_bytes) = (a.sequence, a.rewritten(), a.state_bytes);
+    let spans = spans_json(&a.spans);
+    let client = a.stream.peer_addr().map_err(|e| e.to_string())?.ip();
+    a.finish_with(|held| {
+        if let (std::net::IpAddr::V6(c), Ok(mut s)) = (client, sequences.lock()) {
+            s.record(c, held);
+        }
+        let _ = released.send(());
+    });
+    Ok(json!({
+        "run": run,
+        "bu_sequence": seq,
+        "state_bytes": state_bytes,
+        "spans_us": spans,
+        "rewritten_in": rewritten.0,
+        "rewritten_out": rewritten.1,
+        "request_and_upload_intact": intact,
+    }))
 }
 
 fn client(r: Role) -> Result<(), String> {
@@ -301,7 +349,12 @@ fn client(r: Role) -> Result<(), String> {
         s.write_all(&bytes(0..REQUEST_LEN, 1))
             .map_err(|e| e.to_string())?;
         let mut got = vec![0; size];
-        let (mut off, mut last) = (0, Instant::now());
+        let start = Instant::now();
+        let (mut off, mut last) = (0, start);
+        // (end offset, µs since the request) of every read up to the one that crosses
+        // the middle: the pause the client saw lies at the byte where the donor stopped
+        // transmitting, which only the donor knows (`unsent` in its report).
+        let mut reads: Vec<(usize, u64)> = Vec::new();
         let (mut longest, mut middle) = (Duration::ZERO, None);
         let mut error = None;
         while off < size {
@@ -318,6 +371,9 @@ fn client(r: Role) -> Result<(), String> {
                         middle = Some(now - last);
                     }
                     longest = longest.max(now - last);
+                    if off <= size / 2 {
+                        reads.push((off + n, (now - start).as_micros() as u64));
+                    }
                     off += n;
                     last = now;
                 }
@@ -346,6 +402,7 @@ fn client(r: Role) -> Result<(), String> {
                 "error": error,
                 "gap_us": middle.map(|d| d.as_micros() as u64),
                 "longest_pause_us": longest.as_micros() as u64,
+                "reads": reads,
             })
         );
     }

@@ -12,6 +12,7 @@
 //! - [`mh_socket`]: the raw Mobility Header socket with ancillary data (kernel data path).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`sockbuf`]: send buffer and receive low-water mark for bulk stream transfers.
 //! - [`tcp_repair`]: freeze, dump, rebuild and reactivate a live TCP connection.
 //! - [`netlock`]: the donor's nftables drop set for connections being handed off.
 //! - [`xfrm`]: XFRM netlink — the kernel's MIP6 route-optimisation states, sub-policies
@@ -37,6 +38,7 @@ pub mod raw;
 pub mod rtnl;
 pub mod seqpacket;
 pub mod signals;
+pub mod sockbuf;
 pub mod tap;
 pub mod tcp_repair;
 pub mod timer;
