@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! m6-ds-server donor    --dsa A --home-agent A --care-of A --to ADDR:PORT --port P
-//!                       [--count N] [--size BYTES] [--drain off|on|auto] --key-file F
+//!                       [--count N] [--size BYTES] [--drain off|on|auto] [--wait MS]
+//!                       --key-file F
 //! m6-ds-server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
 //!                       [--count N] [--size BYTES] --key-file F
 //! m6-ds-server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
@@ -71,6 +72,10 @@ enum Role {
         size: usize,
         #[arg(long, default_value = "off")]
         drain: String,
+        /// Milliseconds to wait between the last write and the handoff (the seed's
+        /// §3.2.3 experiment: the socket's buffers empty meanwhile).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
         #[arg(long)]
         key_file: PathBuf,
     },
@@ -130,11 +135,13 @@ fn donor(r: Role) -> Result<(), String> {
         count,
         size,
         drain,
+        wait,
         key_file,
     } = r
     else {
         unreachable!()
     };
+    let wait = Duration::from_millis(wait);
     let drain = match drain.as_str() {
         "off" => HandoffDrain::Off,
         "on" => HandoffDrain::On,
@@ -178,6 +185,7 @@ fn donor(r: Role) -> Result<(), String> {
             }
             s.write_all(&bytes(0..size / 2, run))
                 .map_err(|e| e.to_string())?;
+            std::thread::sleep(wait);
             let app = ((size / 2) as u64).to_be_bytes().to_vec();
             let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, Some(prepared))
                 .map_err(|e| format!("handoff: {e}"))?;
@@ -192,6 +200,7 @@ fn donor(r: Role) -> Result<(), String> {
                 .collect();
             Ok(json!({
                 "run": run,
+                "wait_ms": wait.as_millis() as u64,
                 "outcome": format!("{:?}", r.outcome),
                 "state_bytes": r.state_bytes,
                 "send_queue": r.send_queue,
@@ -303,6 +312,10 @@ fn client(r: Role) -> Result<(), String> {
         let mut got = vec![0; size];
         let (mut off, mut last) = (0, Instant::now());
         let (mut longest, mut middle) = (Duration::ZERO, None);
+        // The longest pause once data flows: the wait for the first byte (the donor's
+        // home test) is not the handoff's, and when the donor hands off a full send queue
+        // the acceptor resends bytes before the middle, so the pause is not at the middle.
+        let mut stall = Duration::ZERO;
         let mut error = None;
         while off < size {
             match s.read(&mut got[off..]) {
@@ -318,6 +331,9 @@ fn client(r: Role) -> Result<(), String> {
                         middle = Some(now - last);
                     }
                     longest = longest.max(now - last);
+                    if off > 0 {
+                        stall = stall.max(now - last);
+                    }
                     off += n;
                     last = now;
                 }
@@ -346,6 +362,7 @@ fn client(r: Role) -> Result<(), String> {
                 "error": error,
                 "gap_us": middle.map(|d| d.as_micros() as u64),
                 "longest_pause_us": longest.as_micros() as u64,
+                "stall_us": stall.as_micros() as u64,
             })
         );
     }
