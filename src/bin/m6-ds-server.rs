@@ -6,9 +6,10 @@
 //! ```text
 //! m6-ds-server donor    --dsa A --home-agent A --care-of A --to ADDR:PORT --port P
 //!                       [--count N] [--size BYTES] [--drain off|on|auto] [--wait MS]
-//!                       --key-file F
+//!                       [--accept-timeout MS] --key-file F
 //! m6-ds-server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
-//!                       [--count N] [--size BYTES] --key-file F
+//!                       [--count N] [--size BYTES] [--sequence-after CLIENT=SEQ]
+//!                       --key-file F
 //! m6-ds-server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
 //! ```
 //!
@@ -76,6 +77,10 @@ enum Role {
         /// §3.2.3 experiment: the socket's buffers empty meanwhile).
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        /// Milliseconds from the Offer to the Accept before rolling back (default the
+        /// protocol's); a large state over a slow link needs longer.
+        #[arg(long)]
+        accept_timeout: Option<u64>,
         #[arg(long)]
         key_file: PathBuf,
     },
@@ -97,6 +102,11 @@ enum Role {
         /// First of the two netfilter queues of the per-connection binding.
         #[arg(long, default_value_t = 7700)]
         queue: u16,
+        /// CLIENT=SEQ: the client's binding for the DSA was last updated with SEQ (by an
+        /// earlier acceptor); this one's Binding Updates must be newer. A client keeps a
+        /// deleted binding's number for a while (RFC 6275 §5.2.8).
+        #[arg(long)]
+        sequence_after: Vec<String>,
     },
     Client {
         #[arg(long)]
@@ -136,6 +146,7 @@ fn donor(r: Role) -> Result<(), String> {
         size,
         drain,
         wait,
+        accept_timeout,
         key_file,
     } = r
     else {
@@ -158,7 +169,10 @@ fn donor(r: Role) -> Result<(), String> {
         key: key(&key_file)?,
         drain,
         drain_bound: Duration::from_secs(2),
-        timeouts: Timeouts::default(),
+        timeouts: Timeouts {
+            accept: accept_timeout.map_or(Timeouts::default().accept, Duration::from_millis),
+            ..Timeouts::default()
+        },
     };
     let mut lock = NetLock::install("ds_server").map_err(|e| format!("network lock: {e}"))?;
     let listener = TcpListener::bind(SocketAddrV6::new(dsa, port, 0, 0))
@@ -232,10 +246,19 @@ fn acceptor(r: Role) -> Result<(), String> {
         size,
         key_file,
         queue,
+        sequence_after,
     } = r
     else {
         unreachable!()
     };
+    let mut sequences = Sequences::default();
+    for a in &sequence_after {
+        let (client, seq) = a
+            .split_once('=')
+            .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)))
+            .ok_or_else(|| format!("--sequence-after {a}: CLIENT=SEQ"))?;
+        sequences.record(client, seq);
+    }
     let cfg = AcceptorConfig {
         dsa,
         care_of,
@@ -248,7 +271,6 @@ fn acceptor(r: Role) -> Result<(), String> {
     };
     let control = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
     eprintln!("acceptor: listening on {listen}");
-    let mut sequences = Sequences::default();
     for run in 0..count {
         let mut a = accept_one(&control, &cfg, &sequences).map_err(|e| format!("accept: {e}"))?;
         let half = a
