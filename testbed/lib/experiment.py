@@ -370,15 +370,19 @@ def table1_section(d, meta):
         parts = []
         for r, t, sb in p2:
             wire = sb * 1e3 * 8 / r  # ms at the bottleneck rate (state_bytes mean was /1e3)
-            parts.append(f"{r / 1000:g} Mbit/s: {t:.1f} ms for {sb:.1f} kB, "
-                         f"{wire:.1f} ms of wire time at that rate")
+            parts.append(f"{r / 1000:g} Mbit/s: {t:.1f} ms for {sb:.1f} kB, whose own wire "
+                         f"time is {wire:.1f} ms")
         paras.append(
             "**Phase 2, state transfer.** As in the seed it dominates at low bandwidth and "
             "follows the state's size divided by the bandwidth (" + "; ".join(parts) + "). "
             "The seed's socket state was about 90 kB (the full send buffer of a 2.6.8 kernel); "
             "ours is whatever the current kernel's autotuned send buffer held when the write of "
             "the first half returned, plus the receive queue (the client's unread request), so "
-            "the phase scales with our state size, not the seed's.")
+            "the phase scales with our state size, not the seed's. Where the phase exceeds the "
+            "state's wire time, the difference is the client's data that sn1 had sent before the "
+            "freeze and that still sat in sn1's uplink queue ahead of the state: the emulator "
+            "queues up to 1000 frames, so TCP's window, and the data in flight with it, grows "
+            "without loss.")
     p4 = [(r, ph(r, 3)) for r in rates if ph(r, 3) is not None]
     if p4:
         paras.append(
@@ -406,7 +410,7 @@ def table1_section(d, meta):
             "**Total.** " + "; ".join(
                 f"{r / 1000:g} Mbit/s: {t:.1f} ms here, {SEED_TOTAL.get(r, float('nan')):.1f} ms in "
                 f"the seed ({t / SEED_TOTAL[r]:.2f}×)" for r, t in tot if r in SEED_TOTAL) +
-            ". The ratio follows phase 2, i.e. the ratio of the state sizes.")
+            ". The ratio follows phase 2.")
     md += [p + "\n" for p in paras]
     # Plot: stacked phases, ours beside the seed's, per bandwidth.
     with open(os.path.join(d, "table1.dat"), "w") as f:

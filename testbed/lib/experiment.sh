@@ -272,6 +272,7 @@ cmd_experiment() {
   command -v ip6tables >/dev/null || m6_die "ip6tables not found: apt-get install iptables"
   command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
   command -v nft >/dev/null || m6_die "nft not found: apt-get install nftables"
+  # shellcheck disable=SC2034 # mip6d_start reads it
   M6_DATAPATH=user
   # Resolve every binary now, not halfway through.
   m6_bin mip6d >/dev/null
