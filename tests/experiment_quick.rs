@@ -16,8 +16,7 @@ use testbed::{run_scenario, text, Tool};
 
 /// A CSV file as rows of column → value.
 fn csv(path: &Path) -> Vec<HashMap<String, String>> {
-    let body = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let body = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = body.lines();
     let head: Vec<String> = lines
         .next()
@@ -26,7 +25,12 @@ fn csv(path: &Path) -> Vec<HashMap<String, String>> {
         .map(str::to_owned)
         .collect();
     lines
-        .map(|l| head.iter().cloned().zip(l.split(',').map(str::to_owned)).collect())
+        .map(|l| {
+            head.iter()
+                .cloned()
+                .zip(l.split(',').map(str::to_owned))
+                .collect()
+        })
         .collect()
 }
 
@@ -61,7 +65,10 @@ fn experiment_all_quick_measures_every_point() {
             ("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d").to_string()),
             ("M6_MIP6CTL", env!("CARGO_BIN_EXE_mip6ctl").to_string()),
             ("M6_NETBENCH", env!("CARGO_BIN_EXE_m6-netbench").to_string()),
-            ("M6_DS_SERVER", env!("CARGO_BIN_EXE_m6-ds-server").to_string()),
+            (
+                "M6_DS_SERVER",
+                env!("CARGO_BIN_EXE_m6-ds-server").to_string(),
+            ),
             ("M6_LINKEMU", env!("CARGO_BIN_EXE_m6-linkemu").to_string()),
             ("M6_RESULTS_DIR", results.display().to_string()),
         ],
@@ -126,7 +133,11 @@ fn experiment_all_quick_measures_every_point() {
     // Table 1: one download per bandwidth, handed off, intact, seven phases measured.
     let t1 = csv(&out.join("table1.csv"));
     let rates: Vec<&str> = t1.iter().map(|r| r["rate_kbit"].as_str()).collect();
-    assert_eq!(rates, ["100000", "2000", "1500", "1000"], "table1 rows: {t1:?}");
+    assert_eq!(
+        rates,
+        ["100000", "2000", "1500", "1000"],
+        "table1 rows: {t1:?}"
+    );
     for r in &t1 {
         assert_eq!(r["intact"], "1", "download not intact: {r:?}");
         assert_eq!(r["outcome"], "Completed", "{r:?}");
@@ -157,7 +168,11 @@ fn experiment_all_quick_measures_every_point() {
         .map(|r| (r["rate_kbit"].clone(), r["wait_ms"].clone()))
         .collect();
     points.dedup();
-    assert_eq!(points.len(), 9, "distinct (bandwidth, wait) points: {points:?}");
+    assert_eq!(
+        points.len(),
+        9,
+        "distinct (bandwidth, wait) points: {points:?}"
+    );
 
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     for needle in [
@@ -169,7 +184,10 @@ fn experiment_all_quick_measures_every_point() {
         "## State transfer optimisation",
         "![fig2](fig2.svg)",
     ] {
-        assert!(report.contains(needle), "report.md lacks '{needle}':\n{report}");
+        assert!(
+            report.contains(needle),
+            "report.md lacks '{needle}':\n{report}"
+        );
     }
     for svg in ["latency.svg", "table1.svg", "fig2.svg"] {
         let body = std::fs::read_to_string(out.join(svg)).unwrap_or_default();
