@@ -5,9 +5,11 @@
 //!
 //! ```text
 //! m6-ds-server donor    --dsa A --home-agent A --care-of A --to ADDR:PORT --port P
-//!                       [--count N] [--size BYTES] [--drain off|on|auto] --key-file F
+//!                       [--count N] [--size BYTES] [--drain off|on|auto] [--wait MS]
+//!                       [--accept-timeout MS] --key-file F
 //! m6-ds-server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
-//!                       [--count N] [--size BYTES] --key-file F
+//!                       [--count N] [--size BYTES] [--sequence-after CLIENT=SEQ]
+//!                       --key-file F
 //! m6-ds-server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
 //! ```
 //!
@@ -73,6 +75,14 @@ enum Role {
         size: usize,
         #[arg(long, default_value = "off")]
         drain: String,
+        /// Milliseconds to wait between the last write and the handoff (the seed's
+        /// §3.2.3 experiment: the socket's buffers empty meanwhile).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        /// Milliseconds from the Offer to the Accept before rolling back (default the
+        /// protocol's); a large state over a slow link needs longer.
+        #[arg(long)]
+        accept_timeout: Option<u64>,
         #[arg(long)]
         key_file: PathBuf,
     },
@@ -94,6 +104,11 @@ enum Role {
         /// First of the two netfilter queues of the per-connection binding.
         #[arg(long, default_value_t = 7700)]
         queue: u16,
+        /// CLIENT=SEQ: the client's binding for the DSA was last updated with SEQ (by an
+        /// earlier acceptor); this one's Binding Updates must be newer. A client keeps a
+        /// deleted binding's number for a while (RFC 6275 §5.2.8).
+        #[arg(long)]
+        sequence_after: Vec<String>,
     },
     Client {
         #[arg(long)]
@@ -139,11 +154,14 @@ fn donor(r: Role) -> Result<(), String> {
         count,
         size,
         drain,
+        wait,
+        accept_timeout,
         key_file,
     } = r
     else {
         unreachable!()
     };
+    let wait = Duration::from_millis(wait);
     let drain = match drain.as_str() {
         "off" => HandoffDrain::Off,
         "on" => HandoffDrain::On,
@@ -160,7 +178,10 @@ fn donor(r: Role) -> Result<(), String> {
         key: key(&key_file)?,
         drain,
         drain_bound: Duration::from_secs(2),
-        timeouts: Timeouts::default(),
+        timeouts: Timeouts {
+            accept: accept_timeout.map_or(Timeouts::default().accept, Duration::from_millis),
+            ..Timeouts::default()
+        },
     };
     let mut lock = NetLock::install("ds_server").map_err(|e| format!("network lock: {e}"))?;
     let listener = TcpListener::bind(SocketAddrV6::new(dsa, port, 0, 0))
@@ -187,6 +208,7 @@ fn donor(r: Role) -> Result<(), String> {
             }
             s.write_all(&bytes(0..size / 2, run))
                 .map_err(|e| e.to_string())?;
+            std::thread::sleep(wait);
             let app = ((size / 2) as u64).to_be_bytes().to_vec();
             let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, Some(prepared))
                 .map_err(|e| format!("handoff: {e}"))?;
@@ -201,6 +223,7 @@ fn donor(r: Role) -> Result<(), String> {
                 .collect();
             Ok(json!({
                 "run": run,
+                "wait_ms": wait.as_millis() as u64,
                 "outcome": format!("{:?}", r.outcome),
                 "state_bytes": r.state_bytes,
                 "send_queue": r.send_queue,
@@ -234,10 +257,19 @@ fn acceptor(r: Role) -> Result<(), String> {
         size,
         key_file,
         queue,
+        sequence_after,
     } = r
     else {
         unreachable!()
     };
+    let mut seeded = Sequences::default();
+    for a in &sequence_after {
+        let (client, seq) = a
+            .split_once('=')
+            .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)))
+            .ok_or_else(|| format!("--sequence-after {a}: CLIENT=SEQ"))?;
+        seeded.record(client, seq);
+    }
     let control = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
     eprintln!("acceptor: listening on {listen}");
     // Each connection is served on its own thread, and the next is taken as soon as the
@@ -245,7 +277,7 @@ fn acceptor(r: Role) -> Result<(), String> {
     // daemon would), not still tearing the last data path down — which is also why each
     // takes its own pair of netfilter queues.
     let control = Arc::new(control);
-    let sequences = Arc::new(Mutex::new(Sequences::default()));
+    let sequences = Arc::new(Mutex::new(seeded));
     let mut served = Vec::new();
     for run in 0..count {
         let known = sequences.lock().map_err(|_| "poisoned")?.clone();
@@ -356,6 +388,10 @@ fn client(r: Role) -> Result<(), String> {
         // transmitting, which only the donor knows (`unsent` in its report).
         let mut reads: Vec<(usize, u64)> = Vec::new();
         let (mut longest, mut middle) = (Duration::ZERO, None);
+        // The longest pause once data flows: the wait for the first byte (the donor's
+        // home test) is not the handoff's, and when the donor hands off a full send queue
+        // the acceptor resends bytes before the middle, so the pause is not at the middle.
+        let mut stall = Duration::ZERO;
         let mut error = None;
         while off < size {
             match s.read(&mut got[off..]) {
@@ -373,6 +409,9 @@ fn client(r: Role) -> Result<(), String> {
                     longest = longest.max(now - last);
                     if off <= size / 2 {
                         reads.push((off + n, (now - start).as_micros() as u64));
+                    }
+                    if off > 0 {
+                        stall = stall.max(now - last);
                     }
                     off += n;
                     last = now;
@@ -403,6 +442,7 @@ fn client(r: Role) -> Result<(), String> {
                 "gap_us": middle.map(|d| d.as_micros() as u64),
                 "longest_pause_us": longest.as_micros() as u64,
                 "reads": reads,
+                "stall_us": stall.as_micros() as u64,
             })
         );
     }
