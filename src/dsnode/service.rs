@@ -950,7 +950,9 @@ fn keep(
             .is_ok_and(|st| st == TCP_ESTABLISHED || st == TCP_CLOSE_WAIT);
         if !open {
             let seq = match kept {
-                Kept::Bound(a) => Some(a.finish()),
+                Kept::Bound(a) => {
+                    Some(a.finish_with(|seq| record_sequence(sequences, client, seq)))
+                }
                 Kept::Returned(s, p, path) => {
                     drop(s);
                     drop(path);
