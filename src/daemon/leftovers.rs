@@ -82,7 +82,11 @@ pub fn remove_all() -> Vec<String> {
 }
 
 fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
-    for table in [MIP6D_TABLE, RT_TABLE_MAIN, crate::datapath::seg6::DECAP_TABLE] {
+    for table in [
+        MIP6D_TABLE,
+        RT_TABLE_MAIN,
+        crate::datapath::seg6::DECAP_TABLE,
+    ] {
         match rt.routes(table) {
             Ok(routes) => {
                 for r in routes.into_iter().filter(|r| r.protocol == RTPROT_MIP) {

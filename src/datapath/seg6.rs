@@ -54,7 +54,7 @@ pub fn nft_ruleset() -> String {
   set tunnels {{ typeof ip6 saddr . ip6 daddr . @nh,384,128; }}
   chain reverse_tunnel {{
     type filter hook prerouting priority raw - 1; policy accept;
-    meta l4proto ipv6 ip6 daddr @endpoints ip6 nexthdr ipv6 ip6 saddr . ip6 daddr . @nh,384,128 @tunnels accept
+    meta l4proto ipv6 ip6 daddr @endpoints ip6 nexthdr ipv6 ip6 saddr . ip6 daddr . @nh,384,128 @tunnels counter accept
     meta l4proto ipv6 ip6 daddr @endpoints counter drop
   }}
 }}
@@ -290,9 +290,10 @@ impl DataPath for Seg6Tunnels {
         ))?;
         let r = encap_route(hoa, self.home_index);
         self.rtnl.add_encap_route(&r, &Encap::Reduced(coa))?;
-        let id = registry.record(format!("route {hoa}/128 encap seg6 segs {coa}"), move || {
-            Rtnl::open()?.del_route(&r)
-        });
+        let id = registry.record(
+            format!("route {hoa}/128 encap seg6 segs {coa}"),
+            move || Rtnl::open()?.del_route(&r),
+        );
         if let Some((old_ha, old_coa, old_id)) = self.routes.insert(hoa, (ha, coa, id)) {
             // The route itself was replaced; only the record of the old one goes.
             registry.forget(old_id);
@@ -373,6 +374,6 @@ mod tests {
             e,
             "2001:db8:41::100 . 2001:db8:1::1 . 0x20010db8000100000000000000000100"
         );
-        assert!(nft_ruleset().contains("@nh,384,128 @tunnels accept"));
+        assert!(nft_ruleset().contains("@nh,384,128 @tunnels counter accept"));
     }
 }

@@ -89,10 +89,8 @@ pub fn new_route(r: &Route, encap: &Encap) -> RouteNetlinkMessage {
         nested.extend_from_slice(&value);
         nested.resize(nested.len().next_multiple_of(4), 0);
     }
-    m.attributes.push(RouteAttribute::Other(DefaultNla::new(
-        RTA_ENCAP,
-        nested,
-    )));
+    m.attributes
+        .push(RouteAttribute::Other(DefaultNla::new(RTA_ENCAP, nested)));
     m.attributes.push(RouteAttribute::EncapType(encap.kind()));
     RouteNetlinkMessage::NewRoute(m)
 }
