@@ -80,8 +80,9 @@ struct Args {
 
     /// The home agent's tunnel on the user data path: `seg6` in the kernel (SRv6
     /// lightweight tunnels), `queue` through a netfilter queue, `auto` the kernel's when
-    /// it can.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// it can. The default stays `queue` until the mobile node's side of the tunnel is in
+    /// the kernel too (see mip6d(8)).
+    #[arg(long, value_enum, default_value = "queue")]
     tunnel: TunnelArg,
 
     /// Leave the network alone: no netfilter rules, queues or raw sockets; only signals,

@@ -29,7 +29,7 @@ mip6d_start() {
   local node=$1 conf=$2 dir
   dir=$(m6_run_dir)
   ip netns exec "$(m6_ns "$node")" "$(m6_bin mip6d)" -f -d 1 -c "$conf" \
-    --datapath "$M6_DATAPATH" --tunnel "${M6_TUNNEL:-auto}" --control-socket "$dir/$node.sock" \
+    --datapath "$M6_DATAPATH" --tunnel "${M6_TUNNEL:-queue}" --control-socket "$dir/$node.sock" \
     --pid-file "$dir/$node.pid" </dev/null >"$dir/$node.log" 2>&1 &
   echo $! >"$dir/$node.job"
 }
