@@ -64,7 +64,7 @@ use crate::proto::cn::Cn;
 use crate::proto::event::{is_unicast_routable, Action, Inbound, MnEvent, MnInbound, Transmit};
 use crate::proto::mn::{Location, Mn};
 use crate::proto::movement::{Attachment, Detector, Observation};
-use crate::sys::nfqueue::{NfQueue, Verdict};
+use crate::sys::nfqueue::{NfQueue, QueuedPacket, Verdict, CFG_F_GSO};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::wire::mh::mh_type;
 use crate::wire::packet::{self, Header, Ipv6Header, PacketBuilder, Payload};
@@ -326,6 +326,30 @@ pub fn incoming(
     }
 }
 
+/// Makes a rewritten packet fit to go back to the kernel. The receive queue takes GSO
+/// packets whole ([`crate::sys::nfqueue::CFG_F_GSO`]): one the kernel only partly copied
+/// cannot be handed back rewritten (dropped), and one whose checksum was left to the
+/// hardware gets it completed, since the kernel verifies a rewritten packet in software.
+pub fn ready_to_hand_back(v: InVerdict, p: &QueuedPacket) -> InVerdict {
+    let (mut buf, repeat) = match v {
+        InVerdict::Accept(Some(b)) => (b, false),
+        InVerdict::Repeat(b) => (b, true),
+        v => return v,
+    };
+    if p.cap_len.is_some() {
+        tracing::debug!("dropping a queued packet copied only in part");
+        return InVerdict::Drop;
+    }
+    if p.checksum_not_ready() && rewrite::complete_checksum(&mut buf).is_err() {
+        return InVerdict::Drop;
+    }
+    if repeat {
+        InVerdict::Repeat(buf)
+    } else {
+        InVerdict::Accept(Some(buf))
+    }
+}
+
 /// The whole IPv6 packet for a mobile node's [`Transmit`]: the Home Address option when
 /// `hao` is set, the ip6ip6 tunnel when `tunnel` is; the Mobility Header exactly as the
 /// machine emitted it. Returns (packet, where to send it).
@@ -449,7 +473,9 @@ impl MnUserPath {
                 ))
             }
         };
-        let rx = bind_queue(queue)?;
+        let mut rx = bind_queue(queue)?;
+        rx.set_flags(CFG_F_GSO, CFG_F_GSO)
+            .map_err(|e| format!("netfilter queue {queue}: GSO packets whole: {e}"))?;
         let out = bind_queue(out_queue)?;
         let ro = bind_queue(ro_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
@@ -536,6 +562,7 @@ impl MnUserPath {
             NfQueue::recv,
             |rx, p| {
                 let v = incoming(mn, cn, &p.payload, now, &mut |t| ctx.mh.count_received(t));
+                let v = ready_to_hand_back(v, &p);
                 let r = match &v {
                     InVerdict::Consumed | InVerdict::Drop => rx.verdict(p.id, Verdict::Drop, None),
                     InVerdict::Accept(None) => rx.verdict(p.id, Verdict::Accept, None),
@@ -930,6 +957,60 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn queued(payload: Vec<u8>, skb_info: u32, cap_len: Option<u32>) -> QueuedPacket {
+        QueuedPacket {
+            id: 1,
+            hw_protocol: 0x86dd,
+            hook: 0,
+            mark: None,
+            indev: None,
+            outdev: None,
+            payload,
+            skb_info,
+            cap_len,
+        }
+    }
+
+    #[test]
+    fn a_rewritten_packet_goes_back_with_a_complete_checksum_or_not_at_all() {
+        let good = udp(CN, HOA);
+        let mut partial = good.clone();
+        partial[46..48].copy_from_slice(&[0xab, 0xcd]);
+        let csum_ok = |p: &[u8]| crate::wire::checksum::verify(&a(CN), &a(HOA), 17, &p[40..]);
+        assert!(csum_ok(&good) && !csum_ok(&partial));
+        let not_ready = crate::sys::nfqueue::skb_info::CSUM_NOT_READY;
+        // Checksum left to the hardware: completed, whichever verdict carries the packet.
+        let q = queued(Vec::new(), not_ready, None);
+        let InVerdict::Repeat(b) = ready_to_hand_back(InVerdict::Repeat(partial.clone()), &q)
+        else {
+            panic!("not handed back")
+        };
+        assert!(csum_ok(&b));
+        let InVerdict::Accept(Some(b)) =
+            ready_to_hand_back(InVerdict::Accept(Some(partial.clone())), &q)
+        else {
+            panic!("not handed back")
+        };
+        assert!(csum_ok(&b));
+        // A complete one is not touched.
+        let q = queued(Vec::new(), 0, None);
+        assert_eq!(
+            ready_to_hand_back(InVerdict::Repeat(partial.clone()), &q),
+            InVerdict::Repeat(partial.clone())
+        );
+        // Copied in part (a GSO packet beyond copy_range): cannot be rewritten.
+        let q = queued(Vec::new(), 0, Some(70_000));
+        assert_eq!(
+            ready_to_hand_back(InVerdict::Repeat(good.clone()), &q),
+            InVerdict::Drop
+        );
+        // Verdicts without a packet pass unchanged.
+        assert_eq!(
+            ready_to_hand_back(InVerdict::Accept(None), &q),
+            InVerdict::Accept(None)
+        );
     }
 
     #[test]

@@ -429,6 +429,40 @@ pub fn decapsulate(pkt: &mut Vec<u8>) -> Result<TunnelInfo> {
     Ok(info)
 }
 
+/// Writes the full upper-layer checksum (TCP, UDP or ICMPv6, after any extension headers
+/// up to a Fragment header) over the packet's own addresses. Needed for a packet the
+/// kernel queued with its checksum not yet computed (`CHECKSUM_PARTIAL`: the field holds
+/// only the pseudo-header sum, the rest was left to the network card) and that is handed
+/// back rewritten: the kernel then verifies it in software. Any other upper layer is
+/// left as it is and reported as `BadHeader`.
+pub fn complete_checksum(pkt: &mut [u8]) -> Result<()> {
+    let end = frame(pkt)?;
+    let (_, named_at, upper) = headers(pkt, end)?;
+    let nh = pkt[named_at];
+    let field = match nh {
+        proto::TCP => 16,
+        proto::UDP => 6,
+        proto::ICMPV6 => 2,
+        _ => {
+            return Err(RewriteError::BadHeader(WireError::drop(
+                crate::wire::error::ErrorKind::BadField,
+            )))
+        }
+    };
+    if upper + field + 2 > end {
+        return Err(RewriteError::Truncated);
+    }
+    let (src, dst) = (addr_at(pkt, SRC), addr_at(pkt, DST));
+    pkt[upper + field..upper + field + 2].fill(0);
+    let mut c = crate::wire::checksum::compute(&src, &dst, nh, &pkt[upper..end]);
+    if nh == proto::UDP && c == 0 {
+        // RFC 8200 §8.1: a computed UDP checksum of zero is sent as all ones.
+        c = 0xffff;
+    }
+    pkt[upper + field..upper + field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +522,26 @@ mod tests {
         let len = (p.len() - 40) as u16;
         p[4..6].copy_from_slice(&len.to_be_bytes());
         p
+    }
+
+    #[test]
+    fn complete_checksum_replaces_a_pseudo_header_only_sum() {
+        // As a CHECKSUM_PARTIAL packet comes: the field holds only the pseudo-header sum,
+        // here inside a Destination Options header that must be walked past.
+        let mut p = with_hao();
+        p[8..24].copy_from_slice(&a(HOA).octets());
+        let upper = p.len() - 13;
+        p[upper + 6..upper + 8].copy_from_slice(&[0x12, 0x34]);
+        let ok = |p: &[u8]| checksum::verify(&a(HOA), &a(CN), proto::UDP, &p[upper..]);
+        assert!(!ok(&p));
+        complete_checksum(&mut p).unwrap();
+        assert!(ok(&p));
+        // Not an upper layer it knows: untouched, and said so.
+        let mut q = p.clone();
+        q[40] = proto::NO_NEXT_HEADER;
+        let before = q.clone();
+        assert!(complete_checksum(&mut q).is_err());
+        assert_eq!(q, before);
     }
 
     #[test]

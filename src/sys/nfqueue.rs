@@ -67,9 +67,26 @@ const NFQA_MARK: u16 = 3;
 const NFQA_IFINDEX_INDEV: u16 = 5;
 const NFQA_IFINDEX_OUTDEV: u16 = 6;
 const NFQA_PAYLOAD: u16 = 10;
+const NFQA_CAP_LEN: u16 = 13;
+const NFQA_SKB_INFO: u16 = 14;
 
 /// `NFQA_CFG_F_FAIL_OPEN`: when the queue is full, accept instead of dropping.
 pub const CFG_F_FAIL_OPEN: u32 = 1;
+/// `NFQA_CFG_F_GSO`: hand over GSO packets whole instead of segmenting them first.
+/// Segments the kernel cut for the queue keep the transport header offset of the packet
+/// they came from, so one rewritten to a different header length (a decapsulated tunnel
+/// packet, one with its Type 2 Routing Header removed) is delivered to TCP at the wrong
+/// offset and fails its checksum; whole packets keep the offset `ip6_rcv` set.
+pub const CFG_F_GSO: u32 = 4;
+
+/// `NFQA_SKB_INFO` bits, in [`QueuedPacket::skb_info`].
+pub mod skb_info {
+    /// `NFQA_SKB_CSUMNOTREADY`: the upper-layer checksum is not computed yet
+    /// (`CHECKSUM_PARTIAL`); a rewritten packet must carry a complete one.
+    pub const CSUM_NOT_READY: u32 = 1;
+    /// `NFQA_SKB_GSO`: a GSO packet, larger than the link's MTU.
+    pub const GSO: u32 = 2;
+}
 
 /// Netfilter hook numbers (`enum nf_inet_hooks`), as reported in [`QueuedPacket::hook`].
 pub mod hook {
@@ -219,6 +236,18 @@ pub struct QueuedPacket {
     pub outdev: Option<u32>,
     /// The packet from its network header on (the IPv6 header for IPv6).
     pub payload: Vec<u8>,
+    /// `NFQA_SKB_INFO` ([`skb_info`] bits; 0 when absent).
+    pub skb_info: u32,
+    /// `NFQA_CAP_LEN`: the packet's real length when `payload` holds only its first
+    /// `copy_range` bytes. Such a packet cannot be handed back rewritten.
+    pub cap_len: Option<u32>,
+}
+
+impl QueuedPacket {
+    /// Whether a rewritten copy must have its upper-layer checksum completed.
+    pub fn checksum_not_ready(&self) -> bool {
+        self.skb_info & skb_info::CSUM_NOT_READY != 0
+    }
 }
 
 /// One netlink message from the queue socket.
@@ -308,6 +337,8 @@ fn parse_packet(mut attrs: &[u8]) -> io::Result<QueuedPacket> {
         indev: None,
         outdev: None,
         payload: Vec::new(),
+        skb_info: 0,
+        cap_len: None,
     };
     while attrs.len() >= NLA_HDRLEN {
         let len = usize::from(ne_u16(attrs, 0).ok_or(invalid("attribute"))?);
@@ -329,6 +360,8 @@ fn parse_packet(mut attrs: &[u8]) -> io::Result<QueuedPacket> {
             NFQA_IFINDEX_INDEV => p.indev = be_u32(value),
             NFQA_IFINDEX_OUTDEV => p.outdev = be_u32(value),
             NFQA_PAYLOAD => p.payload = value.to_vec(),
+            NFQA_SKB_INFO => p.skb_info = be_u32(value).unwrap_or(0),
+            NFQA_CAP_LEN => p.cap_len = be_u32(value),
             _ => {}
         }
         attrs = attrs.get(align4(len)..).unwrap_or(&[]);
@@ -637,6 +670,29 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_skb_info_and_the_captured_length() {
+        let mut m = MsgBuilder::new(NFQNL_MSG_PACKET, 0, 0, 10, 3);
+        let mut hdr = 9u32.to_be_bytes().to_vec();
+        hdr.extend_from_slice(&0x86ddu16.to_be_bytes());
+        hdr.push(hook::PRE_ROUTING);
+        m = m.attr(NFQA_PACKET_HDR, &hdr);
+        m = m.attr(NFQA_SKB_INFO, &3u32.to_be_bytes());
+        m = m.attr(NFQA_CAP_LEN, &70000u32.to_be_bytes());
+        m = m.attr(NFQA_PAYLOAD, &[0x60]);
+        let ev = parse_datagram(&m.finish()).unwrap();
+        let Event::Packet(p) = &ev[0] else {
+            panic!("{ev:?}")
+        };
+        assert!(p.checksum_not_ready());
+        assert_eq!(p.skb_info & skb_info::GSO, skb_info::GSO);
+        assert_eq!(p.cap_len, Some(70000));
+        let Event::Packet(q) = &parse_datagram(&packet_message(1, &[0x60])).unwrap()[0] else {
+            panic!()
+        };
+        assert!(!q.checksum_not_ready() && q.cap_len.is_none());
+    }
+
+    #[test]
     fn parses_two_packets_in_one_datagram() {
         let mut d = packet_message(1, &[0x60, 1, 2, 3, 4]);
         d.extend(packet_message(2, &[0x60]));
@@ -651,6 +707,8 @@ mod tests {
                 indev: Some(7),
                 outdev: None,
                 payload: vec![0x60, 1, 2, 3, 4],
+                skb_info: 0,
+                cap_len: None,
             })
         );
         assert!(matches!(&ev[1], Event::Packet(p) if p.id == 2 && p.payload == [0x60]));

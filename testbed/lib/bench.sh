@@ -34,7 +34,15 @@ bench_servers_start() {
   echo $! >"$dir/udp-server.job"
   ip netns exec "$(m6_ns mn)" "$(m6_bin m6-netbench)" tcp-sink --port $M6_BENCH_TCP_PORT --idle-secs 60 &
   echo $! >"$dir/tcp-sink.job"
-  sleep 0.2
+  # Until both listen: on a loaded host a fixed pause was sometimes too short, and the
+  # first client was refused.
+  local i
+  for i in $(seq 50); do
+    ip netns exec "$(m6_ns mn)" ss -Hln "( sport = :$M6_BENCH_UDP_PORT or sport = :$M6_BENCH_TCP_PORT )" |
+      grep -q ":$M6_BENCH_TCP_PORT" &&
+      ip netns exec "$(m6_ns mn)" ss -Hlun "sport = :$M6_BENCH_UDP_PORT" | grep -q . && return
+    sleep 0.1
+  done
 }
 
 bench_servers_stop() {
