@@ -48,8 +48,8 @@ use super::ha_icmp::HaIcmp;
 use super::rewrite;
 use super::sets::{self, AddrSet};
 use super::user::{
-    bind_queue, check_ip6tables, drain_receive, drain_route_optimisation, send_transmit, RoRules,
-    Rule,
+    bind_queue, bind_receive_queue, check_ip6tables, drain_receive, drain_route_optimisation,
+    send_transmit, RoRules, Rule,
 };
 use super::{Binding, BindingKey, DataPath};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
@@ -470,7 +470,7 @@ impl HaUserPath {
             // The decapsulated packets and the tunnelled ones are forwarded.
             tracing::warn!("home agent: net.ipv6.conf.all.forwarding is not 1; tunnelled traffic will not be forwarded");
         }
-        let rx = bind_queue(queue)?;
+        let rx = bind_receive_queue(queue)?;
         let ro = bind_queue(ro_queue)?;
         let tun = bind_queue(tun_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)

@@ -54,8 +54,8 @@ use super::ha_user::defrag_rule;
 use super::mn_dhaad::MnDhaad;
 use super::rewrite;
 use super::user::{
-    self, bind_queue, check_ip6tables, drain_route_optimisation, send_transmit, Disposition,
-    RoRules, Rule,
+    self, bind_queue, bind_receive_queue, check_ip6tables, drain_route_optimisation, send_transmit,
+    Disposition, RoRules, Rule,
 };
 use crate::config::RoPolicy;
 use crate::daemon::machine::{BindingCacheEntry, BindingUpdateListEntry, Ctx, Machine};
@@ -64,7 +64,7 @@ use crate::proto::cn::Cn;
 use crate::proto::event::{is_unicast_routable, Action, Inbound, MnEvent, MnInbound, Transmit};
 use crate::proto::mn::{Location, Mn};
 use crate::proto::movement::{Attachment, Detector, Observation};
-use crate::sys::nfqueue::{NfQueue, QueuedPacket, Verdict, CFG_F_GSO};
+use crate::sys::nfqueue::{NfQueue, QueuedPacket, Verdict};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::wire::mh::mh_type;
 use crate::wire::packet::{self, Header, Ipv6Header, PacketBuilder, Payload};
@@ -326,27 +326,14 @@ pub fn incoming(
     }
 }
 
-/// Makes a rewritten packet fit to go back to the kernel. The receive queue takes GSO
-/// packets whole ([`crate::sys::nfqueue::CFG_F_GSO`]): one the kernel only partly copied
-/// cannot be handed back rewritten (dropped), and one whose checksum was left to the
-/// hardware gets it completed, since the kernel verifies a rewritten packet in software.
+/// [`user::hand_back`] for a receive verdict that carries a packet.
 pub fn ready_to_hand_back(v: InVerdict, p: &QueuedPacket) -> InVerdict {
-    let (mut buf, repeat) = match v {
-        InVerdict::Accept(Some(b)) => (b, false),
-        InVerdict::Repeat(b) => (b, true),
-        v => return v,
-    };
-    if p.cap_len.is_some() {
-        tracing::debug!("dropping a queued packet copied only in part");
-        return InVerdict::Drop;
-    }
-    if p.checksum_not_ready() && rewrite::complete_checksum(&mut buf).is_err() {
-        return InVerdict::Drop;
-    }
-    if repeat {
-        InVerdict::Repeat(buf)
-    } else {
-        InVerdict::Accept(Some(buf))
+    match v {
+        InVerdict::Accept(Some(b)) => {
+            user::hand_back(b, p).map_or(InVerdict::Drop, |b| InVerdict::Accept(Some(b)))
+        }
+        InVerdict::Repeat(b) => user::hand_back(b, p).map_or(InVerdict::Drop, InVerdict::Repeat),
+        v => v,
     }
 }
 
@@ -473,9 +460,7 @@ impl MnUserPath {
                 ))
             }
         };
-        let mut rx = bind_queue(queue)?;
-        rx.set_flags(CFG_F_GSO, CFG_F_GSO)
-            .map_err(|e| format!("netfilter queue {queue}: GSO packets whole: {e}"))?;
+        let rx = bind_receive_queue(queue)?;
         let out = bind_queue(out_queue)?;
         let ro = bind_queue(ro_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)

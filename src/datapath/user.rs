@@ -38,7 +38,7 @@ use crate::daemon::registry::{EntryId, Registry};
 use crate::proto::binding_cache::BindingKey;
 use crate::proto::cn::Cn;
 use crate::proto::event::{Action, Event, Inbound, Transmit};
-use crate::sys::nfqueue::{NfQueue, QueuedPacket, Verdict};
+use crate::sys::nfqueue::{NfQueue, QueuedPacket, Verdict, CFG_F_GSO};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::wire::ext_header::Type2RoutingRepr;
 use crate::wire::packet::{self, Header, Ipv6Header};
@@ -547,9 +547,8 @@ impl CnUserPath {
         let ro_queue = queue
             .checked_add(1)
             .ok_or_else(|| format!("netfilter queue {queue}: the next one must exist too"))?;
-        let bind = bind_queue;
-        let rx = bind(queue)?;
-        let ro = bind(ro_queue)?;
+        let rx = bind_receive_queue(queue)?;
+        let ro = bind_queue(ro_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
             .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
         for rule in receive_rules(queue) {
@@ -599,6 +598,36 @@ pub(crate) fn bind_queue(q: u16) -> Result<NfQueue, String> {
     Ok(nq)
 }
 
+/// Binds a queue whose packets are delivered locally, taking GSO packets whole
+/// ([`CFG_F_GSO`]): segments the kernel cuts for a queue keep the transport header
+/// offset of the packet they came from, so a segment rewritten to a different header
+/// length (Home Address option or Type 2 Routing Header removed, tunnel stripped) reached
+/// TCP at the wrong offset and failed its checksum. Whole packets keep the offset
+/// `ip6_rcv` set; what this costs is [`hand_back`] for every rewritten one. Not for
+/// packets that are forwarded: a rewritten GSO packet comes back `CHECKSUM_NONE`, which
+/// GSO on the way out refuses.
+pub(crate) fn bind_receive_queue(q: u16) -> Result<NfQueue, String> {
+    let mut nq = bind_queue(q)?;
+    nq.set_flags(CFG_F_GSO, CFG_F_GSO)
+        .map_err(|e| format!("netfilter queue {q}: GSO packets whole: {e}"))?;
+    Ok(nq)
+}
+
+/// Makes a rewritten packet from a [`bind_receive_queue`] queue fit to go back to the
+/// kernel, or `None` to drop it: one the kernel copied only in part (a GSO packet beyond
+/// `copy_range`) cannot be handed back rewritten, and one whose checksum was left to the
+/// hardware gets it completed, since the kernel verifies a rewritten packet in software.
+pub fn hand_back(mut buf: Vec<u8>, p: &QueuedPacket) -> Option<Vec<u8>> {
+    if p.cap_len.is_some() {
+        tracing::debug!("dropping a queued packet copied only in part");
+        return None;
+    }
+    if p.checksum_not_ready() && rewrite::complete_checksum(&mut buf).is_err() {
+        return None;
+    }
+    Some(buf)
+}
+
 /// Reads the receive queue until it would block; every packet gets its verdict.
 pub(crate) fn drain_receive(
     rx: &mut NfQueue,
@@ -608,10 +637,13 @@ pub(crate) fn drain_receive(
 ) {
     drain("netfilter queue (receive)", rx, NfQueue::recv, |rx, p| {
         let d = receive(cn, &p.payload, now, &mut |t| ctx.mh.count_received(t));
-        let r = match &d {
+        let r = match d {
             Disposition::Consumed | Disposition::Drop => rx.verdict(p.id, Verdict::Drop, None),
             Disposition::Accept(None) => rx.verdict(p.id, Verdict::Accept, None),
-            Disposition::Accept(Some(b)) => rx.verdict(p.id, Verdict::Accept, Some(b)),
+            Disposition::Accept(Some(b)) => match hand_back(b, &p) {
+                Some(b) => rx.verdict(p.id, Verdict::Accept, Some(&b)),
+                None => rx.verdict(p.id, Verdict::Drop, None),
+            },
         };
         if let Err(e) = r {
             tracing::warn!("netfilter queue (receive): verdict: {e}");
