@@ -73,12 +73,14 @@ fn mipv6_end_to_end_checks_all_pass() {
 
 /// The home agent's tunnel as SRv6 lwtunnels (`--tunnel seg6`): the same six checks,
 /// plus 2b — a reverse-tunnelled packet from a forged care-of address is dropped by the
-/// nftables §10.4.5 check while the registered one passes.
+/// nftables §10.4.5 check while the registered one passes — and 2c: the mobile node's
+/// reverse tunnel is an SRv6 route from its care-of address too (checks 3–6 then move,
+/// return home and clean up with it).
 #[test]
 fn mipv6_checks_pass_with_the_home_agents_tunnel_in_the_kernel() {
     run_checks(
         "e2s",
         &[("M6_TUNNEL", "seg6".to_string())],
-        &["1", "2", "2b", "3", "4", "5", "6"],
+        &["1", "2", "2b", "2c", "3", "4", "5", "6"],
     );
 }

@@ -325,7 +325,15 @@ fn start_roles(
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
     if matches!(cfg.node_config, NodeRole::Mn) {
-        let path = mip6d::datapath::mn_kernel::start(&cfg, cn, queue, daemon.registry_mut(), now)?;
+        let kernel_tunnel = kernel_tunnels(tunnel)?;
+        let path = mip6d::datapath::mn_kernel::start(
+            &cfg,
+            cn,
+            queue,
+            kernel_tunnel,
+            daemon.registry_mut(),
+            now,
+        )?;
         return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     if let Some(ds) = mip6d::ds::membership_machine::contact_block(&cfg) {

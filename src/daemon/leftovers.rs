@@ -14,7 +14,8 @@
 //!   Mobile IPv6 daemon sets;
 //! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]);
 //! - the tunnel fast path's nftables table `ip6 mip6d` and its routes in table 251
-//!   ([`crate::datapath::seg6`]).
+//!   ([`crate::datapath::seg6`]), the mobile node's in table 250
+//!   ([`crate::datapath::mn_seg6`]).
 //!
 //! Objects without the mark are never touched, so an operator's own routes and rules
 //! survive. One daemon per network namespace is assumed: a second one started beside a
@@ -86,6 +87,7 @@ fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
         MIP6D_TABLE,
         RT_TABLE_MAIN,
         crate::datapath::seg6::DECAP_TABLE,
+        crate::datapath::mn_seg6::ENCAP_TABLE,
     ] {
         match rt.routes(table) {
             Ok(routes) => {

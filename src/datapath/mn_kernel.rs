@@ -17,7 +17,7 @@ pub const HOA_RULE_PRIORITY: u32 = 1001;
 
 /// Removing something that is already gone is done (a link that went down took its
 /// routes with it; `move` flushed the addresses of the interface it took down).
-fn gone_is_fine(r: io::Result<()>) -> io::Result<()> {
+pub(crate) fn gone_is_fine(r: io::Result<()>) -> io::Result<()> {
     match r {
         Err(e)
             if matches!(
@@ -183,6 +183,15 @@ impl HomeKernel for RtnlHome {
         }))
     }
 
+    fn set_reverse_tunnel(
+        &mut self,
+        ifindex: u32,
+        ha: Ipv6Addr,
+        coa: Ipv6Addr,
+    ) -> io::Result<Undo> {
+        super::mn_seg6::install(&mut self.rtnl, self.hoa, ifindex, ha, coa)
+    }
+
     fn loopback(&mut self) -> u32 {
         self.lo
     }
@@ -222,6 +231,7 @@ pub fn start(
     cfg: &crate::config::Config,
     cn: crate::proto::cn::Cn,
     queue: u16,
+    kernel_tunnel: bool,
     registry: &mut crate::daemon::registry::Registry,
     now: std::time::Instant,
 ) -> Result<super::mn_user::MnUserPath, String> {
@@ -292,6 +302,9 @@ pub fn start(
     )?;
     if let Some(d) = dhaad {
         path.enable_dhaad(d);
+    }
+    if kernel_tunnel {
+        path.enable_kernel_tunnel();
     }
     Ok(path)
 }

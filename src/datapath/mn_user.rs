@@ -122,6 +122,9 @@ pub struct Paths {
     pub blocked: bool,
     /// Correspondent → care-of address, for route-optimised ones.
     pub ro: HashMap<Ipv6Addr, Ipv6Addr>,
+    /// The kernel encapsulates for `tunnel` ([`super::mn_seg6`]): tunnelled packets pass
+    /// unchanged.
+    pub kernel_tunnel: bool,
 }
 
 /// What to do with a packet from the output queue.
@@ -153,6 +156,9 @@ pub fn outgoing(paths: &Paths, hoa: Ipv6Addr, payload: &[u8]) -> OutVerdict {
         };
     }
     if let Some((ha, coa)) = paths.tunnel {
+        if paths.kernel_tunnel {
+            return OutVerdict::Pass;
+        }
         return match rewrite::encapsulate(&mut buf, coa, ha, TUNNEL_HOP_LIMIT) {
             Ok(()) => OutVerdict::Rewritten(buf),
             Err(_) => OutVerdict::Drop,
@@ -393,6 +399,21 @@ pub trait HomeKernel {
     fn set_home_route(&mut self, ifindex: u32, mtu_overhead: u32) -> io::Result<Undo>;
     /// `lo`'s interface index.
     fn loopback(&mut self) -> u32;
+    /// Installs or moves the reverse tunnel in the kernel (`--tunnel seg6`): what leaves
+    /// from the home address goes through `ifindex`, encapsulated from `coa` to `ha`.
+    /// Returns the undo of all of it.
+    fn set_reverse_tunnel(
+        &mut self,
+        ifindex: u32,
+        ha: Ipv6Addr,
+        coa: Ipv6Addr,
+    ) -> io::Result<Undo> {
+        let _ = (ifindex, ha, coa);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no reverse tunnel in the kernel here",
+        ))
+    }
     /// Link and address events since the last call (non-blocking).
     fn observations(&mut self) -> Vec<Observation>;
     /// A descriptor that becomes readable when events are waiting.
@@ -408,6 +429,9 @@ struct Held {
     /// Interface of the home-address route, and its undo.
     route: Option<(u32, EntryId)>,
     output_rule: Option<EntryId>,
+    /// (home agent, care-of address, interface) of the reverse tunnel in the kernel, and
+    /// its undo.
+    tunnel: Option<((Ipv6Addr, Ipv6Addr, u32), EntryId)>,
 }
 
 /// The mobile node role on the user data path.
@@ -433,6 +457,8 @@ pub struct MnUserPath {
     kick: Option<Instant>,
     /// Home agent discovery, when no `HomeAgentAddress` was configured.
     dhaad: Option<MnDhaad>,
+    /// `--tunnel seg6`: the reverse tunnel in the kernel ([`super::mn_seg6`]).
+    kernel_tunnel: bool,
     /// Distributed Servers: the membership holds or releases the home registration.
     dsa: Option<crate::ds::contact_home::DsaLink>,
 }
@@ -492,6 +518,7 @@ impl MnUserPath {
             triggered: HashSet::new(),
             kick: Some(now),
             dhaad: None,
+            kernel_tunnel: false,
             dsa: None,
         };
         path.read_kernel_events(now);
@@ -500,6 +527,17 @@ impl MnUserPath {
 
     pub fn mn(&self) -> &Mn {
         &self.mn
+    }
+
+    /// Leaves the reverse tunnel to the kernel (`--tunnel seg6`, [`super::mn_seg6`]).
+    pub fn enable_kernel_tunnel(&mut self) {
+        self.kernel_tunnel = true;
+    }
+
+    /// Whether route optimisation may be started with some correspondent: then the
+    /// output queue must see new destinations even with the tunnel in the kernel.
+    fn ro_possible(&self) -> bool {
+        self.ro_default || self.ro_policies.iter().any(|p| p.enabled)
     }
 
     /// Finds the home agent with DHAAD (§11.4.1) instead of a configured one.
@@ -573,7 +611,12 @@ impl MnUserPath {
             NfQueue::recv,
             |out, p| {
                 let v = outgoing(paths, hoa, &p.payload);
-                if let (OutVerdict::Rewritten(_), Some((ha, _))) = (&v, paths.tunnel) {
+                let through_tunnel = match v {
+                    OutVerdict::Rewritten(_) => true,
+                    OutVerdict::Pass => paths.kernel_tunnel,
+                    OutVerdict::Drop => false,
+                };
+                if let (true, Some((ha, _))) = (through_tunnel, paths.tunnel) {
                     if let Ok(ip) = Ipv6Header::parse(&p.payload) {
                         if !tunnelled.contains(&(ip.dst, ha)) {
                             tunnelled.push((ip.dst, ha));
@@ -732,8 +775,13 @@ impl MnUserPath {
                 }
             }
         }
-        let want_rule =
-            self.paths.blocked || self.paths.tunnel.is_some() || !self.paths.ro.is_empty();
+        self.sync_kernel_tunnel(want_route, registry);
+        let want_rule = if self.paths.kernel_tunnel {
+            // The kernel tunnels; the queue only starts and does route optimisation.
+            !self.paths.ro.is_empty() || self.ro_possible()
+        } else {
+            self.paths.blocked || self.paths.tunnel.is_some() || !self.paths.ro.is_empty()
+        };
         match (want_rule, self.held.output_rule) {
             (true, None) => match output_rule(hoa, self.out_queue).install(registry) {
                 Ok(id) => self.held.output_rule = Some(id),
@@ -747,6 +795,50 @@ impl MnUserPath {
             }
             _ => {}
         }
+    }
+
+    /// With `--tunnel seg6`: the reverse tunnel in the kernel follows the registration
+    /// (`paths.tunnel`) through the interface of the current care-of address
+    /// (`route_if`). A move replaces it in place; `paths.kernel_tunnel` says whether the
+    /// kernel's matches the registration, so the queue encapsulates until it does.
+    fn sync_kernel_tunnel(&mut self, route_if: Option<u32>, registry: &mut Registry) {
+        let want = match (self.kernel_tunnel, self.paths.tunnel, route_if) {
+            (true, Some((ha, coa)), Some(i)) => Some((ha, coa, i)),
+            _ => None,
+        };
+        if self.held.tunnel.map(|(k, _)| k) != want {
+            let old = self.held.tunnel.take();
+            match want {
+                Some((ha, coa, i)) => match self.kernel.set_reverse_tunnel(i, ha, coa) {
+                    Ok(undo) => {
+                        // Replaced in place: the old undo would remove the new one.
+                        if let Some((_, id)) = old {
+                            registry.forget(id);
+                        }
+                        let id = registry.record(
+                            format!("reverse tunnel {coa} -> {ha} (kernel, interface {i})"),
+                            undo,
+                        );
+                        self.held.tunnel = Some(((ha, coa, i), id));
+                    }
+                    Err(e) => {
+                        tracing::error!("reverse tunnel {coa} -> {ha} in the kernel: {e}");
+                        self.held.tunnel = old;
+                    }
+                },
+                None => {
+                    if let Some((_, id)) = old {
+                        if let Err(e) = registry.undo(id) {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                }
+            }
+        }
+        self.paths.kernel_tunnel = self
+            .held
+            .tunnel
+            .is_some_and(|((ha, coa, _), _)| self.paths.tunnel == Some((ha, coa)));
     }
 
     /// What `mip6ctl status` shows of the mobile node.
@@ -763,6 +855,7 @@ impl MnUserPath {
             "registered": self.mn.home_binding().is_some(),
             "tunnel": self.paths.tunnel.map(|(ha, coa)| json!({"home_agent": ha.to_string(), "care_of_address": coa.to_string()})),
             "blocked": self.paths.blocked,
+            "kernel_tunnel": self.paths.kernel_tunnel,
             "home_agent_discovery": self.dhaad.as_ref().map(MnDhaad::status),
             "route_optimised": self.paths.ro.keys().map(|a| a.to_string()).collect::<Vec<_>>(),
             "interfaces": self.detector.attachments().iter().map(|(i, a)| json!({
@@ -1015,6 +1108,12 @@ mod tests {
         let p = packet::parse(&t).unwrap();
         assert_eq!((p.ip.src, p.ip.dst), (a(COA), a(HA)));
         assert!(matches!(&p.headers[0], Header::Tunnel(i) if i.ip.src == hoa));
+        // With the reverse tunnel in the kernel, the kernel's route encapsulates.
+        let kernel = Paths {
+            kernel_tunnel: true,
+            ..paths.clone()
+        };
+        assert_eq!(outgoing(&kernel, hoa, &pkt), OutVerdict::Pass);
         paths.ro.insert(a(CN), a(COA));
         let OutVerdict::Rewritten(r) = outgoing(&paths, hoa, &pkt) else {
             panic!("not optimised")

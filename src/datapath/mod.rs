@@ -17,6 +17,7 @@ pub mod ha_user;
 pub mod kernel;
 pub mod mn_dhaad;
 pub mod mn_kernel;
+pub mod mn_seg6;
 pub mod mn_user;
 pub mod probe;
 pub mod rewrite;

@@ -98,6 +98,8 @@ m6_snapshot() {
     ip -n "$ns" -6 -o addr show | awk '{print $2, $4}' | sort
     echo "# proxy neighbours"
     ip -n "$ns" -6 neigh show proxy
+    echo "# SRv6 tunnel source"
+    ip netns exec "$ns" ip sr tunsrc show 2>/dev/null || true
     echo "# proxy_ndp"
     cat /proc/sys/net/ipv6/conf/*/proxy_ndp 2>/dev/null | paste -sd' ' || true
     echo "# ip sets"
@@ -240,6 +242,21 @@ cmd_mipv6() {
     [ "$((d1 - d0))" -eq 1 ] && [ "$((a1 - a0))" -ge 1 ] && r=1
     m6_check 2b "a reverse-tunnelled packet from a forged care-of address is dropped by ha1 (nftables §10.4.5 check), the registered one passes" $r \
       "dropped $((d1 - d0)), accepted $((a1 - a0))"
+  fi
+
+  # 2c. With the tunnel in the kernel on the mobile node too (its mip6d got --tunnel
+  # seg6 as well): its reverse tunnel is an SRv6 route to ha1 in table 250, from the
+  # registered care-of address (ip sr tunsrc), and mip6ctl status says so.
+  if [ "${M6_TUNNEL:-queue}" = seg6 ]; then
+    local kt routes tsrc
+    kt=$(m6_json mn status "d['roles']['mn']['kernel_tunnel']")
+    routes=$(ip -n "$(m6_ns mn)" -6 route show table 250)
+    tsrc=$(ip netns exec "$(m6_ns mn)" ip sr tunsrc show)
+    r=0
+    [ "$kt" = True ] && [[ $routes == *"encap seg6 mode encap.red segs 1 [ $ha ]"* ]] &&
+      [ "$tsrc" = "tunsrc addr $coa" ] && r=1
+    m6_check 2c "the MN's reverse tunnel is in the kernel: SRv6 route to ha1 in table 250 from $coa" $r \
+      "status kernel_tunnel: ${kt:-?}; table 250: ${routes:-none}; $tsrc"
   fi
 
   # 3. A move in the middle of a TCP transfer.
