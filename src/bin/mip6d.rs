@@ -78,10 +78,10 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = mip6d::datapath::user::DEFAULT_QUEUE)]
     nfqueue: u16,
 
-    /// The home agent's tunnel on the user data path: `seg6` in the kernel (SRv6
-    /// lightweight tunnels), `queue` through a netfilter queue, `auto` the kernel's when
-    /// it can. The default stays `queue` until the mobile node's side of the tunnel is in
-    /// the kernel too (see mip6d(8)).
+    /// The tunnel on the user data path (home agent; mobile node: its reverse tunnel):
+    /// `seg6` in the kernel (SRv6 lightweight tunnels), `queue` through a netfilter queue,
+    /// `auto` the kernel's when it can. The default stays `queue` until the mobile node
+    /// decapsulates in the kernel too (see mip6d(8)).
     #[arg(long, value_enum, default_value = "queue")]
     tunnel: TunnelArg,
 

@@ -97,6 +97,15 @@ fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
                         Ok(()) => removed.push(what),
                         Err(e) => tracing::warn!("leftover {what}: {e}"),
                     }
+                    // A mobile node's reverse tunnel set the SRv6 tunnel source too.
+                    if table == crate::datapath::mn_seg6::ENCAP_TABLE {
+                        match crate::datapath::mn_seg6::set_tunnel_source(
+                            std::net::Ipv6Addr::UNSPECIFIED,
+                        ) {
+                            Ok(()) => removed.push("SRv6 tunnel source".to_string()),
+                            Err(e) => tracing::warn!("leftover SRv6 tunnel source: {e}"),
+                        }
+                    }
                 }
             }
             Err(e) => tracing::warn!("leftovers: routes of table {table}: {e}"),

@@ -215,7 +215,7 @@ cmd_bench_datapath() {
       --sort symbol 2>/dev/null | grep -v '^$' >"$dir/perf-bu.txt"
   fi
 
-  echo "bench-datapath on $(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d); $M6_BENCH_SAMPLES samples, ${M6_BENCH_SECS} s TCP"
+  echo "bench-datapath on $(uname -r), $(nproc) cores, $(date -u +%Y-%m-%d); $M6_BENCH_SAMPLES samples, ${M6_BENCH_SECS} s TCP; --tunnel ${M6_TUNNEL:-queue}"
   echo
   bench_table "$dir"
   [ "$M6_BENCH_PERF" = 1 ] && echo && echo "profiles: $dir/perf-*.txt"
