@@ -22,6 +22,10 @@
 //!   dropped. The inner source is read as raw payload (`@nh,384,128`): a packet with an
 //!   extension header before the inner one does not match and is dropped too.
 //!
+//! The table is created with the `nft` command, once; its set elements change with the
+//! registrations over nf_tables netlink ([`crate::sys::nft_sets`], one batch each, not a
+//! fork of `nft`).
+//!
 //! Every route, the rule and the nftables table are recorded in the daemon's registry;
 //! leftovers of a killed daemon (protocol 16 routes and rules, the `ip6 mip6d` table) are
 //! removed at start (`daemon::leftovers`).
@@ -34,6 +38,7 @@
 
 use super::{Binding, BindingKey, DataPath};
 use crate::daemon::registry::{EntryId, Registry};
+use crate::sys::nft_sets::{SetElements, NFPROTO_IPV6};
 use crate::sys::rtnl::seg6::{Encap, IPPROTO_IPV6};
 use crate::sys::rtnl::{self, Route, Rtnl, Rule, RTPROT_MIP, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use std::collections::HashMap;
@@ -62,10 +67,14 @@ pub fn nft_ruleset() -> String {
     )
 }
 
-/// An element of the `tunnels` set: (care-of address, home agent address, home address),
-/// the last as the 128-bit integer the raw payload match compares.
-pub fn tunnel_element(coa: Ipv6Addr, ha: Ipv6Addr, hoa: Ipv6Addr) -> String {
-    format!("{coa} . {ha} . 0x{:032x}", u128::from(hoa))
+/// The key of a `tunnels` element: (care-of address, home agent address, home address),
+/// the last as the 16 bytes the raw payload match compares.
+pub fn tunnel_key(coa: Ipv6Addr, ha: Ipv6Addr, hoa: Ipv6Addr) -> [u8; 48] {
+    let mut k = [0u8; 48];
+    k[..16].copy_from_slice(&coa.octets());
+    k[16..32].copy_from_slice(&ha.octets());
+    k[32..].copy_from_slice(&hoa.octets());
+    k
 }
 
 /// Runs `nft` with `script` on its standard input.
@@ -167,6 +176,8 @@ fn decap_route(ha: Ipv6Addr, oif: u32) -> Route {
 /// The home registrations' tunnels in the kernel.
 pub struct Seg6Tunnels {
     rtnl: Rtnl,
+    /// The elements of the §10.4.5 check's sets, over nf_tables netlink.
+    sets: SetElements,
     home_index: u32,
     /// HoA → (HA, CoA, the undo of its route).
     routes: HashMap<Ipv6Addr, (Ipv6Addr, Ipv6Addr, EntryId)>,
@@ -184,6 +195,7 @@ impl Seg6Tunnels {
             .ok_or_else(|| format!("home interface {home_if}: no such interface"))?
             .index;
         nft(&nft_ruleset()).map_err(|e| format!("the §10.4.5 check: {e}"))?;
+        let sets = SetElements::open().map_err(|e| format!("nf_tables netlink: {e}"))?;
         registry.record(format!("nftables table ip6 {NFT_TABLE}"), || {
             nft(&format!("delete table ip6 {NFT_TABLE}\n"))
         });
@@ -197,6 +209,7 @@ impl Seg6Tunnels {
         );
         Ok(Seg6Tunnels {
             rtnl,
+            sets,
             home_index,
             routes: HashMap::new(),
             endpoints: HashMap::new(),
@@ -219,9 +232,8 @@ impl Seg6Tunnels {
             format!("route {ha}/128 table {DECAP_TABLE} (End.DT6)"),
             move || Rtnl::open()?.del_route(&r),
         );
-        nft(&format!(
-            "add element ip6 {NFT_TABLE} endpoints {{ {ha} }}\n"
-        ))?;
+        self.sets
+            .add(NFPROTO_IPV6, NFT_TABLE, "endpoints", &ha.octets())?;
         self.endpoints.insert(ha, (1, id));
         Ok(())
     }
@@ -236,9 +248,10 @@ impl Seg6Tunnels {
         }
         let id = *id;
         self.endpoints.remove(&ha);
-        if let Err(e) = nft(&format!(
-            "delete element ip6 {NFT_TABLE} endpoints {{ {ha} }}\n"
-        )) {
+        if let Err(e) = self
+            .sets
+            .del(NFPROTO_IPV6, NFT_TABLE, "endpoints", &ha.octets())
+        {
             tracing::warn!("{e}");
         }
         if let Err(e) = registry.undo(id) {
@@ -253,10 +266,12 @@ impl Seg6Tunnels {
         if let Err(e) = registry.undo(id) {
             tracing::warn!("{e}");
         }
-        if let Err(e) = nft(&format!(
-            "delete element ip6 {NFT_TABLE} tunnels {{ {} }}\n",
-            tunnel_element(coa, ha, hoa)
-        )) {
+        if let Err(e) = self.sets.del(
+            NFPROTO_IPV6,
+            NFT_TABLE,
+            "tunnels",
+            &tunnel_key(coa, ha, hoa),
+        ) {
             tracing::warn!("{e}");
         }
         self.endpoint_del(ha, registry);
@@ -284,10 +299,12 @@ impl DataPath for Seg6Tunnels {
             return Ok(());
         }
         self.endpoint_add(ha, registry)?;
-        nft(&format!(
-            "add element ip6 {NFT_TABLE} tunnels {{ {} }}\n",
-            tunnel_element(coa, ha, hoa)
-        ))?;
+        self.sets.add(
+            NFPROTO_IPV6,
+            NFT_TABLE,
+            "tunnels",
+            &tunnel_key(coa, ha, hoa),
+        )?;
         let r = encap_route(hoa, self.home_index);
         self.rtnl.add_encap_route(&r, &Encap::Reduced(coa))?;
         let id = registry.record(
@@ -297,10 +314,12 @@ impl DataPath for Seg6Tunnels {
         if let Some((old_ha, old_coa, old_id)) = self.routes.insert(hoa, (ha, coa, id)) {
             // The route itself was replaced; only the record of the old one goes.
             registry.forget(old_id);
-            if let Err(e) = nft(&format!(
-                "delete element ip6 {NFT_TABLE} tunnels {{ {} }}\n",
-                tunnel_element(old_coa, old_ha, hoa)
-            )) {
+            if let Err(e) = self.sets.del(
+                NFPROTO_IPV6,
+                NFT_TABLE,
+                "tunnels",
+                &tunnel_key(old_coa, old_ha, hoa),
+            ) {
                 tracing::warn!("{e}");
             }
             self.endpoint_del(old_ha, registry);
@@ -364,15 +383,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_element_carries_the_home_address_as_the_raw_payload_integer() {
-        let e = tunnel_element(
+    fn the_key_carries_the_home_address_as_the_raw_payload_bytes() {
+        let k = tunnel_key(
             "2001:db8:41::100".parse().unwrap(),
             "2001:db8:1::1".parse().unwrap(),
             "2001:db8:1::100".parse().unwrap(),
         );
         assert_eq!(
-            e,
-            "2001:db8:41::100 . 2001:db8:1::1 . 0x20010db8000100000000000000000100"
+            crate::hex::encode(&k),
+            "20010db8004100000000000000000100\
+             20010db8000100000000000000000001\
+             20010db8000100000000000000000100"
         );
         assert!(nft_ruleset().contains("@nh,384,128 @tunnels counter accept"));
     }

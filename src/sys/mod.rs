@@ -31,6 +31,7 @@ pub mod netlink;
 pub mod netlock;
 pub mod netns;
 pub mod nfqueue;
+pub mod nft_sets;
 pub mod pidfd;
 pub mod proc_net;
 pub mod process;

@@ -102,34 +102,7 @@ fn key(local: &SocketAddrV6, peer: &SocketAddrV6) -> [u8; 24] {
 /// One batch adding (`add`) or deleting an element of `table`'s set; the element
 /// message, numbered `seq`, asks for an acknowledgement.
 fn element_batch(seq: u32, add: bool, table: &str, key: &[u8; 24]) -> io::Result<Vec<u8>> {
-    let subsys = NFNL_SUBSYS_NFTABLES.to_be_bytes();
-    let batch_gen = [libc::AF_UNSPEC as u8, 0, subsys[0], subsys[1]];
-    let (op, flags) = if add {
-        (NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_ACK)
-    } else {
-        (NFT_MSG_DELSETELEM, NLM_F_ACK)
-    };
-    let mut element = MsgBuilder::new(
-        (NFNL_SUBSYS_NFTABLES << 8) | op,
-        flags,
-        seq,
-        &[NFPROTO_INET, 0, 0, 0],
-    );
-    element
-        .attr_str(NFTA_SET_ELEM_LIST_TABLE, table)
-        .attr_str(NFTA_SET_ELEM_LIST_SET, SET)
-        .begin_nested(NFTA_SET_ELEM_LIST_ELEMENTS)
-        .begin_nested(NFTA_LIST_ELEM)
-        .begin_nested(NFTA_SET_ELEM_KEY)
-        .attr(NFTA_DATA_VALUE, key)
-        .end_nested()
-        .end_nested()
-        .end_nested();
-    let mut out =
-        MsgBuilder::new(NFNL_MSG_BATCH_BEGIN, 0, seq.wrapping_sub(1), &batch_gen).finish()?;
-    out.extend(element.finish()?);
-    out.extend(MsgBuilder::new(NFNL_MSG_BATCH_END, 0, seq.wrapping_add(1), &batch_gen).finish()?);
-    Ok(out)
+    super::nft_sets::element_batch(seq, add, super::nft_sets::NFPROTO_INET, table, SET, key)
 }
 
 impl NetLock {
