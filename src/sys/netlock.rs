@@ -7,7 +7,8 @@
 //! nftables rather than ip6tables: one set lookup for any number of frozen connections,
 //! and adding an element does not rewrite a chain. The table is created once with the
 //! `nft` command; locking and unlocking — on the handoff's critical path — are one
-//! nf_tables netlink batch each (a fork and exec of `nft` costs 3–25 ms here, pitfall 16):
+//! nf_tables netlink batch each (a fork and exec of `nft` costs 3–25 ms here, pitfall 16),
+//! built by [`super::nft_sets::element_batch`]:
 //!
 //! ```text
 //! batch begin   type NFNL_MSG_BATCH_BEGIN (16), nfgenmsg { AF_UNSPEC, 0, be16 NFNL_SUBSYS_NFTABLES }
@@ -26,20 +27,7 @@ use std::process::{Command, Stdio};
 
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
-use super::netlink::{MsgBuilder, Requester, NLM_F_ACK, NLM_F_CREATE};
-
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 16;
-const NFNL_MSG_BATCH_END: u16 = 17;
-const NFT_MSG_NEWSETELEM: u16 = 12;
-const NFT_MSG_DELSETELEM: u16 = 14;
-const NFPROTO_INET: u8 = 1;
-const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_DATA_VALUE: u16 = 1;
+use super::netlink::Requester;
 
 const SET: &str = "frozen";
 
@@ -184,6 +172,8 @@ mod tests {
 
     #[test]
     fn batch_is_begin_element_end_with_the_ack_on_the_element() {
+        use crate::sys::netlink::{NLM_F_ACK, NLM_F_CREATE};
+        use crate::sys::nft_sets::NFPROTO_INET;
         let b = element_batch(10, true, "t", &[7; 24]).unwrap();
         let len0 = u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize;
         assert_eq!(len0, 20);
