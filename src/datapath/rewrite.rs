@@ -743,13 +743,14 @@ mod tests {
 
     #[test]
     fn no_panic_on_random_or_mutated_input() {
-        let rewrites: [Rewrite; 6] = [
+        let rewrites: [Rewrite; 7] = [
             |p| receive_hao(p).is_ok(),
             |p| send_hao(p, "2001:db8::9".parse().unwrap()).is_ok(),
             |p| send_rh2(p, "2001:db8::9".parse().unwrap()).is_ok(),
             |p| receive_rh2(p).is_ok(),
             |p| encapsulate(p, Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST, 1).is_ok(),
             |p| decapsulate(p).is_ok(),
+            |p| complete_checksum(p).is_ok(),
         ];
         let mut seeds = vec![with_hao(), udp(a(CN), a(HOA), a(CN), a(HOA))];
         let mut rh = seeds[1].clone();
@@ -782,7 +783,7 @@ mod tests {
                 v
             };
             let orig = p.clone();
-            let f = rewrites[(rng.next() % 6) as usize];
+            let f = rewrites[(rng.next() % 7) as usize];
             if f(&mut p) {
                 ok += 1;
                 // Whatever succeeded must still frame as an IPv6 packet.
