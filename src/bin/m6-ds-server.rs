@@ -9,7 +9,18 @@
 //! m6-ds-server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
 //!                       [--count N] [--size BYTES] --key-file F
 //! m6-ds-server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
+//!                       [--upload-during]
+//! m6-ds-server app      --socket PATH --dsa A --port P [--listen] [--route NODE,...]
+//!                       [--count N] [--size BYTES] [--first RUN]
 //! ```
+//!
+//! `app` is the same server through the local mip6d (`mip6d::dsapp`): one process per
+//! server node, registered for (DSA, P). With `--listen` (on the contact node) it accepts
+//! COUNT clients and hands each along `--route` (e.g. `2` or `2,1` for A→B→A), writing
+//! an equal share before each handoff; a node that receives a connection writes its share
+//! and hands it on, or, at the end of the route, writes the rest, checks the request and
+//! upload and ends the connection. It runs until mip6d closes the application socket or
+//! it is killed; the donor and acceptor roles above drive the engine without mip6d.
 //!
 //! - The donor runs on the contact node (its mip6d holds the DSA's home registration):
 //!   for each client it waits for the request (777 bytes, left unread: it travels with
@@ -25,10 +36,13 @@
 //! party can check what it got. Root (raw sockets, netfilter queues, TCP_REPAIR).
 
 use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
+use std::net::{Ipv6Addr, Shutdown, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -36,13 +50,16 @@ use mip6d::config::model::HandoffDrain;
 use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::Timeouts;
 use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
+use mip6d::dsapp::DsApp;
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const REQUEST_LEN: usize = 777;
 const UPLOAD_LEN: usize = 100_000;
+/// Where `client --upload-during` stops if the download never ends.
+const UPLOAD_MAX: usize = 4_000_000;
 
 #[derive(Parser)]
 #[command(about = "Distributed Servers handoff experiment: donor, acceptor or client")]
@@ -103,6 +120,32 @@ enum Role {
         #[arg(long, default_value_t = 1_000_000)]
         size: usize,
         /// Number of the first run (the servers count from 0; it picks the bytes).
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Upload while downloading (1 kB a millisecond) rather than after: the client's
+        /// data is in flight and queued during the handoffs.
+        #[arg(long)]
+        upload_during: bool,
+    },
+    App {
+        /// mip6d's application socket of the `DistributedServer` block.
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        dsa: Ipv6Addr,
+        #[arg(long)]
+        port: u16,
+        /// Accept clients on the DSA (the contact node).
+        #[arg(long)]
+        listen: bool,
+        /// The nodes each connection is handed to in turn (node ids or addresses).
+        #[arg(long, value_delimiter = ',')]
+        route: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        size: usize,
+        /// Number of the first client's run (it picks the bytes).
         #[arg(long, default_value_t = 0)]
         first: usize,
     },
@@ -288,6 +331,7 @@ fn client(r: Role) -> Result<(), String> {
         count,
         size,
         first,
+        upload_during,
     } = r
     else {
         unreachable!()
@@ -300,6 +344,13 @@ fn client(r: Role) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         s.write_all(&bytes(0..REQUEST_LEN, 1))
             .map_err(|e| e.to_string())?;
+        let done = Arc::new(AtomicBool::new(false));
+        let uploader = if upload_during {
+            let w = s.try_clone().map_err(|e| e.to_string())?;
+            Some(spawn_uploader(w, done.clone()))
+        } else {
+            None
+        };
         let mut got = vec![0; size];
         let (mut off, mut last) = (0, Instant::now());
         let (mut longest, mut middle) = (Duration::ZERO, None);
@@ -328,7 +379,20 @@ fn client(r: Role) -> Result<(), String> {
             }
         }
         let intact = error.is_none() && got == bytes(0..size, run);
-        if error.is_none() {
+        done.store(true, Ordering::Relaxed);
+        let mut uploaded = None;
+        if let Some(u) = uploader {
+            match u.join() {
+                Ok(Ok(n)) => uploaded = Some(n),
+                Ok(Err(e)) => error = error.or(Some(format!("upload: {e}"))),
+                Err(_) => error = error.or(Some("upload: the writer panicked".into())),
+            }
+            if error.is_none() {
+                if let Err(e) = s.read_to_end(&mut Vec::new()) {
+                    error = Some(format!("end of stream: {e}"));
+                }
+            }
+        } else if error.is_none() {
             let up = s
                 .write_all(&bytes(0..UPLOAD_LEN, 2))
                 .and_then(|()| s.shutdown(std::net::Shutdown::Write))
@@ -346,6 +410,7 @@ fn client(r: Role) -> Result<(), String> {
                 "error": error,
                 "gap_us": middle.map(|d| d.as_micros() as u64),
                 "longest_pause_us": longest.as_micros() as u64,
+                "uploaded": uploaded,
             })
         );
     }
@@ -356,12 +421,236 @@ fn client(r: Role) -> Result<(), String> {
     }
 }
 
+/// Writes the upload stream at 1 kB a millisecond until `done`, then ends our direction;
+/// returns how many bytes went.
+fn spawn_uploader(
+    mut w: TcpStream,
+    done: Arc<AtomicBool>,
+) -> thread::JoinHandle<std::io::Result<usize>> {
+    thread::spawn(move || {
+        let mut sent = 0;
+        while !done.load(Ordering::Relaxed) && sent < UPLOAD_MAX {
+            w.write_all(&bytes(sent..sent + 1000, 2))?;
+            sent += 1000;
+            thread::sleep(Duration::from_millis(1));
+        }
+        w.shutdown(Shutdown::Write)?;
+        Ok(sent)
+    })
+}
+
+/// Where a connection of the `app` role stands; it travels with every handoff as the
+/// application data (JSON).
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    run: usize,
+    size: usize,
+    /// Handoffs planned in all, and done so far.
+    hops: usize,
+    done: usize,
+    /// The next byte to write.
+    offset: usize,
+    /// The nodes still to hand to.
+    route: Vec<String>,
+}
+
+impl Plan {
+    fn encode(&self) -> Vec<u8> {
+        json!({
+            "run": self.run, "size": self.size, "hops": self.hops, "done": self.done,
+            "offset": self.offset, "route": self.route,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn decode(b: &[u8]) -> Result<Plan, String> {
+        let v: Value = serde_json::from_slice(b).map_err(|e| format!("application data: {e}"))?;
+        let n = |k: &str| {
+            v[k].as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| format!("application data: no \"{k}\""))
+        };
+        let route = v["route"]
+            .as_array()
+            .ok_or("application data: no \"route\"")?
+            .iter()
+            .map(|r| r.as_str().map(str::to_string).ok_or("application data: route"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan = Plan {
+            run: n("run")?,
+            size: n("size")?,
+            hops: n("hops")?,
+            done: n("done")?,
+            offset: n("offset")?,
+            route,
+        };
+        if plan.offset > plan.size || plan.done > plan.hops {
+            return Err(format!("application data out of range: {plan:?}"));
+        }
+        Ok(plan)
+    }
+
+    /// Where this node's share ends: equal shares between the handoffs, the rest at the
+    /// end of the route.
+    fn stop(&self) -> usize {
+        if self.route.is_empty() {
+            self.size
+        } else {
+            (self.size * (self.done + 1) / (self.hops + 1)).max(self.offset)
+        }
+    }
+}
+
+/// Serves `s` from `plan.offset`: this node's share, then the next handoff, or the end.
+fn serve(socket: &Path, mut s: TcpStream, mut plan: Plan) -> Result<(), String> {
+    // Connected before the share is written: mip6d takes application connections at its
+    // own pace, which should not add to the client's pause.
+    let mut app = if plan.route.is_empty() {
+        None
+    } else {
+        Some(DsApp::connect(socket).map_err(|e| format!("{}: {e}", socket.display()))?)
+    };
+    loop {
+        let stop = plan.stop();
+        s.write_all(&bytes(plan.offset..stop, plan.run))
+            .map_err(|e| format!("writing: {e}"))?;
+        plan.offset = stop;
+        if plan.route.is_empty() {
+            return finish(s, &plan);
+        }
+        let to = plan.route.remove(0);
+        plan.done += 1;
+        let app = app.as_mut().ok_or("no application socket")?;
+        let t = Instant::now();
+        let r = app
+            .hand_off(s, &to, &plan.encode())
+            .map_err(|e| format!("handoff to {to}: {e}"))?;
+        println!(
+            "{}",
+            json!({"run": plan.run, "hop": plan.done, "to": to, "id": r.id,
+                   "completed": r.completed, "outcome": r.outcome,
+                   "took_us": t.elapsed().as_micros() as u64})
+        );
+        match r.back {
+            // Rolled back: the rest is served here.
+            Some(back) => {
+                s = back;
+                plan.route.clear();
+            }
+            None if r.completed => return Ok(()),
+            None => return Err(format!("handoff {} to {to}: {}", r.id, r.outcome)),
+        }
+    }
+}
+
+/// The end of the route: the request and upload must have come along intact.
+fn finish(mut s: TcpStream, plan: &Plan) -> Result<(), String> {
+    let mut request = vec![0; REQUEST_LEN];
+    s.read_exact(&mut request)
+        .map_err(|e| format!("request: {e}"))?;
+    let mut upload = Vec::new();
+    s.read_to_end(&mut upload)
+        .map_err(|e| format!("upload: {e}"))?;
+    let intact = request == bytes(0..REQUEST_LEN, 1) && upload == bytes(0..upload.len(), 2);
+    // Our end: mip6d, which keeps a copy, releases the client's binding after it.
+    s.shutdown(Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    println!(
+        "{}",
+        json!({"run": plan.run, "last": true, "hops": plan.hops, "handoffs_done": plan.done,
+               "uploaded": upload.len(), "request_and_upload_intact": intact})
+    );
+    Ok(())
+}
+
+fn report(run: usize, r: Result<(), String>) -> bool {
+    if let Err(e) = &r {
+        println!("{}", json!({"run": run, "error": e}));
+    }
+    r.is_ok()
+}
+
+fn app(r: Role) -> Result<(), String> {
+    let Role::App {
+        socket,
+        dsa,
+        port,
+        listen,
+        route,
+        count,
+        size,
+        first,
+    } = r
+    else {
+        unreachable!()
+    };
+    let mut app = DsApp::connect(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    app.register(port).map_err(|e| format!("register: {e}"))?;
+    eprintln!("app: registered for port {port} with {}", socket.display());
+    let listener = if listen {
+        let l = TcpListener::bind(SocketAddrV6::new(dsa, port, 0, 0))
+            .map_err(|e| format!("listen on [{dsa}]:{port}: {e}"))?;
+        eprintln!("app: listening on [{dsa}]:{port}");
+        Some(l)
+    } else {
+        None
+    };
+    if let Some(listener) = listener {
+        let socket = socket.clone();
+        thread::spawn(move || {
+            for run in first..first + count {
+                let r = listener
+                    .accept()
+                    .map_err(|e| e.to_string())
+                    .and_then(|(s, _)| {
+                        // The request stays unread: it travels with the connection.
+                        let t = Instant::now();
+                        while tcp_repair::unread_bytes(s.as_fd()).map_err(|e| e.to_string())?
+                            < REQUEST_LEN as u32
+                        {
+                            if t.elapsed() > Duration::from_secs(5) {
+                                return Err("the request never arrived".to_string());
+                            }
+                            thread::sleep(Duration::from_millis(1));
+                        }
+                        let plan = Plan {
+                            run,
+                            size,
+                            hops: route.len(),
+                            done: 0,
+                            offset: 0,
+                            route: route.clone(),
+                        };
+                        serve(&socket, s, plan)
+                    });
+                report(run, r);
+            }
+        });
+    }
+    // Connections handed here, each on its own thread: it may block reading the upload.
+    loop {
+        let h = match app.accept() {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(format!("accept: {e}")),
+        };
+        let socket = socket.clone();
+        thread::spawn(move || {
+            let plan = Plan::decode(&h.app);
+            let run = plan.as_ref().map_or(usize::MAX, |p| p.run);
+            report(run, plan.and_then(|p| serve(&socket, h.stream, p)));
+        });
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.role {
         r @ Role::Donor { .. } => donor(r),
         r @ Role::Acceptor { .. } => acceptor(r),
         r @ Role::Client { .. } => client(r),
+        r @ Role::App { .. } => app(r),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
