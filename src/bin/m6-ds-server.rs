@@ -49,8 +49,8 @@ use clap::{Parser, Subcommand};
 use mip6d::config::model::HandoffDrain;
 use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::Timeouts;
-use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
 use mip6d::dsapp::DsApp;
+use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
@@ -475,7 +475,11 @@ impl Plan {
             .as_array()
             .ok_or("application data: no \"route\"")?
             .iter()
-            .map(|r| r.as_str().map(str::to_string).ok_or("application data: route"))
+            .map(|r| {
+                r.as_str()
+                    .map(str::to_string)
+                    .ok_or("application data: route")
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let plan = Plan {
             run: n("run")?,

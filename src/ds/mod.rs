@@ -15,6 +15,7 @@
 pub mod conn_state;
 pub mod drain;
 pub mod handoff;
+pub mod hello;
 pub mod membership;
 pub mod membership_machine;
 pub mod phases;

@@ -18,6 +18,7 @@ pub mod acceptor;
 pub mod channel;
 pub mod conn_path;
 pub mod donor;
+pub mod hello;
 pub mod service;
 
 use std::io;

@@ -40,17 +40,22 @@ use tracing::{info, warn};
 
 use super::acceptor::{accept_on, Accepted, AcceptorConfig, Sequences};
 use super::conn_path::ConnPath;
-use super::donor::{hand_off_keeping, prepare, Contact, DonorConfig, DonorReport, Prepared};
+use super::donor::{
+    hand_off_keeping, prepare, send_mh, Contact, DonorConfig, DonorReport, Prepared,
+};
+use super::hello;
 use crate::config::model::{DistributedServer, DsRole};
 use crate::crypto::auth::SharedKey;
 use crate::daemon::control::Command;
 use crate::daemon::machine::{Ctx, Machine};
 use crate::ds::handoff::{Outcome, Timeouts};
 use crate::ds::phases::Phases;
+use crate::ds::redirect::unbind;
 use crate::hex;
 use crate::sys::netlock::NetLock;
+use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::sys::seqpacket::{SeqListener, SeqPacket, MAX_MESSAGE};
-use crate::sys::{pidfd, proc_net, tcp_repair};
+use crate::sys::{pidfd, proc_net, process, tcp_repair};
 
 /// How many handoffs `mip6ctl handoffs` shows.
 const RECORDS_KEPT: usize = 64;
@@ -63,6 +68,14 @@ const KEEPER_POLL: Duration = Duration::from_millis(20);
 /// `tcp_states.h`: the states in which our side has not closed yet.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE_WAIT: u8 = 8;
+/// How long the authentication hello to an acceptor may take.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an incoming connection on `ControlPort` may take to say what it is.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(5);
+/// Fault injection for the test suite: `MIP6D_TEST_FAULT=acceptor-dies-on-offer` makes
+/// this daemon kill itself (SIGKILL) when an Offer starts to arrive, as a crashed
+/// acceptor would after it accepted the handoff's connection.
+const FAULT_ENV: &str = "MIP6D_TEST_FAULT";
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -142,6 +155,14 @@ enum Event {
         result: io::Result<(DonorReport, Option<TcpStream>)>,
         /// Set when a keeper handed its connection on: the slot it held.
         freed_slot: Option<u16>,
+        /// The connection, when the handoff failed before anything was frozen.
+        untouched: Option<TcpStream>,
+    },
+    /// An authentication hello was answered (Ok: the donor's node id).
+    Hello {
+        id: u64,
+        slot: Option<u16>,
+        result: io::Result<u32>,
     },
     /// A keeper's connection ended; the client now holds sequence `seq`.
     Ended {
@@ -198,6 +219,7 @@ impl Notify {
 /// Asks a keeper to hand its connection on.
 struct HandOn {
     id: u64,
+    node: u32,
     to: SocketAddrV6,
     app: Vec<u8>,
     requester: Requester,
@@ -435,6 +457,7 @@ impl HandoffService {
             drop(original);
             let h = HandOn {
                 id,
+                node: node_id,
                 to,
                 app,
                 requester,
@@ -456,12 +479,18 @@ impl HandoffService {
         let side = self.donor.clone();
         let notify = self.notify.clone();
         thread::spawn(move || {
-            let result = donate(&side, s, original, to, id, app, None);
+            // Nothing is frozen for a node that cannot prove it holds our key.
+            let (result, untouched) =
+                match hello::probe(to, node_id, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT) {
+                    Ok(()) => donate(&side, s, original, to, id, app, None),
+                    Err(e) => (Err(e), Some(s)),
+                };
             notify.send(Event::Donated {
                 id,
                 requester,
                 result,
                 freed_slot: None,
+                untouched,
             });
         });
         Ok(id)
@@ -624,7 +653,23 @@ impl HandoffService {
                 requester,
                 result,
                 freed_slot,
-            } => self.on_donated(id, requester, result, freed_slot),
+                untouched,
+            } => self.on_donated(id, requester, result, freed_slot, untouched),
+            Event::Hello { id, slot, result } => {
+                self.free_slot(slot);
+                match result {
+                    // Not a handoff: no line in `mip6ctl handoffs`.
+                    Ok(_) => self
+                        .records
+                        .retain(|r| !(r.id == id && r.direction == "in")),
+                    Err(e) => {
+                        warn!("{}: {e}", self.title());
+                        if let Some(r) = self.record_mut(id, "in") {
+                            r.state = format!("refused: {e}");
+                        }
+                    }
+                }
+            }
             Event::Ended {
                 key,
                 client,
@@ -647,8 +692,14 @@ impl HandoffService {
             Err(e) => {
                 self.free_slot(slot);
                 warn!("{title}: incoming handoff {id}: {e}");
+                // A donor that skipped the hello and holds another key.
+                let state = if e.to_string().contains("not authentic") {
+                    format!("refused: authentication failed: {e}")
+                } else {
+                    format!("failed: {e}")
+                };
                 if let Some(r) = self.record_mut(id, "in") {
-                    r.state = format!("failed: {e}");
+                    r.state = state;
                 }
                 return;
             }
@@ -689,9 +740,10 @@ impl HandoffService {
         requester: Requester,
         result: io::Result<(DonorReport, Option<TcpStream>)>,
         freed_slot: Option<u16>,
+        untouched: Option<TcpStream>,
     ) {
         let title = self.title();
-        let mut back = None;
+        let mut back = untouched;
         let (ok, state) = match result {
             Ok((report, b)) => {
                 back = b;
@@ -787,6 +839,28 @@ impl HandoffService {
             let notify = self.notify.clone();
             let side = self.donor.clone();
             thread::spawn(move || {
+                let mut stream = stream;
+                match hello::starts_with_hello(&stream, FIRST_BYTES_TIMEOUT) {
+                    Ok(true) => {
+                        let result = hello::answer_on(&mut stream, &cfg.key, cfg.node_id);
+                        notify.send(Event::Hello { id, slot, result });
+                        return;
+                    }
+                    Ok(false) => {
+                        if std::env::var(FAULT_ENV).is_ok_and(|f| f == "acceptor-dies-on-offer") {
+                            warn!("{FAULT_ENV}: dying as an Offer arrives");
+                            process::kill_self();
+                        }
+                    }
+                    Err(e) => {
+                        notify.send(Event::Accepted {
+                            id,
+                            slot,
+                            result: Err(e),
+                        });
+                        return;
+                    }
+                }
                 let snapshot = sequences.lock().map(|s| s.clone()).unwrap_or_default();
                 let a = match accept_on(stream, &cfg, &snapshot).and_then(take) {
                     Ok(a) => a,
@@ -841,7 +915,10 @@ fn take(a: Accepted) -> io::Result<(Accepted, Taken, mpsc::Receiver<HandOn>)> {
     Ok((a, t, rx))
 }
 
-/// One donor handoff on a worker or keeper thread, under the network lock.
+type Donation = io::Result<(DonorReport, Option<TcpStream>)>;
+
+/// One donor handoff on a worker or keeper thread, under the network lock. A failure
+/// before the connection is frozen gives it back untouched (the second value).
 fn donate(
     side: &DonorSide,
     s: TcpStream,
@@ -850,26 +927,56 @@ fn donate(
     id: u64,
     app: Vec<u8>,
     prepared: Option<Prepared>,
-) -> io::Result<(DonorReport, Option<TcpStream>)> {
+) -> (Donation, Option<TcpStream>) {
     let prepared = match prepared {
         Some(p) => p,
         None => {
-            let SocketAddr::V6(peer) = s.peer_addr()? else {
-                return Err(io::Error::other("not IPv6"));
+            let Ok(SocketAddr::V6(peer)) = s.peer_addr() else {
+                return (
+                    Err(io::Error::other("not a connected IPv6 socket")),
+                    Some(s),
+                );
             };
             // The home test while the connection still serves: off the client's pause.
-            prepare(&side.cfg, *peer.ip())
-                .map_err(|e| io::Error::other(format!("home test: {e}")))?
+            match prepare(&side.cfg, *peer.ip()) {
+                Ok(p) => p,
+                Err(e) => return (Err(io::Error::other(format!("home test: {e}"))), Some(s)),
+            }
         }
     };
-    let mut lock = side
-        .lock
-        .lock()
-        .map_err(|_| io::Error::other("network lock poisoned"))?;
-    let lock = lock
-        .as_mut()
-        .ok_or_else(|| io::Error::other("no network lock on this node (is nft installed?)"))?;
-    hand_off_keeping(s, to, id, app, &side.cfg, lock, Some(prepared), original)
+    let Ok(mut lock) = side.lock.lock() else {
+        return (Err(io::Error::other("network lock poisoned")), Some(s));
+    };
+    let Some(lock) = lock.as_mut() else {
+        let e = io::Error::other("no network lock on this node (is nft installed?)");
+        return (Err(e), Some(s));
+    };
+    let r = hand_off_keeping(s, to, id, app, &side.cfg, lock, Some(prepared), original);
+    (r, None)
+}
+
+/// Deletes the client's binding to this node for the DSA (a connection that came back
+/// after a failed handoff onwards: its binding's machine went with that handoff). The
+/// deletion comes from the home address with the home keygen token (RFC 6275 §5.2.5),
+/// numbered past the binding.
+fn release_returned(dsa: Ipv6Addr, client: Ipv6Addr, p: &Prepared) -> Option<u16> {
+    let seq = p.bu_sequence?.wrapping_add(1);
+    let sent = RawSocket::new(IPPROTO_RAW)
+        .and_then(|raw| send_mh(&raw, &unbind(dsa, client, &p.home, seq)));
+    if let Err(e) = sent {
+        warn!("deleting the binding of {client} for {dsa}: {e}");
+    }
+    Some(seq)
+}
+
+/// Ends our side of a connection and waits (1 s at most) until the client acknowledged
+/// everything, our FIN included: its last ACK must still reach this node.
+fn shut_and_wait(s: &TcpStream) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end && tcp_repair::unacked_bytes(s.as_fd()).is_ok_and(|n| n > 0) {
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// What a keeper holds: a connection accepted here with the client's binding, or one
@@ -901,30 +1008,37 @@ fn keep(
     sequences: &Mutex<Sequences>,
 ) {
     let client = *key.1.ip();
+    let dsa = *key.0.ip();
     let mut kept = Kept::Bound(Box::new(a));
     loop {
         match commands.recv_timeout(KEEPER_POLL) {
             Ok(h) => {
+                // Checked before the binding's machine is given up: on failure the
+                // connection stays as it was, and the application gets a copy back.
+                if let Err(e) =
+                    hello::probe(h.to, h.node, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT)
+                {
+                    let copy = kept.fd().try_clone_to_owned().ok().map(TcpStream::from);
+                    notify.send(Event::Donated {
+                        id: h.id,
+                        requester: h.requester,
+                        result: Err(e),
+                        freed_slot: None,
+                        untouched: copy,
+                    });
+                    continue;
+                }
                 let (s, prepared, path) = match kept {
                     Kept::Bound(a) => a.into_handoff(),
                     Kept::Returned(s, p, path) => (s, p, path),
                 };
-                let result = donate(side, s, None, h.to, h.id, h.app, Some(prepared));
+                let (result, untouched) = donate(side, s, None, h.to, h.id, h.app, Some(prepared));
                 // The data path stays until the handoff is over: the client sends here
                 // until it is redirected.
-                match result {
-                    Ok((report, Some(back))) => {
-                        let again = Kept::Returned(back, prepared, path);
-                        notify.send(Event::Donated {
-                            id: h.id,
-                            requester: h.requester,
-                            result: Ok((report, None)),
-                            freed_slot: None,
-                        });
-                        kept = again;
-                        continue;
-                    }
-                    other => {
+                let (result, back) = match (result, untouched) {
+                    (Ok((report, Some(back))), _) => (Ok((report, None)), back),
+                    (Err(e), Some(s)) => (Err(e), s),
+                    (other, _) => {
                         drop(path);
                         let seq = other.as_ref().ok().and(prepared.bu_sequence);
                         notify.send(Event::Donated {
@@ -932,6 +1046,7 @@ fn keep(
                             requester: h.requester,
                             result: other,
                             freed_slot: slot,
+                            untouched: None,
                         });
                         notify.send(Event::Ended {
                             key,
@@ -941,7 +1056,17 @@ fn keep(
                         });
                         return;
                     }
-                }
+                };
+                // Ours again: the application gets a copy.
+                let copy = back.as_fd().try_clone_to_owned().ok().map(TcpStream::from);
+                notify.send(Event::Donated {
+                    id: h.id,
+                    requester: h.requester,
+                    result,
+                    freed_slot: None,
+                    untouched: copy,
+                });
+                kept = Kept::Returned(back, prepared, path);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {}
@@ -952,9 +1077,15 @@ fn keep(
             let seq = match kept {
                 Kept::Bound(a) => Some(a.finish()),
                 Kept::Returned(s, p, path) => {
+                    shut_and_wait(&s);
                     drop(s);
+                    // A binding exists only where the connection had a data path.
+                    let seq = match path {
+                        Some(_) => release_returned(dsa, client, &p),
+                        None => p.bu_sequence,
+                    };
                     drop(path);
-                    p.bu_sequence
+                    seq
                 }
             };
             if let Some(seq) = seq {
