@@ -245,7 +245,7 @@ pub struct HandoffService {
     donor: Arc<DonorSide>,
     /// Shared with the keepers, which record the number of a binding's deletion the
     /// moment they send it: the client's next connection may come right after.
-    sequences: Arc<Mutex<Sequences>>,
+    sequences: Arc<Mutex<SeqBook>>,
     held: HashMap<ConnKey, mpsc::Sender<HandOn>>,
     slots: Vec<bool>,
     app_path: PathBuf,
@@ -478,11 +478,16 @@ impl HandoffService {
         }
         let side = self.donor.clone();
         let notify = self.notify.clone();
+        let carried = self
+            .sequences
+            .lock()
+            .ok()
+            .and_then(|b| b.last.get(peer.ip()).copied());
         thread::spawn(move || {
             // Nothing is frozen for a node that cannot prove it holds our key.
             let (result, untouched) =
                 match hello::probe(to, node_id, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT) {
-                    Ok(()) => donate(&side, s, original, to, id, app, None),
+                    Ok(()) => donate(&side, s, original, to, id, app, Err(carried)),
                     Err(e) => (Err(e), Some(s)),
                 };
             notify.send(Event::Donated {
@@ -746,7 +751,7 @@ impl HandoffService {
         let mut back = untouched;
         let (ok, state) = match result {
             Ok((report, b)) => {
-                back = b;
+                back = b.or(back);
                 let state = match report.outcome {
                     Outcome::Completed => "completed".to_string(),
                     Outcome::RolledBack(why) => format!("rolled back: {why:?}"),
@@ -861,7 +866,10 @@ impl HandoffService {
                         return;
                     }
                 }
-                let snapshot = sequences.lock().map(|s| s.clone()).unwrap_or_default();
+                let snapshot = sequences
+                    .lock()
+                    .map(|s| s.acceptor.clone())
+                    .unwrap_or_default();
                 let a = match accept_on(stream, &cfg, &snapshot).and_then(take) {
                     Ok(a) => a,
                     Err(e) => {
@@ -887,9 +895,19 @@ impl HandoffService {
     }
 }
 
-fn record_sequence(s: &Mutex<Sequences>, client: Ipv6Addr, seq: u16) {
+/// The newest BU sequence number this node used for the DSA with each client: for the
+/// acceptor machine, and to carry in the Offers of the contact node, whose own deletions
+/// of a client's binding (a connection coming home) count too.
+#[derive(Default)]
+struct SeqBook {
+    acceptor: Sequences,
+    last: HashMap<Ipv6Addr, u16>,
+}
+
+fn record_sequence(s: &Mutex<SeqBook>, client: Ipv6Addr, seq: u16) {
     if let Ok(mut s) = s.lock() {
-        s.record(client, seq);
+        s.acceptor.record(client, seq);
+        s.last.insert(client, seq);
     }
 }
 
@@ -917,8 +935,10 @@ fn take(a: Accepted) -> io::Result<(Accepted, Taken, mpsc::Receiver<HandOn>)> {
 
 type Donation = io::Result<(DonorReport, Option<TcpStream>)>;
 
-/// One donor handoff on a worker or keeper thread, under the network lock. A failure
-/// before the connection is frozen gives it back untouched (the second value).
+/// One donor handoff on a worker or keeper thread, under the network lock. `prepared`:
+/// the keeper's, or the newest sequence number used with the client (the home test is
+/// then run here). A failure before the connection is frozen gives it back untouched
+/// (the second value).
 fn donate(
     side: &DonorSide,
     s: TcpStream,
@@ -926,11 +946,11 @@ fn donate(
     to: SocketAddrV6,
     id: u64,
     app: Vec<u8>,
-    prepared: Option<Prepared>,
+    prepared: Result<Prepared, Option<u16>>,
 ) -> (Donation, Option<TcpStream>) {
     let prepared = match prepared {
-        Some(p) => p,
-        None => {
+        Ok(p) => p,
+        Err(carried) => {
             let Ok(SocketAddr::V6(peer)) = s.peer_addr() else {
                 return (
                     Err(io::Error::other("not a connected IPv6 socket")),
@@ -939,7 +959,10 @@ fn donate(
             };
             // The home test while the connection still serves: off the client's pause.
             match prepare(&side.cfg, *peer.ip()) {
-                Ok(p) => p,
+                Ok(p) => Prepared {
+                    bu_sequence: carried,
+                    ..p
+                },
                 Err(e) => return (Err(io::Error::other(format!("home test: {e}"))), Some(s)),
             }
         }
@@ -1005,7 +1028,7 @@ fn keep(
     commands: mpsc::Receiver<HandOn>,
     side: &DonorSide,
     notify: &Notify,
-    sequences: &Mutex<Sequences>,
+    sequences: &Mutex<SeqBook>,
 ) {
     let client = *key.1.ip();
     let dsa = *key.0.ip();
@@ -1032,7 +1055,7 @@ fn keep(
                     Kept::Bound(a) => a.into_handoff(),
                     Kept::Returned(s, p, path) => (s, p, path),
                 };
-                let (result, untouched) = donate(side, s, None, h.to, h.id, h.app, Some(prepared));
+                let (result, untouched) = donate(side, s, None, h.to, h.id, h.app, Ok(prepared));
                 // The data path stays until the handoff is over: the client sends here
                 // until it is redirected.
                 let (result, back) = match (result, untouched) {
