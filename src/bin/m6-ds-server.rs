@@ -591,7 +591,6 @@ fn app(r: Role) -> Result<(), String> {
     };
     let mut app = DsApp::connect(&socket).map_err(|e| format!("{}: {e}", socket.display()))?;
     app.register(port).map_err(|e| format!("register: {e}"))?;
-    eprintln!("app: registered for port {port} with {}", socket.display());
     let listener = if listen {
         let l = TcpListener::bind(SocketAddrV6::new(dsa, port, 0, 0))
             .map_err(|e| format!("listen on [{dsa}]:{port}: {e}"))?;
@@ -600,6 +599,8 @@ fn app(r: Role) -> Result<(), String> {
     } else {
         None
     };
+    // Ready (scripts wait for this line): registered, and listening if asked.
+    eprintln!("app: registered for port {port} with {}", socket.display());
     if let Some(listener) = listener {
         let socket = socket.clone();
         thread::spawn(move || {

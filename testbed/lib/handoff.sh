@@ -92,28 +92,28 @@ m6_ds_down() {
 }
 
 # m6_ds_app NODE NAME ARGS...: `m6-ds-server app` in NODE's namespace, output in
-# NAME.json and NAME.log of the run directory; its pid in NAME.pid. Waits until it is
-# registered with mip6d.
+# app-NAME.json and app-NAME.log of the run directory; its pid in app-NAME.pid. Waits
+# until it is registered with mip6d.
 m6_ds_app() {
   local node=$1 name=$2 dir
   shift 2
   dir=$(m6_run_dir)
   ip netns exec "$(m6_ns "$node")" "$(m6_bin m6-ds-server)" app \
     --socket "$(m6_ds_app_socket "$node")" --dsa "$(m6_state_get M6_DSA_ADDR)" \
-    --port "$M6_DS_PORT" "$@" >>"$dir/$name.json" 2>>"$dir/$name.log" &
-  echo $! >"$dir/$name.pid"
-  m6_wait 5 grep -q registered "$dir/$name.log" ||
+    --port "$M6_DS_PORT" "$@" >"$dir/app-$name.json" 2>"$dir/app-$name.log" &
+  echo $! >"$dir/app-$name.pid"
+  m6_wait 5 grep -qs registered "$dir/app-$name.log" ||
     m6_die "m6-ds-server app on $node did not register (logs in $dir)"
 }
 
 m6_ds_app_stop() {
   local pid
-  pid=$(cat "$(m6_run_dir)/$1.pid" 2>/dev/null) || return 0
+  pid=$(cat "$(m6_run_dir)/app-$1.pid" 2>/dev/null) || return 0
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 
-# m6_ds_download RUN SIZE [CLIENT_ARGS...]: one download from the DSA (into client.json),
+# m6_ds_download RUN SIZE [CLIENT_ARGS...]: one download from the DSA (into download.json),
 # once the client's binding to sn2 from the previous one is gone.
 m6_ds_download() {
   local run=$1 size=$2 dir
@@ -122,7 +122,7 @@ m6_ds_download() {
   m6_wait 5 sh -c "! '$(m6_bin mip6ctl)' bc --socket '$dir/client.sock' 2>/dev/null | grep -q '$(m6_state_get M6_SN2_ADDR)'" || true
   ip netns exec "$(m6_ns client)" "$(m6_bin m6-ds-server)" client --dsa "$(m6_state_get M6_DSA_ADDR)" \
     --port "$M6_DS_PORT" --count 1 --first "$run" --size "$size" "$@" \
-    >>"$dir/client.json" 2>>"$dir/client.log"
+    >>"$dir/download.json" 2>>"$dir/download.log"
 }
 
 # m6_ds_collect: appends what sn1's and sn2's mip6d recorded (`mip6ctl handoffs --json`,
@@ -141,15 +141,15 @@ for h in json.load(sys.stdin).get("handoffs", []):
 # every run's result from the run directory; non-zero on a corrupt, reset or failed run.
 m6_ds_report() {
   python3 - "$(m6_run_dir)" "$3" "$1" "$2" <<'PY'
-import json, sys, statistics
+import json, os, sys, statistics
 d, resets, size, drain = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 def load(name):
     try:
         return [json.loads(l) for l in open(f"{d}/{name}") if l.strip()]
     except OSError:
         return []
-client = load("client.json")
-apps = load("sn1.json") + load("sn2.json")
+client = load("download.json")
+apps = [a for f in sorted(os.listdir(d)) if f.startswith("app-") and f.endswith(".json") for a in load(f)]
 seen, out = set(), []
 for h in load("handoffs.json"):
     k = (h["node_name"], h["id"], h["direction"])
@@ -254,13 +254,13 @@ cmd_handoff() {
     m6_ds_collect
   done
   m6_ds_app_stop sn1
-  m6_ds_app sn1 sn1 --listen --route 2,1 --count 1 --first "$count" --size "$size"
+  m6_ds_app sn1 sn1-back --listen --route 2,1 --count 1 --first "$count" --size "$size"
   m6_ds_download "$count" "$size" --upload-during || fail=1
   # sn1's application ends the last download; mip6d then releases its keeper.
   sleep 0.2
   m6_ds_collect
   resets_after=$(m6_client_resets)
-  m6_ds_app_stop sn1
+  m6_ds_app_stop sn1-back
   m6_ds_app_stop sn2
   m6_ds_report "$size" "$drain" "$((resets_after - resets_before))" || fail=1
   m6_ds_down
