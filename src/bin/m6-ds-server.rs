@@ -665,3 +665,32 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_travels_and_splits_the_download_in_equal_shares() {
+        let mut p = Plan {
+            run: 3,
+            size: 900,
+            hops: 2,
+            done: 0,
+            offset: 0,
+            route: vec!["2".into(), "1".into()],
+        };
+        assert_eq!(Plan::decode(&p.encode()), Ok(p.clone()));
+        assert_eq!(p.stop(), 300);
+        p.offset = 300;
+        p.done = 1;
+        p.route.remove(0);
+        assert_eq!(p.stop(), 600);
+        p.route.clear();
+        assert_eq!(p.stop(), 900);
+        assert!(Plan::decode(b"{\"run\":1}").is_err());
+        let mut bad = p.clone();
+        bad.offset = 901;
+        assert!(Plan::decode(&bad.encode()).is_err());
+    }
+}
