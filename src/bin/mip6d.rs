@@ -248,11 +248,11 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
     let mut daemon = daemon;
     // Membership is UDP on the control port only, so it runs with --no-datapath too.
     let roles = if args.no_datapath {
-        Ok(())
+        Ok(None)
     } else {
         start_roles(&mut daemon, args.nfqueue)
     };
-    let started = roles.and_then(|()| mip6d::ds::membership_machine::start_all(&mut daemon));
+    let started = roles.and_then(|dsa| mip6d::ds::membership_machine::start_all(&mut daemon, dsa));
     let started = started.and_then(|()| mip6d::dsnode::service::start_all(&mut daemon));
     if let Err(e) = started {
         eprintln!("mip6d: {e}");
@@ -283,8 +283,13 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
 
 /// Picks the packet path and plugs the roles into the loop. Every node is a correspondent
 /// node too (umip: the CN part runs in every role): a home agent runs the `Ha` machine,
-/// which embeds it, and so does the mobile node.
-fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
+/// which embeds it, and so does the mobile node. A Distributed Servers member with a
+/// `ContactInterface` runs a held mobile node role for the DSA instead (returned: the
+/// membership releases it while this node is the contact).
+fn start_roles(
+    daemon: &mut Daemon,
+    queue: u16,
+) -> Result<Option<mip6d::ds::contact_home::DsaLink>, String> {
     let cfg = daemon.config().clone();
     // Before anything is installed: what a killed daemon left would collide with it.
     mip6d::daemon::leftovers::remove_all();
@@ -299,16 +304,21 @@ fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
         let ha = Ha::new(ha_config, Arc::new(SystemRandom::new()), now)
             .map_err(|_| "home agent: no randomness for the nonces".to_string())?;
         let path = HaUserPath::start(ha, &home_if, queue, daemon.registry_mut())?;
-        return daemon.add_machine(Box::new(path));
+        return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
     if matches!(cfg.node_config, NodeRole::Mn) {
         let path = mip6d::datapath::mn_kernel::start(&cfg, cn, queue, daemon.registry_mut(), now)?;
-        return daemon.add_machine(Box::new(path));
+        return daemon.add_machine(Box::new(path)).map(|()| None);
+    }
+    if let Some(ds) = mip6d::ds::membership_machine::contact_block(&cfg) {
+        let (path, link) =
+            mip6d::ds::contact_home::start(&cfg, ds, cn, queue, daemon.registry_mut(), now)?;
+        return daemon.add_machine(Box::new(path)).map(|()| Some(link));
     }
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
-    daemon.add_machine(Box::new(path))
+    daemon.add_machine(Box::new(path)).map(|()| None)
 }
 
 /// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice

@@ -24,7 +24,7 @@ use crate::ds::handoff::{
     Acceptor, AcceptorAction, Message, Outcome, RedirectTimes, RejectReason, Timeouts,
 };
 use crate::ds::phases::PhaseTime;
-use crate::ds::phases::Phases;
+use crate::ds::phases::{Phases, Spans};
 use crate::ds::redirect::{unbind, Binder, BinderAction};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::sys::tcp_repair;
@@ -56,6 +56,8 @@ pub struct Accepted {
     pub from_node: u32,
     pub state_bytes: usize,
     pub phases: Phases,
+    /// Finer timings as this node saw them (`Spans`).
+    pub spans: Spans,
     /// The BU sequence number of the redirect (the binding, or its deletion).
     pub sequence: u16,
     home: HomeKeygen,
@@ -71,7 +73,15 @@ impl Accepted {
     /// per-connection data path. In the other order the client's last ACK would go to
     /// the contact node, which has no such connection. Returns the sequence number the
     /// client now holds.
-    pub fn finish(mut self) -> u16 {
+    pub fn finish(self) -> u16 {
+        self.finish_with(|_| {})
+    }
+
+    /// [`finish`](Self::finish), calling `released` with the sequence number the client
+    /// holds as soon as its binding is deleted, before the data path is torn down (which
+    /// takes a few ms of rule deletions): from then on the next handoff for this client
+    /// can be taken.
+    pub fn finish_with(mut self, released: impl FnOnce(u16)) -> u16 {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         let end = Instant::now() + Duration::from_secs(1);
         // The FIN counts in the unacknowledged bytes until the client acknowledges it.
@@ -88,10 +98,14 @@ impl Accepted {
                         tracing::warn!("deleting the client's binding: {e}");
                     }
                 }
+                released(binder.sequence());
                 drop(path);
                 binder.sequence()
             }
-            None => self.sequence,
+            None => {
+                released(self.sequence);
+                self.sequence
+            }
         }
     }
 
@@ -161,6 +175,9 @@ pub fn accept_on(
     let (from_node, offer) = ch
         .recv(Some(Instant::now() + Duration::from_secs(5)))?
         .ok_or_else(|| other("no Offer within 5 s"))?;
+    let mut spans = Spans::default();
+    spans.add("offer read", ch.last_recv.0);
+    spans.add("offer open", ch.last_recv.1);
     let (mut acc, app, mut pending) = Acceptor::start(from_node, offer, cfg.timeouts)
         .ok_or_else(|| other("the first message was not an Offer"))?;
     let raw = RawSocket::new(IPPROTO_RAW)?;
@@ -169,6 +186,7 @@ pub fn accept_on(
     let mut state: Option<Box<ConnState>> = None;
     let mut redirected: Option<Redirected> = None;
     let mut state_bytes = 0;
+    let mut sent = Instant::now();
     loop {
         let mut finished = None;
         for a in std::mem::take(&mut pending) {
@@ -187,6 +205,7 @@ pub fn accept_on(
                         Ok(fd) => {
                             sock = Some(fd);
                             state = Some(st);
+                            spans.add("restore", t.elapsed());
                             pending.extend(acc.restored(Ok(t.elapsed()), Instant::now()));
                         }
                         Err(e) => {
@@ -196,8 +215,12 @@ pub fn accept_on(
                         }
                     }
                 }
-                AcceptorAction::Send(m) => ch.send(&m)?,
+                AcceptorAction::Send(m) => {
+                    ch.send(&m)?;
+                    sent = Instant::now();
+                }
                 AcceptorAction::Redirect => {
+                    spans.add("accept -> commit", sent.elapsed());
                     let st = state
                         .as_ref()
                         .ok_or_else(|| other("redirect before restore"))?;
@@ -209,7 +232,8 @@ pub fn accept_on(
                         redirected = Some((None, seq, home));
                         times
                     } else {
-                        let (binder, path, times) = redirect(cfg, st, home, sequences, &raw, &rng)?;
+                        let (binder, path, times) =
+                            redirect(cfg, st, home, sequences, &raw, &rng, &mut spans)?;
                         let seq = binder.sequence();
                         redirected = Some((Some((binder, path)), seq, home));
                         times
@@ -226,6 +250,7 @@ pub fn accept_on(
                     let t = Instant::now();
                     tcp_repair::activate(fd.as_fd(), st.send_queue_split().1)
                         .map_err(|e| other(e.to_string()))?;
+                    spans.add("activate", t.elapsed());
                     pending.extend(acc.activated(t.elapsed()));
                 }
                 AcceptorAction::Discard => {
@@ -246,6 +271,7 @@ pub fn accept_on(
                     from_node,
                     state_bytes,
                     phases: *acc.phases(),
+                    spans,
                     sequence,
                     home,
                     binding,
@@ -308,8 +334,10 @@ fn redirect(
     sequences: &Sequences,
     raw: &RawSocket,
     rng: &SystemRandom,
+    spans: &mut Spans,
 ) -> io::Result<(Binder, ConnPath, RedirectTimes)> {
     let (tx, rx) = mpsc::channel();
+    let t = Instant::now();
     let path = ConnPath::start(
         ConnBinding {
             local: st.local,
@@ -319,6 +347,7 @@ fn redirect(
         cfg.queue,
         tx,
     )?;
+    spans.add("binding path start", t.elapsed());
     let cookie = rr::generate_cookie(rng).map_err(|_| other("no randomness"))?;
     let mut fresh = [0u8; 2];
     rng.fill(&mut fresh).map_err(|_| other("no randomness"))?;

@@ -49,7 +49,7 @@ use crate::crypto::auth::SharedKey;
 use crate::daemon::control::Command;
 use crate::daemon::machine::{Ctx, Machine};
 use crate::ds::handoff::{Outcome, Timeouts};
-use crate::ds::phases::Phases;
+use crate::ds::phases::{Phases, Spans};
 use crate::ds::redirect::unbind;
 use crate::hex;
 use crate::sys::netlock::NetLock;
@@ -116,6 +116,10 @@ struct Record {
     state_bytes: Option<usize>,
     home_test: Option<Duration>,
     phases: Phases,
+    /// Out: of the send queue, the bytes never transmitted (the client's pause came
+    /// after byte `written - unsent`).
+    unsent: Option<usize>,
+    spans: Spans,
 }
 
 impl Record {
@@ -138,6 +142,10 @@ impl Record {
             "home_test_us": self.home_test.map(|d| d.as_micros() as u64),
             "phases_us": phases,
             "total_us": self.phases.total().as_micros() as u64,
+            "unsent": self.unsent,
+            "spans_us": self.spans.0.iter()
+                .map(|(n, d)| json!([n, d.as_micros() as u64]))
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -194,6 +202,7 @@ struct Taken {
     from_node: u32,
     state_bytes: usize,
     phases: Phases,
+    spans: Spans,
     sequence: u16,
     app: Vec<u8>,
     /// For the application that serves the port.
@@ -450,6 +459,8 @@ impl HandoffService {
             state_bytes: None,
             home_test: None,
             phases: Phases::default(),
+            unsent: None,
+            spans: Spans::default(),
         });
         if let Some(keeper) = self.held.get(&(local, peer)) {
             // Accepted here earlier: its keeper holds the binding and hands it on.
@@ -724,6 +735,7 @@ impl HandoffService {
             r.state = "completed".into();
             r.state_bytes = Some(a.state_bytes);
             r.phases = a.phases;
+            r.spans = a.spans;
         }
         if let Some(&client) = self.registered.get(&local.port()) {
             let msg = json!({
@@ -765,6 +777,8 @@ impl HandoffService {
                     r.state_bytes = Some(report.state_bytes);
                     r.home_test = Some(report.home_test);
                     r.phases = report.phases;
+                    r.unsent = Some(report.unsent);
+                    r.spans = report.spans.clone();
                 }
                 (report.outcome == Outcome::Completed, state)
             }
@@ -829,6 +843,8 @@ impl HandoffService {
                 state_bytes: None,
                 home_test: None,
                 phases: Phases::default(),
+                unsent: None,
+                spans: Spans::default(),
             });
             let cfg = AcceptorConfig {
                 dsa: self.ds.address,
@@ -925,6 +941,7 @@ fn take(a: Accepted) -> io::Result<(Accepted, Taken, mpsc::Receiver<HandOn>)> {
         from_node: a.from_node,
         state_bytes: a.state_bytes,
         phases: a.phases,
+        spans: a.spans.clone(),
         sequence: a.sequence,
         app: a.app.clone(),
         fd,
@@ -1098,7 +1115,11 @@ fn keep(
             .is_ok_and(|st| st == TCP_ESTABLISHED || st == TCP_CLOSE_WAIT);
         if !open {
             let seq = match kept {
-                Kept::Bound(a) => Some(a.finish()),
+                // Recorded the moment the deletion is sent: the client's next connection
+                // may be handed here before the data path is torn down.
+                Kept::Bound(a) => {
+                    Some(a.finish_with(|seq| record_sequence(sequences, client, seq)))
+                }
                 Kept::Returned(s, p, path) => {
                     shut_and_wait(&s);
                     drop(s);
