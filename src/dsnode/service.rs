@@ -11,6 +11,10 @@
 //! hands the connection on when asked. The per-client BU sequence numbers live in the
 //! machine, for every handoff of the daemon.
 //!
+//! Before it freezes a connection, the donor checks on its own connection to the
+//! acceptor's `ControlPort` that the acceptor holds the group's key ([`super::hello`]);
+//! the acceptor tells that hello from an Offer by its first bytes.
+//!
 //! The application socket (`SOCK_SEQPACKET`, one JSON object per message, a descriptor
 //! attached with `SCM_RIGHTS` where said) is `<control socket without .sock>-ds-NAME.sock`:
 //! - `{"op":"register","port":P}`: send me the connections handed to this node for
@@ -1128,6 +1132,10 @@ fn keep(
                         Some(_) => release_returned(dsa, client, &p),
                         None => p.bu_sequence,
                     };
+                    // Before the data path's teardown, as `finish_with` does.
+                    if let Some(seq) = seq {
+                        record_sequence(sequences, client, seq);
+                    }
                     drop(path);
                     seq
                 }
