@@ -78,11 +78,25 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = mip6d::datapath::user::DEFAULT_QUEUE)]
     nfqueue: u16,
 
+    /// The home agent's tunnel on the user data path: `seg6` in the kernel (SRv6
+    /// lightweight tunnels), `queue` through a netfilter queue, `auto` the kernel's when
+    /// it can. The default stays `queue` until the mobile node's side of the tunnel is in
+    /// the kernel too (see mip6d(8)).
+    #[arg(long, value_enum, default_value = "queue")]
+    tunnel: TunnelArg,
+
     /// Leave the network alone: no netfilter rules, queues or raw sockets; only signals,
     /// timers and the control socket run (for trying a configuration, and for tests that
     /// run many daemons side by side).
     #[arg(long)]
     no_datapath: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TunnelArg {
+    Auto,
+    Seg6,
+    Queue,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -250,7 +264,7 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
     let roles = if args.no_datapath {
         Ok(None)
     } else {
-        start_roles(&mut daemon, args.nfqueue)
+        start_roles(&mut daemon, args.nfqueue, args.tunnel)
     };
     let started = roles.and_then(|dsa| mip6d::ds::membership_machine::start_all(&mut daemon, dsa));
     let started = started.and_then(|()| mip6d::dsnode::service::start_all(&mut daemon));
@@ -289,6 +303,7 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
 fn start_roles(
     daemon: &mut Daemon,
     queue: u16,
+    tunnel: TunnelArg,
 ) -> Result<Option<mip6d::ds::contact_home::DsaLink>, String> {
     let cfg = daemon.config().clone();
     // Before anything is installed: what a killed daemon left would collide with it.
@@ -303,7 +318,8 @@ fn start_roles(
         let (home_if, ha_config) = ha_config(&cfg, cn_config)?;
         let ha = Ha::new(ha_config, Arc::new(SystemRandom::new()), now)
             .map_err(|_| "home agent: no randomness for the nonces".to_string())?;
-        let path = HaUserPath::start(ha, &home_if, queue, daemon.registry_mut())?;
+        let kernel_tunnels = kernel_tunnels(tunnel)?;
+        let path = HaUserPath::start(ha, &home_if, queue, kernel_tunnels, daemon.registry_mut())?;
         return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
@@ -319,6 +335,25 @@ fn start_roles(
     }
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
     daemon.add_machine(Box::new(path)).map(|()| None)
+}
+
+/// Settles `--tunnel` against the running kernel (`datapath::seg6::probe`).
+fn kernel_tunnels(asked: TunnelArg) -> Result<bool, String> {
+    if asked == TunnelArg::Queue {
+        tracing::info!("tunnel: queue (as asked)");
+        return Ok(false);
+    }
+    match (mip6d::datapath::seg6::probe(), asked) {
+        (Ok(()), _) => {
+            tracing::info!("tunnel: seg6 (the kernel has SRv6 lightweight tunnels)");
+            Ok(true)
+        }
+        (Err(why), TunnelArg::Seg6) => Err(format!("--tunnel seg6: {why}")),
+        (Err(why), _) => {
+            tracing::info!("tunnel: queue ({why})");
+            Ok(false)
+        }
+    }
 }
 
 /// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice

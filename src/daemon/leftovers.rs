@@ -12,7 +12,9 @@
 //! - proxy neighbour entries: `NDA_PROTOCOL` [`RTPROT_MIP`];
 //! - the mobile node's home address away from home: `IFA_F_HOMEADDRESS`, which only a
 //!   Mobile IPv6 daemon sets;
-//! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]).
+//! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]);
+//! - the tunnel fast path's nftables table `ip6 mip6d` and its routes in table 251
+//!   ([`crate::datapath::seg6`]).
 //!
 //! Objects without the mark are never touched, so an operator's own routes and rules
 //! survive. One daemon per network namespace is assumed: a second one started beside a
@@ -59,6 +61,16 @@ pub fn remove_all() -> Vec<String> {
         }
         Err(e) => tracing::debug!("leftovers: ip sets: {e}"),
     }
+    if crate::datapath::seg6::nft_table_exists() {
+        let what = format!("nftables table ip6 {}", crate::datapath::seg6::NFT_TABLE);
+        match crate::datapath::seg6::nft(&format!(
+            "delete table ip6 {}\n",
+            crate::datapath::seg6::NFT_TABLE
+        )) {
+            Ok(()) => removed.push(what),
+            Err(e) => tracing::warn!("leftover {what}: {e}"),
+        }
+    }
     match Rtnl::open() {
         Ok(mut rt) => remove_kernel_objects(&mut rt, &mut removed),
         Err(e) => tracing::warn!("leftovers: rtnetlink: {e}"),
@@ -70,7 +82,11 @@ pub fn remove_all() -> Vec<String> {
 }
 
 fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
-    for table in [MIP6D_TABLE, RT_TABLE_MAIN] {
+    for table in [
+        MIP6D_TABLE,
+        RT_TABLE_MAIN,
+        crate::datapath::seg6::DECAP_TABLE,
+    ] {
         match rt.routes(table) {
             Ok(routes) => {
                 for r in routes.into_iter().filter(|r| r.protocol == RTPROT_MIP) {

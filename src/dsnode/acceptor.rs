@@ -78,9 +78,9 @@ impl Accepted {
     }
 
     /// [`finish`](Self::finish), calling `released` with the sequence number the client
-    /// holds as soon as its binding is deleted, before the data path is torn down (which
-    /// takes a few ms of rule deletions): from then on the next handoff for this client
-    /// can be taken.
+    /// holds once its binding is deleted — before the deletion is sent and before the
+    /// data path is torn down (which takes a few ms of rule deletions): from then on the
+    /// next handoff for this client can be taken.
     pub fn finish_with(mut self, released: impl FnOnce(u16)) -> u16 {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         let end = Instant::now() + Duration::from_secs(1);
@@ -93,12 +93,15 @@ impl Accepted {
         drop(self.stream);
         match self.binding.take() {
             Some((mut binder, path)) => {
-                if let Some(t) = binder.release() {
+                // The deletion's sequence number is the client's from the moment it is
+                // sent: recorded first, a next handoff racing this one cannot reuse it.
+                let deletion = binder.release();
+                released(binder.sequence());
+                if let Some(t) = deletion {
                     if let Err(e) = send_mh(&self.raw, &t) {
                         tracing::warn!("deleting the client's binding: {e}");
                     }
                 }
-                released(binder.sequence());
                 drop(path);
                 binder.sequence()
             }

@@ -29,7 +29,7 @@ mip6d_start() {
   local node=$1 conf=$2 dir
   dir=$(m6_run_dir)
   ip netns exec "$(m6_ns "$node")" "$(m6_bin mip6d)" -f -d 1 -c "$conf" \
-    --datapath "$M6_DATAPATH" --control-socket "$dir/$node.sock" \
+    --datapath "$M6_DATAPATH" --tunnel "${M6_TUNNEL:-queue}" --control-socket "$dir/$node.sock" \
     --pid-file "$dir/$node.pid" </dev/null >"$dir/$node.log" 2>&1 &
   echo $! >"$dir/$node.job"
 }
@@ -116,6 +116,20 @@ m6_check() {
   fi
 }
 
+# spoof_send OUTER_SRC OUTER_DST INNER_SRC INNER_DST: one IPv6-in-IPv6 UDP packet from the
+# MN's namespace through a raw socket (any source address).
+spoof_send() {
+  ip netns exec "$(m6_ns mn)" python3 - "$@" <<'PY'
+import socket, struct, sys
+osrc, odst, isrc, idst = (socket.inet_pton(socket.AF_INET6, a) for a in sys.argv[1:5])
+udp = struct.pack("!HHHH", 40000, 9, 8 + 4, 0) + b"m6sp"
+inner = struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + isrc + idst + udp
+outer = struct.pack("!IHBB", 6 << 28, len(inner), 41, 64) + osrc + odst + inner
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(outer, (sys.argv[2], 0))
+PY
+}
+
 # tcp_transfer BYTES SECS [DURING...]: the client sends to the MN's home address; DURING
 # (a command) runs one second into the transfer. Prints "ok" or what went wrong.
 tcp_transfer() {
@@ -200,10 +214,33 @@ cmd_mipv6() {
   # The packet counter of ha1's rule that queues what is addressed to a registered home
   # address for the tunnel.
   tunnelled=$(ip netns exec "$(m6_ns ha1)" ip6tables-save -c -t raw | grep -- "--match-set mip6d-home dst" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1)
+  # With the tunnel in the kernel (--tunnel seg6): the packets the §10.4.5 check let in
+  # from the reverse tunnel.
+  [ -n "$tunnelled" ] || tunnelled=$(ip netns exec "$(m6_ns ha1)" nft list chain ip6 mip6d reverse_tunnel 2>/dev/null |
+    sed -n 's/.*@tunnels counter packets \([0-9]*\) .*/\1/p' | head -1)
   xfer=$(tcp_transfer 2000000 1)
   [[ $pings == *" 0% packet loss"* ]] && [ "${tunnelled:-0}" -ge 1 ] && [ "$xfer" = ok ] && r=1
   m6_check 2 "client reaches the home address via ha1's tunnel: ping, 2 MB TCP with sha256" $r \
     "ping: $(echo "$pings" | grep -o '[0-9]*% packet loss'), via ha1: ${tunnelled:-0} packets, tcp: $xfer"
+
+  # 2b. With the tunnel in the kernel: a reverse-tunnelled packet whose outer source is
+  # not the registered care-of address is dropped by the §10.4.5 check; the same packet
+  # from the care-of address passes it (the control).
+  if ip netns exec "$(m6_ns ha1)" nft list table ip6 mip6d >/dev/null 2>&1; then
+    local d0 a0 d1 a1
+    nft_count() {
+      ip netns exec "$(m6_ns ha1)" nft list chain ip6 mip6d reverse_tunnel |
+        sed -n "s/.*$1 counter packets \([0-9]*\) .*/\1/p" | head -1
+    }
+    d0=$(nft_count "@endpoints"); a0=$(nft_count "@tunnels")
+    spoof_send "${f1%::/64}::bad" "$ha" "$M6_HOA" "$cn"
+    spoof_send "$coa" "$ha" "$M6_HOA" "$cn"
+    d1=$(nft_count "@endpoints"); a1=$(nft_count "@tunnels")
+    r=0
+    [ "$((d1 - d0))" -eq 1 ] && [ "$((a1 - a0))" -ge 1 ] && r=1
+    m6_check 2b "a reverse-tunnelled packet from a forged care-of address is dropped by ha1 (nftables §10.4.5 check), the registered one passes" $r \
+      "dropped $((d1 - d0)), accepted $((a1 - a0))"
+  fi
 
   # 3. A move in the middle of a TCP transfer.
   xfer=$(tcp_transfer 8000000 4 cmd_move mn foreign2)
