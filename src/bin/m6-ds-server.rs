@@ -747,6 +747,15 @@ fn app(r: Role) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The engine's warnings (a control channel that failed, a binding deletion that
+    // could not be sent) go to stderr next to the errors; RUST_LOG overrides.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let r = match cli.role {
         r @ Role::Donor { .. } => donor(r),
         r @ Role::Acceptor { .. } => acceptor(r),

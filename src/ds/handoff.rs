@@ -312,8 +312,11 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
-            accept: Duration::from_millis(500),
-            commit: Duration::from_millis(1500),
+            // The acceptor answers once it has read, verified and restored the state:
+            // hundreds of kB on a busy node took over 500 ms. Only a dead acceptor
+            // waits it out, and the client just sees a longer pause.
+            accept: Duration::from_secs(2),
+            commit: Duration::from_secs(3),
             // Phase 6 may include one Binding Update retransmission (1 s, RFC 6275).
             done: Duration::from_secs(5),
         }
