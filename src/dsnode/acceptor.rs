@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv6Addr, TcpListener, TcpStream};
+use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -172,10 +172,25 @@ pub fn accept_on(
     sequences: &Sequences,
 ) -> io::Result<Accepted> {
     let mut ch = Channel::new(stream, &cfg.key, cfg.node_id, Limits::default())?;
-    let (from_node, offer) = ch
+    let (mut from_node, mut offer) = ch
         .recv(Some(Instant::now() + Duration::from_secs(5)))?
         .ok_or_else(|| other("no Offer within 5 s"))?;
     let mut spans = Spans::default();
+    let mut early = None;
+    if let Message::Prepare { local, peer, .. } = offer {
+        if !cfg.contact && cfg.ports.contains(&local.port()) && *local.ip() == cfg.dsa {
+            let t = Instant::now();
+            match start_path(cfg, local, peer) {
+                Ok(p) => early = Some(p),
+                // Not fatal: the redirect tries again, and says why if it fails.
+                Err(e) => tracing::warn!("handoff: data path at Prepare: {e}"),
+            }
+            spans.add("binding path start (prepare)", t.elapsed());
+        }
+        (from_node, offer) = ch
+            .recv(Some(Instant::now() + OFFER_AFTER_PREPARE))?
+            .ok_or_else(|| other(format!("no Offer within {OFFER_AFTER_PREPARE:?} of Prepare")))?;
+    }
     spans.add("offer read", ch.last_recv.0);
     spans.add("offer open", ch.last_recv.1);
     let (mut acc, app, mut pending) = Acceptor::start(from_node, offer, cfg.timeouts)
@@ -232,8 +247,16 @@ pub fn accept_on(
                         redirected = Some((None, seq, home));
                         times
                     } else {
-                        let (binder, path, times) =
-                            redirect(cfg, st, home, sequences, &raw, &rng, &mut spans)?;
+                        let (binder, path, times) = redirect(
+                            cfg,
+                            st,
+                            home,
+                            sequences,
+                            &raw,
+                            &rng,
+                            &mut spans,
+                            early.take(),
+                        )?;
                         let seq = binder.sequence();
                         redirected = Some((Some((binder, path)), seq, home));
                         times
@@ -325,8 +348,32 @@ fn come_home(
     ))
 }
 
+/// The per-connection data path of a connection and the receiving end of its Mobility
+/// Headers.
+type EarlyPath = (ConnPath, mpsc::Receiver<Vec<u8>>);
+
+/// How long an acceptor waits for the Offer after a Prepare: the donor drains in
+/// between, bounded by its configuration (2 s by default).
+const OFFER_AFTER_PREPARE: Duration = Duration::from_secs(30);
+
+fn start_path(
+    cfg: &AcceptorConfig,
+    local: SocketAddrV6,
+    peer: SocketAddrV6,
+) -> io::Result<EarlyPath> {
+    let (tx, rx) = mpsc::channel();
+    let b = ConnBinding {
+        local,
+        peer,
+        coa: cfg.care_of,
+    };
+    Ok((ConnPath::start(b, cfg.queue, tx)?, rx))
+}
+
 /// Phases 4–6: the per-connection binding first (the Binding Acknowledgement arrives
-/// on its queue), then the care-of test and the Binding Update.
+/// on its queue; usually started at the donor's Prepare already), then the care-of test
+/// and the Binding Update.
+#[allow(clippy::too_many_arguments)]
 fn redirect(
     cfg: &AcceptorConfig,
     st: &ConnState,
@@ -335,19 +382,21 @@ fn redirect(
     raw: &RawSocket,
     rng: &SystemRandom,
     spans: &mut Spans,
+    early: Option<EarlyPath>,
 ) -> io::Result<(Binder, ConnPath, RedirectTimes)> {
-    let (tx, rx) = mpsc::channel();
-    let t = Instant::now();
-    let path = ConnPath::start(
-        ConnBinding {
-            local: st.local,
-            peer: st.peer,
-            coa: cfg.care_of,
-        },
-        cfg.queue,
-        tx,
-    )?;
-    spans.add("binding path start", t.elapsed());
+    let (path, rx) = match early {
+        Some((path, rx)) if path.binding().local == st.local && path.binding().peer == st.peer => {
+            (path, rx)
+        }
+        early => {
+            // None prepared, or for another connection (which then goes first).
+            drop(early);
+            let t = Instant::now();
+            let p = start_path(cfg, st.local, st.peer)?;
+            spans.add("binding path start", t.elapsed());
+            p
+        }
+    };
     let cookie = rr::generate_cookie(rng).map_err(|_| other("no randomness"))?;
     let mut fresh = [0u8; 2];
     rng.fill(&mut fresh).map_err(|_| other("no randomness"))?;

@@ -192,17 +192,22 @@ pub fn hand_off_keeping(
         None => prepare(cfg, *peer.ip())?,
     };
     let mut spans = Spans::default();
+    // Connect before freezing: the connection's pause should not include a handshake.
+    // And tell the acceptor what comes, so that it sets its data path up while we drain.
+    let mut ch = spans.time("control connect", || {
+        TcpStream::connect(to)
+            .and_then(|c| Channel::new(c, &cfg.key, cfg.node_id, Limits::default()))
+            .and_then(|mut ch| {
+                ch.send(&Message::Prepare { id, local, peer })?;
+                Ok(ch)
+            })
+    })?;
     let mut drain = Drain::new(cfg.drain, cfg.drain_bound);
     spans
         .time("drain", || {
             tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(50))
         })
         .map_err(other_repair)?;
-    // Connect before freezing: the connection's pause should not include a handshake.
-    let mut ch = spans.time("control connect", || {
-        TcpStream::connect(to)
-            .and_then(|c| Channel::new(c, &cfg.key, cfg.node_id, Limits::default()))
-    })?;
     let t = Instant::now();
     spans.time("nft lock", || lock.lock(&local, &peer))?;
     let state = spans.time("freeze + dump", || {
