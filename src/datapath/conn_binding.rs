@@ -210,6 +210,25 @@ mod tests {
     }
 
     #[test]
+    fn tcp_tuple_reads_the_ports_past_a_routing_header() {
+        let b = binding();
+        // A UDP datagram relabelled TCP: the walker does not check TCP checksums.
+        let mut seg = PacketBuilder::new(*b.peer.ip(), *b.local.ip()).build(UDP);
+        seg[6] = IPPROTO_TCP;
+        assert_eq!(
+            tcp_tuple(&seg),
+            Some((*b.peer.ip(), *b.local.ip(), 8000, 40000))
+        );
+        rewrite::send_rh2(&mut seg, b.coa).unwrap();
+        assert_eq!(
+            tcp_tuple(&seg),
+            Some((*b.peer.ip(), b.coa, 8000, 40000))
+        );
+        let udp = PacketBuilder::new(*b.peer.ip(), *b.local.ip()).build(UDP);
+        assert_eq!(tcp_tuple(&udp), None);
+    }
+
+    #[test]
     fn hao_out_and_rh2_in_only_for_the_dsa_at_this_care_of_address() {
         let b = binding();
         // What the acceptor's socket sends: DSA -> client; it leaves from the CoA.
@@ -232,6 +251,7 @@ mod tests {
         assert_eq!(b.incoming(&other), In::Drop);
         for n in 0..back.len() {
             let _ = b.incoming(&back[..n]);
+            let _ = tcp_tuple(&back[..n]);
         }
         for n in 0..seg.len() {
             let _ = b.outgoing(&seg[..n]);
