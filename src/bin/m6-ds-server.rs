@@ -38,6 +38,7 @@ use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::Timeouts;
 use mip6d::ds::phases::Spans;
 use mip6d::dsnode::acceptor::{accept_one, Accepted, AcceptorConfig, Sequences};
+use mip6d::dsnode::conn_path::ConnPaths;
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
@@ -242,8 +243,10 @@ fn acceptor(r: Role) -> Result<(), String> {
     eprintln!("acceptor: listening on {listen}");
     // Each connection is served on its own thread, and the next is taken as soon as the
     // client's binding is released: the next handoff finds this node listening (as a
-    // daemon would), not still tearing the last data path down — which is also why each
-    // takes its own pair of netfilter queues.
+    // daemon would). The per-connection data path stays open throughout (one pair of
+    // netfilter queues for every connection): taking a connection on is then a few
+    // netlink messages, not `ip6tables` processes.
+    let _paths = ConnPaths::open(queue).map_err(|e| format!("data path: {e}"))?;
     let control = Arc::new(control);
     let sequences = Arc::new(Mutex::new(Sequences::default()));
     let mut served = Vec::new();
@@ -255,7 +258,7 @@ fn acceptor(r: Role) -> Result<(), String> {
             node_id: 2,
             key: key(&key_file)?,
             timeouts: Timeouts::default(),
-            queue: queue + 2 * (run % 16) as u16,
+            queue,
             ports: vec![port],
             contact: false,
         };
