@@ -151,7 +151,11 @@ fn main() {
         .args(["netns", "add", &ns.0])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "ip netns add {} failed (root and iproute2 needed)", ns.0);
+    assert!(
+        ok,
+        "ip netns add {} failed (root and iproute2 needed)",
+        ns.0
+    );
     match netns::run_in(&ns.0, bench) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => panic!("{e} (needs root, ip6tables: apt-get install iptables)"),

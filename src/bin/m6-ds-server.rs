@@ -76,6 +76,11 @@ enum Role {
         drain: String,
         #[arg(long)]
         key_file: PathBuf,
+        /// TCP_NOTSENT_LOWAT on each served connection (0: not set): the kernel then holds
+        /// at most about this much unsent, so a handoff ships little more than what is
+        /// in flight.
+        #[arg(long, default_value_t = 0)]
+        notsent_lowat: usize,
     },
     Acceptor {
         #[arg(long)]
@@ -141,6 +146,7 @@ fn donor(r: Role) -> Result<(), String> {
         size,
         drain,
         key_file,
+        notsent_lowat,
     } = r
     else {
         unreachable!()
@@ -172,6 +178,10 @@ fn donor(r: Role) -> Result<(), String> {
     for run in 0..count {
         let mut one = || -> Result<serde_json::Value, String> {
             let (mut s, peer) = listener.accept().map_err(|e| e.to_string())?;
+            if notsent_lowat > 0 {
+                mip6d::sys::sockbuf::set_notsent_lowat(s.as_fd(), notsent_lowat)
+                    .map_err(|e| format!("TCP_NOTSENT_LOWAT: {e}"))?;
+            }
             let std::net::IpAddr::V6(client) = peer.ip() else {
                 return Err(format!("{peer}: not IPv6"));
             };

@@ -201,12 +201,19 @@ mod tests {
         assert!(text[0].contains("-p 135 -m set --match-set mip6d-c70-in src,src,dst"));
         assert!(text[1].contains("--rt-type 2 -m set --match-set mip6d-c70-in src,src,dst"));
         assert!(text[1].contains("--queue-num 70"), "{text:?}");
-        assert!(text[2].contains("-m set --match-set mip6d-c70-out dst,dst,src -j NFQUEUE --queue-num 71"));
+        assert!(text[2]
+            .contains("-m set --match-set mip6d-c70-out dst,dst,src -j NFQUEUE --queue-num 71"));
         let b = binding();
         let ([mh, tcp_in], out) = b.elements();
-        assert_eq!((mh.ip, mh.proto, mh.port, mh.ip2), (*b.peer.ip(), 135, 0, b.coa));
+        assert_eq!(
+            (mh.ip, mh.proto, mh.port, mh.ip2),
+            (*b.peer.ip(), 135, 0, b.coa)
+        );
         assert_eq!((tcp_in.proto, tcp_in.port, tcp_in.ip2), (6, 40000, b.coa));
-        assert_eq!((out.ip, out.port, out.ip2), (*b.peer.ip(), 40000, *b.local.ip()));
+        assert_eq!(
+            (out.ip, out.port, out.ip2),
+            (*b.peer.ip(), 40000, *b.local.ip())
+        );
     }
 
     #[test]
@@ -220,10 +227,7 @@ mod tests {
             Some((*b.peer.ip(), *b.local.ip(), 8000, 40000))
         );
         rewrite::send_rh2(&mut seg, b.coa).unwrap();
-        assert_eq!(
-            tcp_tuple(&seg),
-            Some((*b.peer.ip(), b.coa, 8000, 40000))
-        );
+        assert_eq!(tcp_tuple(&seg), Some((*b.peer.ip(), b.coa, 8000, 40000)));
         let udp = PacketBuilder::new(*b.peer.ip(), *b.local.ip()).build(UDP);
         assert_eq!(tcp_tuple(&udp), None);
     }

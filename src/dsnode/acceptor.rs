@@ -189,7 +189,11 @@ pub fn accept_on(
         }
         (from_node, offer) = ch
             .recv(Some(Instant::now() + OFFER_AFTER_PREPARE))?
-            .ok_or_else(|| other(format!("no Offer within {OFFER_AFTER_PREPARE:?} of Prepare")))?;
+            .ok_or_else(|| {
+                other(format!(
+                    "no Offer within {OFFER_AFTER_PREPARE:?} of Prepare"
+                ))
+            })?;
     }
     spans.add("offer read", ch.last_recv.0);
     spans.add("offer open", ch.last_recv.1);

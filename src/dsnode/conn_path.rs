@@ -95,7 +95,11 @@ impl ConnPaths {
         let key = (netns_id()?, queue);
         let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(n) = open.iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade()) {
+        if let Some(n) = open
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
             return Ok(ConnPaths(n));
         }
         let node = Arc::new(Node::start(queue)?);

@@ -116,12 +116,7 @@ pub fn encode_create(seq: u32, name: &str, revision: u8) -> io::Result<Vec<u8>> 
 }
 
 /// `IPSET_CMD_CREATE` of an IPv6 set of type `ty` at type `revision`.
-pub fn encode_create_typed(
-    seq: u32,
-    name: &str,
-    ty: SetType,
-    revision: u8,
-) -> io::Result<Vec<u8>> {
+pub fn encode_create_typed(seq: u32, name: &str, ty: SetType, revision: u8) -> io::Result<Vec<u8>> {
     let mut b = start(IPSET_CMD_CREATE, NLM_F_ACK, seq, name)?;
     b.attr_str(IPSET_ATTR_TYPENAME, ty.name())
         .attr(IPSET_ATTR_REVISION, &[revision])
@@ -177,7 +172,10 @@ fn encode_triple(cmd: u16, seq: u32, name: &str, t: &Triple) -> io::Result<Vec<u
         .attr(IPSET_ATTR_PORT | NLA_F_NET_BYTEORDER, &t.port.to_be_bytes())
         .attr(IPSET_ATTR_PROTO, &[t.proto])
         .begin_nested(IPSET_ATTR_IP2)
-        .attr(IPSET_ATTR_IPADDR_IPV6 | NLA_F_NET_BYTEORDER, &t.ip2.octets())
+        .attr(
+            IPSET_ATTR_IPADDR_IPV6 | NLA_F_NET_BYTEORDER,
+            &t.ip2.octets(),
+        )
         .end_nested()
         .end_nested();
     b.finish()
@@ -273,10 +271,11 @@ impl IpSets {
     pub fn create_typed(&mut self, name: &str, ty: SetType) -> io::Result<()> {
         let seq = self.nl.next_seq();
         let mut revision = None;
-        self.nl.transact(seq, &encode_type_query_typed(seq, ty)?, |m| {
-            revision = parse_type_reply(m.body);
-            Ok(())
-        })?;
+        self.nl
+            .transact(seq, &encode_type_query_typed(seq, ty)?, |m| {
+                revision = parse_type_reply(m.body);
+                Ok(())
+            })?;
         let revision = revision.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -284,11 +283,10 @@ impl IpSets {
             )
         })?;
         let seq = self.nl.next_seq();
-        self.nl.transact(
-            seq,
-            &encode_create_typed(seq, name, ty, revision)?,
-            |_| Ok(()),
-        )
+        self.nl
+            .transact(seq, &encode_create_typed(seq, name, ty, revision)?, |_| {
+                Ok(())
+            })
     }
 
     /// Adds a triple to a `hash:ip,port,ip` set; already present is fine.
@@ -315,9 +313,7 @@ impl IpSets {
             .nl
             .transact(seq, &encode_triple(cmd, seq, name, t)?, |_| Ok(()))
         {
-            Err(e) if cmd != IPSET_CMD_TEST && e.raw_os_error() == Some(IPSET_ERR_EXIST) => {
-                Ok(())
-            }
+            Err(e) if cmd != IPSET_CMD_TEST && e.raw_os_error() == Some(IPSET_ERR_EXIST) => Ok(()),
             r => r,
         }
     }
