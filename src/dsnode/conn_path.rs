@@ -66,7 +66,10 @@ pub struct ConnPaths(Arc<Node>);
 
 /// Open nodes by (network namespace, queue), so that [`ConnPath::start`] finds the one
 /// a caller keeps open.
-static OPEN: Mutex<Vec<((u64, u16), Weak<Node>)>> = Mutex::new(Vec::new());
+static OPEN: Mutex<Vec<(NodeKey, Weak<Node>)>> = Mutex::new(Vec::new());
+
+/// (network namespace inode, first queue).
+type NodeKey = (u64, u16);
 
 fn netns_id() -> io::Result<u64> {
     // Queue numbers and sets are per network namespace, and threads may differ.
