@@ -202,7 +202,11 @@ fn donor(r: Role) -> Result<(), String> {
             let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, Some(prepared))
                 .map_err(|e| format!("handoff: {e}"))?;
             if back.is_some() {
-                return Err(format!("rolled back: {:?}", r.outcome));
+                return Err(format!(
+                    "rolled back: {:?}; spans (us) {}",
+                    r.outcome,
+                    spans_json(&r.spans)
+                ));
             }
             let phases: Vec<serde_json::Value> = r
                 .phases
