@@ -42,6 +42,10 @@ fn v6(a: SocketAddr) -> io::Result<SocketAddrV6> {
     }
 }
 
+/// How long the network lock stays after the acceptor's Done (off the client's pause:
+/// the connection runs at the acceptor by then).
+const UNLOCK_LINGER: Duration = Duration::from_millis(50);
+
 /// What the donor knows of the DSA's registration.
 #[derive(Debug, Clone, Copy)]
 pub struct Contact {
@@ -252,6 +256,11 @@ pub fn hand_off_keeping(
                 }
                 DonorAction::Unlock => {
                     spans.add("frozen", t.elapsed());
+                    // The client's last packets to us (ACKs sent before it took the
+                    // binding, through the home agent) may still be on their way: let
+                    // through, they would meet no socket — or the listener — and draw
+                    // a RST the client takes for its connection's.
+                    std::thread::sleep(UNLOCK_LINGER);
                     spans.time("unlock", || lock.unlock(&local, &peer))?
                 }
                 DonorAction::RollBack(st) => {
