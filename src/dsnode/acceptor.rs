@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -136,22 +136,33 @@ impl Accepted {
 type Redirected = (Option<(Binder, ConnPath)>, u16, HomeKeygen);
 
 /// Sequence numbers used per client, so that the next binding for a client is newer
-/// than the last one (also after its deletion, §5.2.8).
+/// than the last one (also after its deletion, §5.2.8). Clones share the numbers: an
+/// acceptor reads them when it redirects, not when the donor connected (with `Prepare`
+/// that is before the drain), so a binding released in between counts.
 #[derive(Default, Clone, Debug)]
-pub struct Sequences(HashMap<Ipv6Addr, u16>);
+pub struct Sequences(Arc<Mutex<HashMap<Ipv6Addr, u16>>>);
 
 impl Sequences {
     fn next_after(&self, client: &Ipv6Addr, carried: Option<u16>) -> Option<u16> {
+        let ours = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(client)
+            .copied();
         // The carried number comes from the donor side; ours from an earlier binding
         // here. Whichever is newer (RFC 6275 §9.5.1 arithmetic) must be exceeded.
-        match (carried, self.0.get(client).copied()) {
+        match (carried, ours) {
             (Some(a), Some(b)) => Some(if b.wrapping_sub(a) < 0x8000 { b } else { a }),
             (a, b) => a.or(b),
         }
     }
 
     pub fn record(&mut self, client: Ipv6Addr, seq: u16) {
-        self.0.insert(client, seq);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client, seq);
     }
 }
 
@@ -430,5 +441,26 @@ fn redirect(
             Ok(pkt) => binder.handle_packet(&pkt, Instant::now()),
             Err(_) => binder.handle_timeout(Instant::now()),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_numbers_and_the_newer_one_wins() {
+        let client: Ipv6Addr = "2001:db8:10::2".parse().unwrap();
+        let mut s = Sequences::default();
+        let snapshot = s.clone();
+        assert_eq!(snapshot.next_after(&client, None), None);
+        // Recorded after the clone was taken (a binding released meanwhile): seen.
+        s.record(client, 40);
+        assert_eq!(snapshot.next_after(&client, None), Some(40));
+        assert_eq!(snapshot.next_after(&client, Some(38)), Some(40));
+        assert_eq!(snapshot.next_after(&client, Some(41)), Some(41));
+        // Across the wrap: 2 is newer than 65530.
+        s.record(client, 65530);
+        assert_eq!(snapshot.next_after(&client, Some(2)), Some(2));
     }
 }
