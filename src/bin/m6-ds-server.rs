@@ -54,6 +54,7 @@ use mip6d::ds::handoff::Timeouts;
 use mip6d::ds::phases::Spans;
 use mip6d::dsapp::DsApp;
 use mip6d::dsnode::acceptor::{accept_one, Accepted, AcceptorConfig, Sequences};
+use mip6d::dsnode::conn_path::ConnPaths;
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
@@ -101,6 +102,11 @@ enum Role {
         accept_timeout: Option<u64>,
         #[arg(long)]
         key_file: PathBuf,
+        /// TCP_NOTSENT_LOWAT on each served connection (0: not set): the kernel then holds
+        /// at most about this much unsent, so a handoff ships little more than what is
+        /// in flight.
+        #[arg(long, default_value_t = 0)]
+        notsent_lowat: usize,
     },
     Acceptor {
         #[arg(long)]
@@ -199,6 +205,7 @@ fn donor(r: Role) -> Result<(), String> {
         wait,
         accept_timeout,
         key_file,
+        notsent_lowat,
     } = r
     else {
         unreachable!()
@@ -234,6 +241,10 @@ fn donor(r: Role) -> Result<(), String> {
     for run in 0..count {
         let mut one = || -> Result<serde_json::Value, String> {
             let (mut s, peer) = listener.accept().map_err(|e| e.to_string())?;
+            if notsent_lowat > 0 {
+                mip6d::sys::sockbuf::set_notsent_lowat(s.as_fd(), notsent_lowat)
+                    .map_err(|e| format!("TCP_NOTSENT_LOWAT: {e}"))?;
+            }
             let std::net::IpAddr::V6(client) = peer.ip() else {
                 return Err(format!("{peer}: not IPv6"));
             };
@@ -255,7 +266,11 @@ fn donor(r: Role) -> Result<(), String> {
             let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, Some(prepared))
                 .map_err(|e| format!("handoff: {e}"))?;
             if back.is_some() {
-                return Err(format!("rolled back: {:?}", r.outcome));
+                return Err(format!(
+                    "rolled back: {:?}; spans (us) {}",
+                    r.outcome,
+                    spans_json(&r.spans)
+                ));
             }
             let phases: Vec<serde_json::Value> = r
                 .phases
@@ -316,8 +331,10 @@ fn acceptor(r: Role) -> Result<(), String> {
     eprintln!("acceptor: listening on {listen}");
     // Each connection is served on its own thread, and the next is taken as soon as the
     // client's binding is released: the next handoff finds this node listening (as a
-    // daemon would), not still tearing the last data path down — which is also why each
-    // takes its own pair of netfilter queues.
+    // daemon would). The per-connection data path stays open throughout (one pair of
+    // netfilter queues for every connection): taking a connection on is then a few
+    // netlink messages, not `ip6tables` processes.
+    let _paths = ConnPaths::open(queue).map_err(|e| format!("data path: {e}"))?;
     let control = Arc::new(control);
     let sequences = Arc::new(Mutex::new(seeded));
     let mut served = Vec::new();
@@ -329,7 +346,7 @@ fn acceptor(r: Role) -> Result<(), String> {
             node_id: 2,
             key: key(&key_file)?,
             timeouts: Timeouts::default(),
-            queue: queue + 2 * (run % 16) as u16,
+            queue,
             ports: vec![port],
             contact: false,
         };

@@ -43,7 +43,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::acceptor::{accept_on, Accepted, AcceptorConfig, Sequences};
-use super::conn_path::ConnPath;
+use super::conn_path::{ConnPath, ConnPaths};
 use super::donor::{
     hand_off_keeping, prepare, send_mh, Contact, DonorConfig, DonorReport, Prepared,
 };
@@ -63,9 +63,10 @@ use crate::sys::{pidfd, proc_net, process, tcp_repair};
 
 /// How many handoffs `mip6ctl handoffs` shows.
 const RECORDS_KEPT: usize = 64;
-/// First netfilter queue of the per-connection data paths (two per connection held).
+/// First of the two netfilter queues of the per-connection data path (shared by every
+/// connection held).
 pub const QUEUE_BASE: u16 = 7700;
-/// Connections this node can hold at once (each needs a pair of queues).
+/// Connections this node can hold at once.
 const QUEUE_SLOTS: u16 = 32;
 /// How often a keeper looks whether its connection has ended.
 const KEEPER_POLL: Duration = Duration::from_millis(20);
@@ -261,6 +262,9 @@ pub struct HandoffService {
     sequences: Arc<Mutex<SeqBook>>,
     held: HashMap<ConnKey, mpsc::Sender<HandOn>>,
     slots: Vec<bool>,
+    /// The per-connection data path, opened by the first connection taken and kept
+    /// open (its rules fork `ip6tables`; each later connection is set elements).
+    paths: Arc<Mutex<Option<ConnPaths>>>,
     app_path: PathBuf,
     app_stop: Arc<AtomicBool>,
     apps: HashMap<u64, SeqPacket>,
@@ -348,6 +352,7 @@ impl HandoffService {
             sequences: Arc::default(),
             held: HashMap::new(),
             slots: vec![false; usize::from(QUEUE_SLOTS)],
+            paths: Arc::default(),
             app_path,
             app_stop,
             apps: HashMap::new(),
@@ -856,13 +861,14 @@ impl HandoffService {
                 node_id: self.ds.node_id,
                 key: self.key.clone(),
                 timeouts: Timeouts::default(),
-                queue: QUEUE_BASE + 2 * slot.unwrap_or(0),
+                queue: QUEUE_BASE,
                 ports: self.registered.keys().copied().collect(),
                 contact: self.donor.contact,
             };
             let sequences = self.sequences.clone();
             let notify = self.notify.clone();
             let side = self.donor.clone();
+            let paths = self.paths.clone();
             thread::spawn(move || {
                 let mut stream = stream;
                 match hello::starts_with_hello(&stream, FIRST_BYTES_TIMEOUT) {
@@ -885,6 +891,9 @@ impl HandoffService {
                         });
                         return;
                     }
+                }
+                if !cfg.contact {
+                    keep_open(&paths, cfg.queue);
                 }
                 let snapshot = sequences
                     .lock()
@@ -911,6 +920,17 @@ impl HandoffService {
                 record_sequence(&sequences, *key.1.ip(), a.sequence);
                 keep(a, key, slot, rx, &side, &notify, &sequences);
             });
+        }
+    }
+}
+
+fn keep_open(paths: &Mutex<Option<ConnPaths>>, queue: u16) {
+    let mut p = paths.lock().unwrap_or_else(|p| p.into_inner());
+    if p.is_none() {
+        match ConnPaths::open(queue) {
+            Ok(open) => *p = Some(open),
+            // The handoff opens its own and says why that failed.
+            Err(e) => warn!("per-connection data path: {e}"),
         }
     }
 }
