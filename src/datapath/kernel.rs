@@ -853,5 +853,9 @@ impl DataPath for KernelPath {
     }
 }
 
+pub mod cn;
+pub mod ha;
+pub mod signalling;
+
 #[cfg(test)]
 mod tests;
