@@ -5,6 +5,22 @@
 # TCP transfer, capture on the router; cmd_mipv6 strings them into the six checks.
 
 M6_DATAPATH=${M6_DATAPATH:-user}
+# Per node: M6_DATAPATH_HA1, M6_DATAPATH_CLIENT, M6_DATAPATH_MN override M6_DATAPATH (the
+# mobile node runs on the user data path only so far, so `--datapath kernel` gives it
+# `user`; see m6_node_datapath).
+
+# m6_node_datapath NODE: the --datapath NODE's daemon gets.
+m6_node_datapath() {
+  local var
+  var=M6_DATAPATH_$(m6_upper "$1")
+  if [ -n "${!var:-}" ]; then
+    echo "${!var}"
+  elif [ "$1" = mn ] && [ "$M6_DATAPATH" = kernel ]; then
+    echo user
+  else
+    echo "$M6_DATAPATH"
+  fi
+}
 
 # The binary NAME: $M6_MIP6D / $M6_MIP6CTL / $M6_NETBENCH (m6-netbench), else the build in
 # target/ (release first).
@@ -29,7 +45,7 @@ mip6d_start() {
   local node=$1 conf=$2 dir
   dir=$(m6_run_dir)
   ip netns exec "$(m6_ns "$node")" "$(m6_bin mip6d)" -f -d 1 -c "$conf" \
-    --datapath "$M6_DATAPATH" --control-socket "$dir/$node.sock" \
+    --datapath "$(m6_node_datapath "$node")" --control-socket "$dir/$node.sock" \
     --pid-file "$dir/$node.pid" </dev/null >"$dir/$node.log" 2>&1 &
   echo $! >"$dir/$node.job"
 }
@@ -102,6 +118,11 @@ m6_snapshot() {
     cat /proc/sys/net/ipv6/conf/*/proxy_ndp 2>/dev/null | paste -sd' ' || true
     echo "# ip sets"
     ip netns exec "$ns" ipset save 2>/dev/null || true
+    echo "# xfrm"
+    ip -n "$ns" xfrm policy list 2>/dev/null | grep -v '^\s*lastused' || true
+    ip -n "$ns" xfrm state list 2>/dev/null || true
+    echo "# links"
+    ip -n "$ns" -o link show | awk '{print $2}' | sed 's/@.*//' | sort
   }
 }
 
@@ -144,6 +165,57 @@ tcp_transfer() {
   fi
 }
 
+# What ha1 sent into the mobile node's tunnel: on the user data path, the packet counter
+# of the rule that queues what is addressed to a registered home address; on the kernel
+# one, the transmit counters of its ip6ip6 devices.
+ha1_tunnelled() {
+  local ns
+  ns=$(m6_ns ha1)
+  if ip netns exec "$ns" ip6tables-save -t raw | grep -q -- "--match-set mip6d-home dst"; then
+    ip netns exec "$ns" ip6tables-save -c -t raw | grep -- "--match-set mip6d-home dst" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1
+  else
+    ip -n "$ns" -j -s link show type ip6tnl |
+      python3 -c "import json,sys; print(sum(l['stats64']['tx']['packets'] for l in json.load(sys.stdin) if l['ifname'].startswith('ip6m')))"
+  fi
+}
+
+# m6_kernel_proof HA CN COA: with ha1 and the client on the kernel data path, the MN
+# registered at COA and route-optimised with the client: the XFRM objects umip installs
+# are there (listings saved in the run directory), neither daemon installed a single
+# netfilter rule (so no packet can reach its queues), and the client's `auto` was logged
+# as kernel. Prints "ok" or what is missing.
+m6_kernel_proof() {
+  local ha=$1 cn=$2 coa=$3 dir miss="" node f
+  dir=$(m6_run_dir)
+  for node in ha1 client; do
+    ip -n "$(m6_ns "$node")" -o xfrm state list >"$dir/$node.xfrm-state"
+    ip -n "$(m6_ns "$node")" -o xfrm policy list >"$dir/$node.xfrm-policy"
+    ip -n "$(m6_ns "$node")" -d -o link show type ip6tnl >"$dir/$node.tunnels"
+    ip netns exec "$(m6_ns "$node")" ip6tables-save >"$dir/$node.ip6tables"
+  done
+  # need FILE ERE WHAT: one line of FILE matches ERE.
+  need() { grep -Eq -- "$2" "$dir/$1" || miss+=" $3;"; }
+  # Home agent: BA out with RH2 and BU in with HAO, by states carrying the care-of address.
+  need ha1.xfrm-state "src $ha dst $M6_HOA.*proto route2 .*mode ro.*coa $coa" "ha1 RH2 state to the CoA"
+  need ha1.xfrm-state "src $M6_HOA dst $ha.*proto hao .*mode ro.*coa $coa" "ha1 HAO state from the CoA"
+  need ha1.xfrm-state "src :: dst ::.*proto hao .*mode ro.*flag wildrecv" "ha1 wildcard HAO receive state"
+  need ha1.xfrm-policy "src $ha/128 dst $M6_HOA/128 proto (ipv6-mh|mobility-header|135) type 6.*dir out priority 2 ptype sub.*tmpl.*proto route2.*mode ro" "ha1 BA sub-policy (priority 2)"
+  need ha1.xfrm-policy "src $M6_HOA/128 dst $ha/128 proto (ipv6-mh|mobility-header|135) type 5.*dir in priority 2 ptype sub.*tmpl.*proto hao.*mode ro" "ha1 BU sub-policy (priority 2)"
+  need ha1.tunnels "ip6tnl ip6ip6 remote $coa local $ha" "ha1 ip6ip6 tunnel to the CoA"
+  # Correspondent: route optimisation by the kernel.
+  need client.xfrm-state "src $cn dst $M6_HOA.*proto route2 .*mode ro.*coa $coa" "client RH2 state"
+  need client.xfrm-state "src $M6_HOA dst $cn.*proto hao .*mode ro.*coa $coa" "client HAO state"
+  need client.xfrm-state "src :: dst ::.*proto hao .*mode ro.*flag wildrecv" "client wildcard HAO receive state"
+  need client.xfrm-policy "src $cn/128 dst $M6_HOA/128 dir out priority 16 ptype sub.*tmpl.*proto route2.*mode ro" "client RO data sub-policy out (priority 16)"
+  need client.xfrm-policy "src $M6_HOA/128 dst $cn/128 dir in priority 16 ptype sub.*tmpl.*proto hao.*mode ro" "client RO data sub-policy in (priority 16)"
+  need client.xfrm-policy "src ::/0 dst ::/0 proto (ipv6-mh|mobility-header|135) type 5.*dir in priority 9 ptype sub" "client BU-in sub-policy (priority 9)"
+  for node in ha1 client; do
+    grep -q NFQUEUE "$dir/$node.ip6tables" && miss+=" $node has NFQUEUE rules;"
+  done
+  grep -q "Datapath auto: kernel" "$dir/client.log" || miss+=" the client's --datapath auto was not logged as kernel;"
+  echo "${miss:-ok}"
+}
+
 ha_has_binding() {
   [ "$(m6_json ha1 bc "sum(1 for e in d['entries'] if e['home_address']=='$M6_HOA' and e['kind']=='home' and e['care_of_address']=='$1')")" = 1 ]
 }
@@ -157,7 +229,7 @@ ha_empty() {
 }
 
 cmd_mipv6() {
-  local dir conf="$M6_ROOT/conf" ha cn coa r node pcap n_hao n_rh2 n_via before
+  local dir conf="$M6_ROOT/conf" ha cn coa r node pcap n_hao n_rh2 n_via before proof="" checks=6
   M6_FAILED=0
   # Every check runs and reports, whatever the one before it did.
   set +e
@@ -199,11 +271,12 @@ cmd_mipv6() {
   pings=$(ip netns exec "$(m6_ns client)" ping -6 -c 3 -i 0.2 -W 2 "$M6_HOA" 2>&1)
   # The packet counter of ha1's rule that queues what is addressed to a registered home
   # address for the tunnel.
-  tunnelled=$(ip netns exec "$(m6_ns ha1)" ip6tables-save -c -t raw | grep -- "--match-set mip6d-home dst" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1)
+  tunnelled=$(ha1_tunnelled)
   xfer=$(tcp_transfer 2000000 1)
   [[ $pings == *" 0% packet loss"* ]] && [ "${tunnelled:-0}" -ge 1 ] && [ "$xfer" = ok ] && r=1
   m6_check 2 "client reaches the home address via ha1's tunnel: ping, 2 MB TCP with sha256" $r \
     "ping: $(echo "$pings" | grep -o '[0-9]*% packet loss'), via ha1: ${tunnelled:-0} packets, tcp: $xfer"
+  echo "   ($(m6_node_datapath ha1) data path on ha1: ${tunnelled:-0} packets into the tunnel)"
 
   # 3. A move in the middle of a TCP transfer.
   xfer=$(tcp_transfer 8000000 4 cmd_move mn foreign2)
@@ -225,9 +298,19 @@ cmd_mipv6() {
     n_hao=$(tshark -r "$pcap" -Y "frame.interface_name == \"foreign2\" && ipv6.dst == $cn && ipv6.opt.mipv6.home_address == $M6_HOA" 2>/dev/null | wc -l)
     n_via=$(tshark -r "$pcap" -Y "frame.interface_name == \"uplink1\" && ipv6.addr == $cn && !mipv6" 2>/dev/null | wc -l)
     [ "$n_rh2" -ge 5 ] && [ "$n_hao" -ge 5 ] && [ "$n_via" = 0 ] && [ "$xfer" = ok ] && r=1
+    [ "$M6_DATAPATH" = kernel ] && proof=$(m6_kernel_proof "$ha" "$cn" "$coa")
   fi
   m6_check 4 "route optimisation: CN->MN with RH2, MN->CN with HAO on foreign2, none via ha1 (tshark on the router)" $r \
     "RH2 ${n_rh2:-?}, HAO ${n_hao:-?}, via ha1 ${n_via:-?}, tcp ${xfer:-?}"
+
+  if [ "$M6_DATAPATH" = kernel ]; then
+    checks=7
+    r=0
+    [ "${proof:-}" = ok ] && r=1
+    m6_check 7 "the kernel does it: ha1's and the client's XFRM states/sub-policies and ip6ip6 tunnel as umip's, no NFQUEUE rule on either, client's auto = kernel" $r \
+      "${proof:-not reached}"
+    echo "   (ip xfrm listings: $dir/{ha1,client}.xfrm-{state,policy})"
+  fi
 
   # 5. Home again: deregistration, and ha1 keeps nothing for the home address.
   cmd_move mn home1
@@ -239,11 +322,14 @@ cmd_mipv6() {
     left+=" $(ip -n "$(m6_ns ha1)" -6 route show table all | grep -c "$M6_HOA" || true)"
     # Both care-of addresses the MN used (foreign1, then foreign2) are no longer tunnel
     # endpoints.
-    left+=" $(ip netns exec "$(m6_ns ha1)" ipset save mip6d-coa | grep -c '^add ' || true)"
-    [ "$left" = "0 0 0 0" ] && r=1
+    left+=" $(ip netns exec "$(m6_ns ha1)" ipset save mip6d-coa 2>/dev/null | grep -c '^add ' || true)"
+    # The kernel data path's: XFRM objects naming the HoA, ip6ip6 devices.
+    left+=" $({ ip -n "$(m6_ns ha1)" xfrm state; ip -n "$(m6_ns ha1)" xfrm policy; } | grep -c "$M6_HOA" || true)"
+    left+=" $(ip -n "$(m6_ns ha1)" -o link show type ip6tnl | grep -c ' ip6m' || true)"
+    [ "$left" = "0 0 0 0 0 0" ] && r=1
   fi
   m6_check 5 "MN back home deregisters; ha1 removes its tunnel rules, routes and proxy entry" $r \
-    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA, tunnel endpoints: ${left:-?}"
+    "bc: $(m6_json ha1 bc "len(d['entries'])") entries; rules+set elements/proxy/routes naming the HoA, tunnel endpoints, XFRM objects naming the HoA, ip6ip6 devices: ${left:-?}"
 
   # 6. SIGTERM leaves nothing behind.
   r=1
@@ -261,7 +347,7 @@ cmd_mipv6() {
   m6_check 6 "SIGTERM on every daemon leaves no rule, route, address or proxy entry behind" $r "$diffs"
 
   if [ "$M6_FAILED" -gt 0 ]; then
-    echo "mipv6: $M6_FAILED of 6 checks failed; daemon logs in $dir" >&2
+    echo "mipv6: $M6_FAILED of $checks checks failed; daemon logs in $dir" >&2
   fi
   M6_QUIET=1 cmd_down
   [ "$M6_FAILED" = 0 ]
