@@ -24,6 +24,8 @@ fn binaries() -> Vec<(&'static str, String)> {
         ("M6_MIP6D", env!("CARGO_BIN_EXE_mip6d").to_string()),
         ("M6_MIP6CTL", mip6ctl.display().to_string()),
         ("M6_DATAPATH_CLIENT", "auto".to_string()),
+        // The VM runs under software emulation.
+        ("M6_WAIT_SCALE", "4".to_string()),
     ]
 }
 

@@ -758,6 +758,19 @@ impl KernelPath {
         Ok(p)
     }
 
+    /// The care-of address of the installed route-optimisation state that gives packets
+    /// from `local` to `hoa` a Type 2 Routing Header, if there is one.
+    pub fn rh2_coa(&self, local: Ipv6Addr, hoa: Ipv6Addr) -> Option<Ipv6Addr> {
+        self.installed.values().find_map(|(o, _)| match o {
+            KernelObject::State(s)
+                if s.id.src == local && s.id.dst == hoa && s.id.proto == IPPROTO_ROUTING =>
+            {
+                s.coaddr
+            }
+            _ => None,
+        })
+    }
+
     /// What is installed now, in install order.
     pub fn installed(&self) -> Vec<KernelObject> {
         let mut v: Vec<KernelObject> = self.installed.values().map(|(o, _)| o.clone()).collect();

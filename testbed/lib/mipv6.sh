@@ -76,9 +76,11 @@ m6_json() {
   m6ctl "$1" "$2" --json 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); print($3)" 2>/dev/null
 }
 
-# m6_wait SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+# m6_wait SECONDS CMD...: polls CMD every 0.1 s until it succeeds. SECONDS is multiplied
+# by $M6_WAIT_SCALE (default 1): under software emulation (scripts/vm-test) everything is
+# 10-30 times slower.
 m6_wait() {
-  local deadline=$((SECONDS + $1))
+  local deadline=$((SECONDS + $1 * ${M6_WAIT_SCALE:-1}))
   shift
   until "$@"; do
     [ "$SECONDS" -lt "$deadline" ] || return 1
@@ -229,7 +231,7 @@ ha_empty() {
 }
 
 cmd_mipv6() {
-  local dir conf="$M6_ROOT/conf" ha cn coa r node pcap n_hao n_rh2 n_via before proof="" checks=6
+  local dir conf="$M6_ROOT/conf" ha cn coa="" r node pcap n_hao n_rh2 n_via before proof="" checks=6
   M6_FAILED=0
   # Every check runs and reports, whatever the one before it did.
   set +e

@@ -114,7 +114,7 @@ impl Machine for CnKernelPath {
     fn apply_actions(&mut self, _now: Instant, ctx: &mut Ctx<'_>) {
         while let Some(a) = self.cn.poll_action() {
             match a {
-                Action::Send(t) => self.sig.send(&t, ctx),
+                Action::Send(t) => self.sig.send(&t, &self.path, ctx),
                 other => {
                     if !on_binding_action(&mut self.path, &other, ctx.registry) {
                         tracing::debug!("correspondent node: ignoring {other:?}")

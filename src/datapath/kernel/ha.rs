@@ -101,7 +101,7 @@ impl Machine for HaKernelPath {
     fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         while let Some(a) = self.ha.poll_action() {
             match a {
-                Action::Send(t) => self.sig.send(&t, ctx),
+                Action::Send(t) => self.sig.send(&t, &self.path, ctx),
                 Action::StartDad { hoa, link_local } => {
                     self.home.dad(&mut self.ha, hoa, link_local, now)
                 }

@@ -9,6 +9,7 @@
 //! home address and the routing header holds the care-of address. The protocol machines
 //! see packets as they were on the wire ([`Inbound`]), so [`arrived`] swaps them back.
 
+use super::KernelPath;
 use crate::daemon::machine::Ctx;
 use crate::datapath::drain;
 use crate::datapath::user::Responder;
@@ -68,18 +69,33 @@ pub fn unbound_hao(r: &Report) -> Option<Event<'static>> {
     })
 }
 
-/// The send options for a Mobility Header the machines built: the socket's ancillary
-/// data carries the routing header and Home Address option as the machine asked for
-/// them. `None` for what this socket cannot send (a tunnelled header).
-pub fn send_options(t: &Transmit) -> Option<SendOptions> {
+/// Where and how to send a Mobility Header the machines built: the socket's destination
+/// and ancillary data. A Binding Acknowledgement (the only header with an RH2) to a home
+/// address whose binding already has its RH2 state in the kernel goes to the home
+/// address as a plain packet: the binding's sub-policy for it makes the kernel add the
+/// routing header toward `rh2_state_coa` — an RH2 in the ancillary data as well would be
+/// a second one (Linux looks the policy up on the final destination). Without such a
+/// state (a refused registration, a binding on its way out) the ancillary data carries
+/// it. `None` for what this socket cannot send (a tunnelled header).
+pub fn send_plan(t: &Transmit, rh2_state_coa: Option<Ipv6Addr>) -> Option<(Ipv6Addr, SendOptions)> {
     if t.tunnel.is_some() {
         return None;
     }
-    Some(SendOptions {
+    let opts = SendOptions {
         src: Some(t.src),
         hao: t.hao,
         rh2: t.rh2,
-    })
+    };
+    match t.rh2 {
+        Some(hoa) if rh2_state_coa == Some(t.dst) => Some((
+            hoa,
+            SendOptions {
+                rh2: None,
+                ..opts
+            },
+        )),
+        _ => Some((t.dst, opts)),
+    }
 }
 
 /// The MH socket and the kernel's reports, for a role's machine in the event loop.
@@ -149,12 +165,14 @@ impl Signalling {
         }
     }
 
-    pub fn send(&self, t: &Transmit, ctx: &mut Ctx<'_>) {
-        let Some(opts) = send_options(t) else {
+    /// Sends `t`; `path` says which routing headers the kernel adds itself.
+    pub fn send(&self, t: &Transmit, path: &KernelPath, ctx: &mut Ctx<'_>) {
+        let state = t.rh2.and_then(|hoa| path.rh2_coa(t.src, hoa));
+        let Some((to, opts)) = send_plan(t, state) else {
             tracing::warn!("not sending {}: the kernel data path has no such path", t.repr);
             return;
         };
-        match self.sock.send(&t.bytes, t.dst, opts) {
+        match self.sock.send(&t.bytes, to, opts) {
             Ok(_) => {
                 ctx.mh.count_sent(t.repr.mh_type());
                 tracing::debug!("sent {} {} -> {}", t.repr, t.src, t.dst);
@@ -275,31 +293,61 @@ mod tests {
     }
 
     #[test]
-    fn send_options_follow_the_machine_and_refuse_a_tunnel() {
-        let (x, y, h) = (a("2001:db8::1"), a("2001:db8::2"), a("2001:db8:1::100"));
+    fn a_routing_header_the_kernel_adds_is_not_sent_twice() {
+        let (x, coa, h) = (a("2001:db8::1"), a("2001:db8:41::2"), a("2001:db8:1::100"));
         let (repr, bytes) = brr(x, h);
         let t = Transmit {
             src: x,
-            dst: y,
+            dst: coa,
             rh2: Some(h),
             repr,
             bytes,
             hao: None,
             tunnel: None,
         };
+        let cmsg = SendOptions {
+            src: Some(x),
+            hao: None,
+            rh2: Some(h),
+        };
+        // No state, or one for another care-of address: the socket adds the header.
+        assert_eq!(send_plan(&t, None), Some((coa, cmsg)));
+        let other = a("2001:db8:42::2");
+        assert_eq!(send_plan(&t, Some(other)), Some((coa, cmsg)));
+        // The binding's state adds it: a plain packet to the home address.
         assert_eq!(
-            send_options(&t),
-            Some(SendOptions {
-                src: Some(x),
-                hao: None,
-                rh2: Some(h)
-            })
+            send_plan(&t, Some(coa)),
+            Some((
+                h,
+                SendOptions {
+                    rh2: None,
+                    ..cmsg
+                }
+            ))
+        );
+        let plain = Transmit {
+            rh2: None,
+            dst: h,
+            ..t.clone()
+        };
+        assert_eq!(
+            send_plan(&plain, Some(coa)),
+            Some((
+                h,
+                SendOptions {
+                    rh2: None,
+                    ..cmsg
+                }
+            ))
         );
         assert_eq!(
-            send_options(&Transmit {
-                tunnel: Some((x, y)),
-                ..t
-            }),
+            send_plan(
+                &Transmit {
+                    tunnel: Some((x, coa)),
+                    ..t
+                },
+                None
+            ),
             None
         );
     }
