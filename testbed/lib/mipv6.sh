@@ -117,14 +117,17 @@ m6_snapshot() {
     echo "# proxy neighbours"
     ip -n "$ns" -6 neigh show proxy
     echo "# proxy_ndp"
-    cat /proc/sys/net/ipv6/conf/*/proxy_ndp 2>/dev/null | paste -sd' ' || true
+    # Read inside the namespace (/proc/sys/net is the reader's namespace's).
+    ip netns exec "$ns" sh -c 'cat /proc/sys/net/ipv6/conf/*/proxy_ndp' 2>/dev/null | paste -sd' ' || true
     echo "# ip sets"
     ip netns exec "$ns" ipset save 2>/dev/null || true
     echo "# xfrm"
     ip -n "$ns" xfrm policy list 2>/dev/null | grep -v '^\s*lastused' || true
     ip -n "$ns" xfrm state list 2>/dev/null || true
     echo "# links"
-    ip -n "$ns" -o link show | awk '{print $2}' | sed 's/@.*//' | sort
+    # ip6tnl0 is the kernel's fallback device, made in every namespace when ip6_tunnel
+    # loads, not the daemon's.
+    ip -n "$ns" -o link show | awk '{print $2}' | sed 's/@.*//; s/:$//' | grep -vx ip6tnl0 | sort
   }
 }
 
@@ -208,8 +211,8 @@ m6_kernel_proof() {
   need client.xfrm-state "src $cn dst $M6_HOA.*proto route2 .*mode ro.*coa $coa" "client RH2 state"
   need client.xfrm-state "src $M6_HOA dst $cn.*proto hao .*mode ro.*coa $coa" "client HAO state"
   need client.xfrm-state "src :: dst ::.*proto hao .*mode ro.*flag wildrecv" "client wildcard HAO receive state"
-  need client.xfrm-policy "src $cn/128 dst $M6_HOA/128 dir out priority 16 ptype sub.*tmpl.*proto route2.*mode ro" "client RO data sub-policy out (priority 16)"
-  need client.xfrm-policy "src $M6_HOA/128 dst $cn/128 dir in priority 16 ptype sub.*tmpl.*proto hao.*mode ro" "client RO data sub-policy in (priority 16)"
+  need client.xfrm-policy "src $cn/128 dst $M6_HOA/128 .*dir out priority 16 ptype sub.*tmpl.*proto route2.*mode ro" "client RO data sub-policy out (priority 16)"
+  need client.xfrm-policy "src $M6_HOA/128 dst $cn/128 .*dir in priority 16 ptype sub.*tmpl.*proto hao.*mode ro" "client RO data sub-policy in (priority 16)"
   need client.xfrm-policy "src ::/0 dst ::/0 proto (ipv6-mh|mobility-header|135) type 5.*dir in priority 9 ptype sub" "client BU-in sub-policy (priority 9)"
   for node in ha1 client; do
     grep -q NFQUEUE "$dir/$node.ip6tables" && miss+=" $node has NFQUEUE rules;"
@@ -240,6 +243,9 @@ cmd_mipv6() {
   command -v ip6tables >/dev/null || m6_die "ip6tables not found: apt-get install iptables"
   command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
   M6_RA=1
+  # ip6_tunnel gives every namespace a fallback device (ip6tnl0, with its own sysctls)
+  # when it loads: load it before the "before" pictures, not when the first daemon probes.
+  [ "$M6_DATAPATH" = user ] || modprobe -q ip6_tunnel 2>/dev/null || true
   cmd_up
   dir=$(m6_run_dir)
   rm -rf "$dir"
@@ -270,7 +276,7 @@ cmd_mipv6() {
   # 2. The client reaches the home address through the home agent's tunnel.
   r=0
   local pings tunnelled xfer
-  pings=$(ip netns exec "$(m6_ns client)" ping -6 -c 3 -i 0.2 -W 2 "$M6_HOA" 2>&1)
+  pings=$(ip netns exec "$(m6_ns client)" ping -6 -c 3 -i 0.2 -W $((2 * ${M6_WAIT_SCALE:-1})) "$M6_HOA" 2>&1)
   # The packet counter of ha1's rule that queues what is addressed to a registered home
   # address for the tunnel.
   tunnelled=$(ha1_tunnelled)
@@ -284,7 +290,7 @@ cmd_mipv6() {
   xfer=$(tcp_transfer 8000000 4 cmd_move mn foreign2)
   r=0
   m6_wait 10 mn_coa_in "${f2%::/64}:" && coa=$(mn_coa)
-  [ "$xfer" = ok ] && ha_has_binding "$coa" && r=1
+  [ "$xfer" = ok ] && m6_wait 5 ha_has_binding "$coa" && r=1
   m6_check 3 "MN moves to foreign2 ($coa) during an 8 MB TCP transfer: intact, no reset" $r "$xfer"
 
   # 4. Route optimisation: after RR and BU, the direct path, seen on the router.
