@@ -76,7 +76,11 @@ fn mipv6_on_the_kernel_data_path() {
         run.remove_state();
     }
     assert!(ok, "testbed/run mipv6:\n{}\n{}", text(&run.out), run.logs);
-    assert!(run.left.is_empty(), "namespaces left behind: {:?}", run.left);
+    assert!(
+        run.left.is_empty(),
+        "namespaces left behind: {:?}",
+        run.left
+    );
     for n in 1..=7 {
         assert!(
             run.stdout.contains(&format!("PASS {n} ")),
@@ -97,7 +101,14 @@ fn refused_without_mip6() {
     let conf = dir.join("cn.conf");
     std::fs::write(&conf, "NodeConfig CN;\n").unwrap();
     let out = std::process::Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &ns.0, env!("CARGO_BIN_EXE_mip6d")])
+        .args([
+            "20",
+            "ip",
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_mip6d"),
+        ])
         .args(["-f", "-d", "1", "--datapath", "kernel", "-c"])
         .arg(&conf)
         .arg("--control-socket")

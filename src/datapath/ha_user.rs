@@ -378,9 +378,8 @@ impl DataPath for HomeTunnels {
 /// The home agent's binding cache for `mip6ctl bc`: home registrations, then the embedded
 /// correspondent node's bindings, by home address.
 pub(crate) fn cache_rows(ha: &Ha, now: Instant) -> Vec<BindingCacheEntry> {
-    let left = |t: Instant| {
-        u32::try_from(t.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX)
-    };
+    let left =
+        |t: Instant| u32::try_from(t.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX);
     let mut rows: Vec<_> = ha
         .bindings()
         .filter(|(_, b)| b.state == HaState::Active)
@@ -526,7 +525,6 @@ impl HaUserPath {
             },
         );
     }
-
 }
 
 impl Machine for HaUserPath {

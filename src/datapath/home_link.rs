@@ -81,7 +81,13 @@ impl HomeLink {
 
     /// A proxy neighbour entry for `addr` on the home link, with `proxy_ndp` on and
     /// unsolicited Neighbor Advertisements.
-    pub fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry, now: Instant) {
+    pub fn proxy_add(
+        &mut self,
+        addr: Ipv6Addr,
+        router: bool,
+        registry: &mut Registry,
+        now: Instant,
+    ) {
         if !self.proxy_sysctl {
             let path = proxy_ndp_path(&self.home_if);
             match std::fs::read_to_string(&path) {

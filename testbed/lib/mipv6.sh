@@ -276,7 +276,15 @@ cmd_mipv6() {
   # 2. The client reaches the home address through the home agent's tunnel.
   r=0
   local pings tunnelled xfer
+  m6_capture client "$dir/diag2.pcapng" -i cnet
+  local dpid=$M6_CAPTURE_PID
+  m6_capture mn "$dir/diag2mn.pcapng" -i foreign1
+  local dpid2=$M6_CAPTURE_PID
   pings=$(ip netns exec "$(m6_ns client)" ping -6 -c 3 -i 0.2 -W $((2 * ${M6_WAIT_SCALE:-1})) "$M6_HOA" 2>&1)
+  sleep 2; kill -INT $dpid $dpid2; wait $dpid $dpid2
+  echo "DIAG ping: $pings" | tr '\n' '|'; echo
+  tshark -r "$dir/diag2.pcapng" 2>/dev/null | sed 's/^/DIAG client: /' | head -40
+  tshark -r "$dir/diag2mn.pcapng" 2>/dev/null | sed 's/^/DIAG mn: /' | head -40
   # The packet counter of ha1's rule that queues what is addressed to a registered home
   # address for the tunnel.
   tunnelled=$(ha1_tunnelled)
@@ -297,7 +305,7 @@ cmd_mipv6() {
   r=0
   pcap="$dir/router.pcapng"
   if m6_wait 20 mn_bound_to "$cn" "$coa"; then
-    m6_capture router "$pcap" -a duration:8 -i foreign2 -i uplink1
+    m6_capture router "$pcap" -a duration:$((8 * ${M6_WAIT_SCALE:-1})) -i foreign2 -i uplink1
     local tpid=$M6_CAPTURE_PID
     ip netns exec "$(m6_ns client)" ping -6 -c 5 -i 0.2 -W 2 "$M6_HOA" >/dev/null 2>&1
     xfer=$(tcp_transfer 500000 0.5)

@@ -117,7 +117,9 @@ impl Machine for HaKernelPath {
                         hoa,
                         coa: tunnel_remote,
                     };
-                    tracing::info!("home registration {hoa} -> tunnel {tunnel_local} -> {tunnel_remote}");
+                    tracing::info!(
+                        "home registration {hoa} -> tunnel {tunnel_local} -> {tunnel_remote}"
+                    );
                     if let Err(e) = self.path.install(&b, ctx.registry) {
                         tracing::error!("home registration {hoa}: {e}");
                     }

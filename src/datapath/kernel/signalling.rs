@@ -87,13 +87,7 @@ pub fn send_plan(t: &Transmit, rh2_state_coa: Option<Ipv6Addr>) -> Option<(Ipv6A
         rh2: t.rh2,
     };
     match t.rh2 {
-        Some(hoa) if rh2_state_coa == Some(t.dst) => Some((
-            hoa,
-            SendOptions {
-                rh2: None,
-                ..opts
-            },
-        )),
+        Some(hoa) if rh2_state_coa == Some(t.dst) => Some((hoa, SendOptions { rh2: None, ..opts })),
         _ => Some((t.dst, opts)),
     }
 }
@@ -106,8 +100,8 @@ pub struct Signalling {
 
 impl Signalling {
     pub fn open() -> Result<Signalling, String> {
-        let sock = MhSocket::open()
-            .map_err(|e| format!("cannot open the Mobility Header socket: {e}"))?;
+        let sock =
+            MhSocket::open().map_err(|e| format!("cannot open the Mobility Header socket: {e}"))?;
         sock.set_nonblocking()
             .map_err(|e| format!("Mobility Header socket: {e}"))?;
         let reports = XfrmMonitor::open(Groups {
@@ -132,23 +126,28 @@ impl Signalling {
         ctx: &mut Ctx<'_>,
     ) {
         if fd == self.sock.as_raw_fd() {
-            drain("Mobility Header socket", &mut self.sock, |s| s.recv(), |_, r| {
-                let Some(a) = arrived(r) else {
-                    tracing::debug!("Mobility Header socket: dropped a malformed header");
-                    return;
-                };
-                ctx.mh.count_received(a.repr.mh_type());
-                machine.handle(
-                    Event::Mh(Inbound {
-                        src: a.src,
-                        dst: a.dst,
-                        hao: a.hao,
-                        repr: &a.repr,
-                        raw: &a.raw,
-                    }),
-                    now,
-                );
-            });
+            drain(
+                "Mobility Header socket",
+                &mut self.sock,
+                |s| s.recv(),
+                |_, r| {
+                    let Some(a) = arrived(r) else {
+                        tracing::debug!("Mobility Header socket: dropped a malformed header");
+                        return;
+                    };
+                    ctx.mh.count_received(a.repr.mh_type());
+                    machine.handle(
+                        Event::Mh(Inbound {
+                            src: a.src,
+                            dst: a.dst,
+                            hao: a.hao,
+                            repr: &a.repr,
+                            raw: &a.raw,
+                        }),
+                        now,
+                    );
+                },
+            );
         } else if fd == self.reports.as_raw_fd() {
             match self.reports.recv() {
                 Ok(events) => {
@@ -169,7 +168,10 @@ impl Signalling {
     pub fn send(&self, t: &Transmit, path: &KernelPath, ctx: &mut Ctx<'_>) {
         let state = t.rh2.and_then(|hoa| path.rh2_coa(t.src, hoa));
         let Some((to, opts)) = send_plan(t, state) else {
-            tracing::warn!("not sending {}: the kernel data path has no such path", t.repr);
+            tracing::warn!(
+                "not sending {}: the kernel data path has no such path",
+                t.repr
+            );
             return;
         };
         match self.sock.send(&t.bytes, to, opts) {
@@ -203,7 +205,11 @@ mod tests {
 
     #[test]
     fn a_home_address_option_is_swapped_back() {
-        let (hoa, coa, cn) = (a("2001:db8:1::100"), a("2001:db8:41::100"), a("2001:db8:10::2"));
+        let (hoa, coa, cn) = (
+            a("2001:db8:1::100"),
+            a("2001:db8:41::100"),
+            a("2001:db8:10::2"),
+        );
         // The checksum is over the home address, as the sender computed it.
         let (repr, bytes) = brr(hoa, cn);
         let got = arrived(ReceivedMh {
@@ -221,7 +227,11 @@ mod tests {
 
     #[test]
     fn a_routing_header_is_swapped_back() {
-        let (hoa, coa, ha) = (a("2001:db8:1::100"), a("2001:db8:41::100"), a("2001:db8:1::1"));
+        let (hoa, coa, ha) = (
+            a("2001:db8:1::100"),
+            a("2001:db8:41::100"),
+            a("2001:db8:1::1"),
+        );
         let (_, bytes) = brr(ha, hoa);
         let got = arrived(ReceivedMh {
             src: ha,
@@ -248,9 +258,17 @@ mod tests {
             bytes: bytes.clone(),
         };
         assert!(arrived(ok.clone()).is_some());
-        assert!(arrived(ReceivedMh { dst: None, ..ok.clone() }).is_none());
+        assert!(arrived(ReceivedMh {
+            dst: None,
+            ..ok.clone()
+        })
+        .is_none());
         bytes[4] ^= 0xff;
-        assert!(arrived(ReceivedMh { bytes, ..ok.clone() }).is_none());
+        assert!(arrived(ReceivedMh {
+            bytes,
+            ..ok.clone()
+        })
+        .is_none());
         assert!(arrived(ReceivedMh {
             bytes: vec![],
             ..ok
@@ -260,7 +278,11 @@ mod tests {
 
     #[test]
     fn a_report_of_a_home_address_option_is_a_binding_error_to_send() {
-        let (hoa, coa, cn) = (a("2001:db8:1::100"), a("2001:db8:41::100"), a("2001:db8:10::2"));
+        let (hoa, coa, cn) = (
+            a("2001:db8:1::100"),
+            a("2001:db8:41::100"),
+            a("2001:db8:10::2"),
+        );
         let r = Report {
             proto: IPPROTO_DSTOPTS,
             sel: Selector::hosts(hoa, cn),
@@ -317,13 +339,7 @@ mod tests {
         // The binding's state adds it: a plain packet to the home address.
         assert_eq!(
             send_plan(&t, Some(coa)),
-            Some((
-                h,
-                SendOptions {
-                    rh2: None,
-                    ..cmsg
-                }
-            ))
+            Some((h, SendOptions { rh2: None, ..cmsg }))
         );
         let plain = Transmit {
             rh2: None,
@@ -332,13 +348,7 @@ mod tests {
         };
         assert_eq!(
             send_plan(&plain, Some(coa)),
-            Some((
-                h,
-                SendOptions {
-                    rh2: None,
-                    ..cmsg
-                }
-            ))
+            Some((h, SendOptions { rh2: None, ..cmsg }))
         );
         assert_eq!(
             send_plan(
