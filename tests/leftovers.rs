@@ -225,7 +225,10 @@ fn xfrm_sub_policies_in_umips_range_are_leftovers_and_others_are_not() {
         }
         let removed = mip6d::daemon::leftovers::remove_all();
         assert_eq!(
-            removed.iter().filter(|r| r.starts_with("xfrm sub-policy")).count(),
+            removed
+                .iter()
+                .filter(|r| r.starts_with("xfrm sub-policy"))
+                .count(),
             1,
             "{removed:?}"
         );
