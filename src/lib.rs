@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod datapath;
 pub mod ds;
+pub mod dsapp;
 pub mod dsnode;
 pub mod hex;
 pub mod linkemu;

@@ -515,13 +515,29 @@ fn a_connection_goes_to_sn2_and_back_to_the_contact_node() {
             a.stream
                 .write_all(&stream(TOTAL / 3..2 * TOTAL / 3, 0))
                 .unwrap();
-            let (seq, rewritten) = (a.sequence, a.rewritten());
+            // The client's acknowledgements reach sn2 through its binding: wait for the
+            // first before handing on, or a fast handoff could freeze before any came.
+            let t = Instant::now();
+            while a.rewritten().0 == 0 && t.elapsed() < Duration::from_secs(5) {
+                thread::sleep(Duration::from_millis(1));
+            }
+            let seq = a.sequence;
             let (s, prepared, path) = a.into_handoff();
             assert_eq!(prepared.bu_sequence, Some(seq));
+            let counters = path.as_ref().expect("sn2's data path").counters.clone();
             let to = SocketAddrV6::new(n.sn1, CONTROL_PORT, 0, 0);
             let (r2, back) = hand_off(s, to, 1, vec![], &d2, &mut lock, Some(prepared)).unwrap();
             assert!(back.is_none());
+            // Read once the data path's threads are joined: before, a packet taken off
+            // the queue may not be counted yet.
             drop(path);
+            let rewritten = {
+                use std::sync::atomic::Ordering::Relaxed;
+                (
+                    counters.rewritten_in.load(Relaxed),
+                    counters.rewritten_out.load(Relaxed),
+                )
+            };
             let _ = lock.remove();
             (r2, seq, rewritten)
         })

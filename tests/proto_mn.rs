@@ -752,3 +752,65 @@ fn sequence_numbers_wrap() {
     }
     assert_eq!(h.binding(&ha1(), &hoa()).unwrap().seq.get(), 2);
 }
+
+/// Distributed Servers: a member that may become contact holds the DSA's home
+/// registration until the membership says it is the contact, registers with the committed
+/// sequence number, and on losing the role stops without deregistering (the home agent's
+/// binding belongs to the next contact by then).
+#[test]
+fn a_held_home_registration_waits_registers_with_the_given_sequence_and_stops_silently() {
+    let t0 = Instant::now();
+    let mut m = mn_with(|c| c.hold_home_registration = true);
+    let mut h = ha(t0, None);
+    let out = move_to(&mut m, coa(), t0);
+    assert!(sends(&out).is_empty(), "held: no BU: {out:?}");
+    assert!(
+        !out.contains(&Action::BlockHoa { hoa: hoa() }),
+        "a held home address is not ours to block"
+    );
+    assert!(m.home_held());
+    assert_eq!(m.poll_timeout(), None, "nothing to retransmit");
+    m.set_home_registration(Some(7), t0);
+    let out = drain_mn(&mut m);
+    let bu = sends(&out).pop().expect("a home BU once released");
+    assert_eq!(bu_fields(&bu).0, 7, "the membership's sequence number");
+    to_peer(&bu, t0, &mut |e, t| h.handle(e, t));
+    let mut acts: Vec<Action> = std::iter::from_fn(|| h.poll_action()).collect();
+    if let Some(Action::StartDad { hoa, .. }) = acts
+        .iter()
+        .find(|x| matches!(x, Action::StartDad { .. }))
+        .cloned()
+    {
+        h.handle(Event::DadResult { hoa, ok: true }, t0);
+        acts = std::iter::from_fn(|| h.poll_action()).collect();
+    }
+    let ba = sends(&acts).pop().expect("a BA");
+    to_mn(&mut m, &ba, ha1(), t0);
+    let out = drain_mn(&mut m);
+    assert!(out.contains(&Action::HomeTunnelSet {
+        hoa: hoa(),
+        ha: ha1(),
+        coa: coa()
+    }));
+    assert_eq!(m.home_binding().map(|b| b.seq.get()), Some(7));
+    // Deposed: the tunnel goes, and nothing is sent — no deregistration, ever.
+    let t1 = t0 + secs(1);
+    m.set_home_registration(None, t1);
+    let out = drain_mn(&mut m);
+    assert!(out.contains(&Action::HomeTunnelClear { hoa: hoa() }));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(m.home_binding().is_none());
+    let mut now = t1;
+    for _ in 0..5 {
+        match m.poll_timeout() {
+            Some(t) => now = t.max(now),
+            None => break,
+        }
+        m.handle_timeout(now);
+        assert!(sends(&drain_mn(&mut m)).is_empty());
+    }
+    // Contact again later with a newer committed number: a fresh registration with it.
+    m.set_home_registration(Some(9), now + secs(5));
+    let bu = sends(&drain_mn(&mut m)).pop().expect("a home BU");
+    assert_eq!(bu_fields(&bu).0, 9);
+}

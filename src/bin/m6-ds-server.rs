@@ -5,9 +5,11 @@
 //!
 //! ```text
 //! m6-ds-server donor    --dsa A --home-agent A --care-of A --to ADDR:PORT --port P
-//!                       [--count N] [--size BYTES] [--drain off|on|auto] --key-file F
+//!                       [--count N] [--size BYTES] [--drain off|on|auto] [--wait MS]
+//!                       [--accept-timeout MS] --key-file F
 //! m6-ds-server acceptor --dsa A --care-of A --listen ADDR:PORT --port P
-//!                       [--count N] [--size BYTES] --key-file F
+//!                       [--count N] [--size BYTES] [--sequence-after CLIENT=SEQ]
+//!                       --key-file F
 //! m6-ds-server client   --dsa A --port P [--count N] [--size BYTES] [--first RUN]
 //! ```
 //!
@@ -29,13 +31,15 @@ use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use mip6d::config::model::HandoffDrain;
 use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::Timeouts;
-use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
+use mip6d::ds::phases::Spans;
+use mip6d::dsnode::acceptor::{accept_one, Accepted, AcceptorConfig, Sequences};
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
@@ -71,6 +75,14 @@ enum Role {
         size: usize,
         #[arg(long, default_value = "off")]
         drain: String,
+        /// Milliseconds to wait between the last write and the handoff (the seed's
+        /// §3.2.3 experiment: the socket's buffers empty meanwhile).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        /// Milliseconds from the Offer to the Accept before rolling back (default the
+        /// protocol's); a large state over a slow link needs longer.
+        #[arg(long)]
+        accept_timeout: Option<u64>,
         #[arg(long)]
         key_file: PathBuf,
     },
@@ -92,6 +104,11 @@ enum Role {
         /// First of the two netfilter queues of the per-connection binding.
         #[arg(long, default_value_t = 7700)]
         queue: u16,
+        /// CLIENT=SEQ: the client's binding for the DSA was last updated with SEQ (by an
+        /// earlier acceptor); this one's Binding Updates must be newer. A client keeps a
+        /// deleted binding's number for a while (RFC 6275 §5.2.8).
+        #[arg(long)]
+        sequence_after: Vec<String>,
     },
     Client {
         #[arg(long)]
@@ -116,6 +133,13 @@ fn bytes(range: std::ops::Range<usize>, salt: usize) -> Vec<u8> {
     range.map(|i| byte(i, salt)).collect()
 }
 
+/// Spans as `[[name, µs], ...]`, in their order.
+fn spans_json(s: &Spans) -> serde_json::Value {
+    s.0.iter()
+        .map(|(n, d)| json!([n, d.as_micros() as u64]))
+        .collect()
+}
+
 fn key(path: &std::path::Path) -> Result<SharedKey, String> {
     SharedKey::load(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -130,11 +154,14 @@ fn donor(r: Role) -> Result<(), String> {
         count,
         size,
         drain,
+        wait,
+        accept_timeout,
         key_file,
     } = r
     else {
         unreachable!()
     };
+    let wait = Duration::from_millis(wait);
     let drain = match drain.as_str() {
         "off" => HandoffDrain::Off,
         "on" => HandoffDrain::On,
@@ -151,7 +178,10 @@ fn donor(r: Role) -> Result<(), String> {
         key: key(&key_file)?,
         drain,
         drain_bound: Duration::from_secs(2),
-        timeouts: Timeouts::default(),
+        timeouts: Timeouts {
+            accept: accept_timeout.map_or(Timeouts::default().accept, Duration::from_millis),
+            ..Timeouts::default()
+        },
     };
     let mut lock = NetLock::install("ds_server").map_err(|e| format!("network lock: {e}"))?;
     let listener = TcpListener::bind(SocketAddrV6::new(dsa, port, 0, 0))
@@ -178,6 +208,7 @@ fn donor(r: Role) -> Result<(), String> {
             }
             s.write_all(&bytes(0..size / 2, run))
                 .map_err(|e| e.to_string())?;
+            std::thread::sleep(wait);
             let app = ((size / 2) as u64).to_be_bytes().to_vec();
             let (r, back) = hand_off(s, to, run as u64 + 1, app, &cfg, &mut lock, Some(prepared))
                 .map_err(|e| format!("handoff: {e}"))?;
@@ -192,9 +223,12 @@ fn donor(r: Role) -> Result<(), String> {
                 .collect();
             Ok(json!({
                 "run": run,
+                "wait_ms": wait.as_millis() as u64,
                 "outcome": format!("{:?}", r.outcome),
                 "state_bytes": r.state_bytes,
                 "send_queue": r.send_queue,
+                "unsent": r.unsent,
+                "spans_us": spans_json(&r.spans),
                 "recv_queue": r.recv_queue,
                 "home_test_us": r.home_test.as_micros() as u64,
                 "phases_us": phases,
@@ -223,62 +257,108 @@ fn acceptor(r: Role) -> Result<(), String> {
         size,
         key_file,
         queue,
+        sequence_after,
     } = r
     else {
         unreachable!()
     };
-    let cfg = AcceptorConfig {
-        dsa,
-        care_of,
-        node_id: 2,
-        key: key(&key_file)?,
-        timeouts: Timeouts::default(),
-        queue,
-        ports: vec![port],
-        contact: false,
-    };
+    let mut seeded = Sequences::default();
+    for a in &sequence_after {
+        let (client, seq) = a
+            .split_once('=')
+            .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)))
+            .ok_or_else(|| format!("--sequence-after {a}: CLIENT=SEQ"))?;
+        seeded.record(client, seq);
+    }
     let control = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
     eprintln!("acceptor: listening on {listen}");
-    let mut sequences = Sequences::default();
+    // Each connection is served on its own thread, and the next is taken as soon as the
+    // client's binding is released: the next handoff finds this node listening (as a
+    // daemon would), not still tearing the last data path down — which is also why each
+    // takes its own pair of netfilter queues.
+    let control = Arc::new(control);
+    let sequences = Arc::new(Mutex::new(seeded));
+    let mut served = Vec::new();
     for run in 0..count {
-        let mut a = accept_one(&control, &cfg, &sequences).map_err(|e| format!("accept: {e}"))?;
-        let half = a
-            .app
-            .as_slice()
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| "application data: not a u64 offset")? as usize;
-        a.stream
-            .write_all(&bytes(half..size, run))
-            .map_err(|e| e.to_string())?;
-        let mut request = vec![0; REQUEST_LEN];
-        a.stream
-            .read_exact(&mut request)
-            .map_err(|e| format!("request: {e}"))?;
-        let mut upload = Vec::new();
-        a.stream
-            .read_to_end(&mut upload)
-            .map_err(|e| format!("upload: {e}"))?;
-        let intact = request == bytes(0..REQUEST_LEN, 1) && upload == bytes(0..UPLOAD_LEN, 2);
-        let (seq, rewritten, state_bytes) = (a.sequence, a.rewritten(), a.state_bytes);
-        let client = a.stream.peer_addr().map_err(|e| e.to_string())?.ip();
-        let held = a.finish();
-        if let std::net::IpAddr::V6(c) = client {
-            sequences.record(c, held);
+        let known = sequences.lock().map_err(|_| "poisoned")?.clone();
+        let cfg = AcceptorConfig {
+            dsa,
+            care_of,
+            node_id: 2,
+            key: key(&key_file)?,
+            timeouts: Timeouts::default(),
+            queue: queue + 2 * (run % 16) as u16,
+            ports: vec![port],
+            contact: false,
+        };
+        let (control, sequences) = (control.clone(), sequences.clone());
+        let (released_tx, released_rx) = mpsc::channel();
+        served.push(std::thread::spawn(move || {
+            let a = accept_one(&control, &cfg, &known).map_err(|e| format!("accept: {e}"))?;
+            serve(a, run, size, &sequences, released_tx)
+        }));
+        // The next client's binding must be newer than this one's deletion.
+        if released_rx.recv().is_err() {
+            break;
         }
-        println!(
-            "{}",
-            json!({
-                "run": run,
-                "bu_sequence": seq,
-                "state_bytes": state_bytes,
-                "rewritten_in": rewritten.0,
-                "rewritten_out": rewritten.1,
-                "request_and_upload_intact": intact,
-            })
-        );
     }
-    Ok(())
+    let mut result = Ok(());
+    for t in served {
+        match t
+            .join()
+            .map_err(|_| "a serving thread panicked".to_string())?
+        {
+            Ok(v) => println!("{v}"),
+            Err(e) => result = Err(e),
+        }
+    }
+    result
+}
+
+/// Serves the second half of a connection taken over, reads the rest, closes.
+fn serve(
+    mut a: Accepted,
+    run: usize,
+    size: usize,
+    sequences: &Mutex<Sequences>,
+    released: mpsc::Sender<()>,
+) -> Result<serde_json::Value, String> {
+    let half = a
+        .app
+        .as_slice()
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| "application data: not a u64 offset")? as usize;
+    a.stream
+        .write_all(&bytes(half..size, run))
+        .map_err(|e| e.to_string())?;
+    let mut request = vec![0; REQUEST_LEN];
+    a.stream
+        .read_exact(&mut request)
+        .map_err(|e| format!("request: {e}"))?;
+    let mut upload = Vec::new();
+    a.stream
+        .read_to_end(&mut upload)
+        .map_err(|e| format!("upload: {e}"))?;
+    let intact = request == bytes(0..REQUEST_LEN, 1) && upload == bytes(0..UPLOAD_LEN, 2);
+    let (seq, rewritten, state_bytes) = (a.sequence, a.rewritten(), a.state_bytes);
+    let spans = spans_json(&a.spans);
+    let client = a.stream.peer_addr().map_err(|e| e.to_string())?.ip();
+    a.finish_with(|held| {
+        if let (std::net::IpAddr::V6(c), Ok(mut s)) = (client, sequences.lock()) {
+            s.record(c, held);
+        }
+        let _ = released.send(());
+    });
+    Ok(json!({
+        "run": run,
+        "bu_sequence": seq,
+        "state_bytes": state_bytes,
+        "spans_us": spans,
+        "rewritten_in": rewritten.0,
+        "rewritten_out": rewritten.1,
+        "request_and_upload_intact": intact,
+    }))
 }
 
 fn client(r: Role) -> Result<(), String> {
@@ -301,8 +381,17 @@ fn client(r: Role) -> Result<(), String> {
         s.write_all(&bytes(0..REQUEST_LEN, 1))
             .map_err(|e| e.to_string())?;
         let mut got = vec![0; size];
-        let (mut off, mut last) = (0, Instant::now());
+        let start = Instant::now();
+        let (mut off, mut last) = (0, start);
+        // (end offset, µs since the request) of every read up to the one that crosses
+        // the middle: the pause the client saw lies at the byte where the donor stopped
+        // transmitting, which only the donor knows (`unsent` in its report).
+        let mut reads: Vec<(usize, u64)> = Vec::new();
         let (mut longest, mut middle) = (Duration::ZERO, None);
+        // The longest pause once data flows: the wait for the first byte (the donor's
+        // home test) is not the handoff's, and when the donor hands off a full send queue
+        // the acceptor resends bytes before the middle, so the pause is not at the middle.
+        let mut stall = Duration::ZERO;
         let mut error = None;
         while off < size {
             match s.read(&mut got[off..]) {
@@ -318,6 +407,12 @@ fn client(r: Role) -> Result<(), String> {
                         middle = Some(now - last);
                     }
                     longest = longest.max(now - last);
+                    if off <= size / 2 {
+                        reads.push((off + n, (now - start).as_micros() as u64));
+                    }
+                    if off > 0 {
+                        stall = stall.max(now - last);
+                    }
                     off += n;
                     last = now;
                 }
@@ -346,6 +441,8 @@ fn client(r: Role) -> Result<(), String> {
                 "error": error,
                 "gap_us": middle.map(|d| d.as_micros() as u64),
                 "longest_pause_us": longest.as_micros() as u64,
+                "reads": reads,
+                "stall_us": stall.as_micros() as u64,
             })
         );
     }

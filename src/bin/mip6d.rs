@@ -81,11 +81,25 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = mip6d::datapath::user::DEFAULT_QUEUE)]
     nfqueue: u16,
 
+    /// The home agent's tunnel on the user data path: `seg6` in the kernel (SRv6
+    /// lightweight tunnels), `queue` through a netfilter queue, `auto` the kernel's when
+    /// it can. The default stays `queue` until the mobile node's side of the tunnel is in
+    /// the kernel too (see mip6d(8)).
+    #[arg(long, value_enum, default_value = "queue")]
+    tunnel: TunnelArg,
+
     /// Leave the network alone: no netfilter rules, queues or raw sockets; only signals,
     /// timers and the control socket run (for trying a configuration, and for tests that
     /// run many daemons side by side).
     #[arg(long)]
     no_datapath: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TunnelArg {
+    Auto,
+    Seg6,
+    Queue,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -251,11 +265,12 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
     let mut daemon = daemon;
     // Membership is UDP on the control port only, so it runs with --no-datapath too.
     let roles = if args.no_datapath {
-        Ok(())
+        Ok(None)
     } else {
-        start_roles(&mut daemon, args.nfqueue)
+        start_roles(&mut daemon, args.nfqueue, args.tunnel)
     };
-    let started = roles.and_then(|()| mip6d::ds::membership_machine::start_all(&mut daemon));
+    let started = roles.and_then(|dsa| mip6d::ds::membership_machine::start_all(&mut daemon, dsa));
+    let started = started.and_then(|()| mip6d::dsnode::service::start_all(&mut daemon));
     if let Err(e) = started {
         eprintln!("mip6d: {e}");
         if !foreground || log_file.is_some() {
@@ -285,8 +300,14 @@ fn run(args: Args, cfg: Config, path: PathBuf, overrides: Overrides) -> ExitCode
 
 /// Picks the packet path and plugs the roles into the loop. Every node is a correspondent
 /// node too (umip: the CN part runs in every role): a home agent runs the `Ha` machine,
-/// which embeds it, and so does the mobile node.
-fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
+/// which embeds it, and so does the mobile node. A Distributed Servers member with a
+/// `ContactInterface` runs a held mobile node role for the DSA instead (returned: the
+/// membership releases it while this node is the contact).
+fn start_roles(
+    daemon: &mut Daemon,
+    queue: u16,
+    tunnel: TunnelArg,
+) -> Result<Option<mip6d::ds::contact_home::DsaLink>, String> {
     let cfg = daemon.config().clone();
     // Before anything is installed: what a killed daemon left would collide with it.
     mip6d::daemon::leftovers::remove_all();
@@ -302,23 +323,48 @@ fn start_roles(daemon: &mut Daemon, queue: u16) -> Result<(), String> {
             .map_err(|_| "home agent: no randomness for the nonces".to_string())?;
         if kernel {
             let path = HaKernelPath::start(ha, &home_if, daemon.registry_mut())?;
-            return daemon.add_machine(Box::new(path));
+            return daemon.add_machine(Box::new(path)).map(|()| None);
         }
-        let path = HaUserPath::start(ha, &home_if, queue, daemon.registry_mut())?;
-        return daemon.add_machine(Box::new(path));
+        let kernel_tunnels = kernel_tunnels(tunnel)?;
+        let path = HaUserPath::start(ha, &home_if, queue, kernel_tunnels, daemon.registry_mut())?;
+        return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
     if matches!(cfg.node_config, NodeRole::Mn) {
         let path = mip6d::datapath::mn_kernel::start(&cfg, cn, queue, daemon.registry_mut(), now)?;
-        return daemon.add_machine(Box::new(path));
+        return daemon.add_machine(Box::new(path)).map(|()| None);
+    }
+    if let Some(ds) = mip6d::ds::membership_machine::contact_block(&cfg) {
+        let (path, link) =
+            mip6d::ds::contact_home::start(&cfg, ds, cn, queue, daemon.registry_mut(), now)?;
+        return daemon.add_machine(Box::new(path)).map(|()| Some(link));
     }
     if kernel {
         let path = CnKernelPath::start(cn, daemon.registry_mut())?;
-        return daemon.add_machine(Box::new(path));
+        return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
-    daemon.add_machine(Box::new(path))
+    daemon.add_machine(Box::new(path)).map(|()| None)
+}
+
+/// Settles `--tunnel` against the running kernel (`datapath::seg6::probe`).
+fn kernel_tunnels(asked: TunnelArg) -> Result<bool, String> {
+    if asked == TunnelArg::Queue {
+        tracing::info!("tunnel: queue (as asked)");
+        return Ok(false);
+    }
+    match (mip6d::datapath::seg6::probe(), asked) {
+        (Ok(()), _) => {
+            tracing::info!("tunnel: seg6 (the kernel has SRv6 lightweight tunnels)");
+            Ok(true)
+        }
+        (Err(why), TunnelArg::Seg6) => Err(format!("--tunnel seg6: {why}")),
+        (Err(why), _) => {
+            tracing::info!("tunnel: queue ({why})");
+            Ok(false)
+        }
+    }
 }
 
 /// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice

@@ -71,6 +71,7 @@ pub enum Special {
     DsHandoffDrain,
     DsControlPort,
     DsStateFile,
+    DsContactInterface,
     Peer,
 }
 
@@ -253,6 +254,7 @@ pub static STATEMENTS: &[StatementDef] = &[
     special!(ext "HandoffDrain", DistributedServer, DsHandoffDrain),
     special!(ext "ControlPort", DistributedServer, DsControlPort),
     special!(ext "StateFile", DistributedServer, DsStateFile),
+    special!(ext "ContactInterface", DistributedServer, DsContactInterface),
     special!(ext "Peer", Peers, Peer),
 ];
 

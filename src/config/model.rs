@@ -272,6 +272,10 @@ pub struct DistributedServer {
     /// Where the membership protocol keeps its promises across restarts (`StateFile`);
     /// `None` = [`DistributedServer::state_path`]'s default.
     pub state_file: Option<String>,
+    /// `ContactInterface`: this member may become the contact, and then registers the DSA
+    /// as a home address with its care-of address on this interface (a mobile node role
+    /// the membership starts and stops); `None` = the registration is only logged.
+    pub contact_interface: Option<String>,
 }
 
 impl DistributedServer {

@@ -1161,6 +1161,7 @@ impl<'c> FileParser<'c> {
         let mut drain = HandoffDrain::default();
         let mut port = DistributedServer::DEFAULT_CONTROL_PORT;
         let mut state_file = None;
+        let mut contact_interface = None;
         self.block(Scope::DistributedServer, &title, &expecting, |p, def, t| {
             let Kind::Special(s) = def.kind else {
                 return Err(p.internal(t));
@@ -1185,6 +1186,14 @@ impl<'c> FileParser<'c> {
                         return Err(p.err(at, "expected a state file name, found \"\""));
                     }
                     state_file = Some(f);
+                }
+                Special::DsContactInterface => {
+                    let at = p.peek().start;
+                    let f = p.string("an interface name")?;
+                    if f.is_empty() {
+                        return Err(p.err(at, "expected an interface name, found \"\""));
+                    }
+                    contact_interface = Some(f);
                 }
                 Special::DsHeartbeatInterval => {
                     heartbeat = p.decimal(
@@ -1256,6 +1265,7 @@ impl<'c> FileParser<'c> {
             handoff_drain: drain,
             control_port: port,
             state_file,
+            contact_interface,
         };
         self.ds_sanity(&ds, &title, &peers, id_at, failure_at.unwrap_or(close))?;
         if let Some(first) = self.ctx.ds_names.get(&name) {
@@ -1306,6 +1316,12 @@ impl<'c> FileParser<'c> {
                     format!("expected a unicast {what} in {title}, found {a}"),
                 ));
             }
+        }
+        if ds.role == DsRole::Snode && ds.contact_interface.is_some() {
+            return Err(self.err(
+                id_at,
+                format!("expected no ContactInterface for Role snode in {title}: an snode never becomes the contact"),
+            ));
         }
         if ds.address == ds.home_agent_address {
             return Err(self.err(

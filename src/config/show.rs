@@ -224,6 +224,9 @@ impl Config {
                     if let Some(f) = &d.state_file {
                         writeln!(o, "\tStateFile \"{f}\";")?;
                     }
+                    if let Some(i) = &d.contact_interface {
+                        writeln!(o, "\tContactInterface \"{i}\";")?;
+                    }
                     writeln!(o, "}}")?;
                 }
                 Ok(())

@@ -102,6 +102,7 @@ impl fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 /// The group's secret, or a subkey derived from it.
+#[derive(Clone)]
 pub struct SharedKey {
     secret: Vec<u8>,
     hmac: hmac::Key,

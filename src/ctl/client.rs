@@ -18,6 +18,11 @@ const MAX_ANSWER: u64 = 64 << 20;
 
 /// Sends `cmd` and returns the daemon's `data`, or a message for the operator.
 pub fn query(socket: &Path, cmd: Command) -> Result<Value, String> {
+    query_with(socket, cmd, serde_json::json!({}))
+}
+
+/// As [`query`], with the request's arguments (an object).
+pub fn query_with(socket: &Path, cmd: Command, args: Value) -> Result<Value, String> {
     let shown = socket.display();
     let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
         ErrorKind::NotFound => format!("mip6d is not running (no socket at {shown})"),
@@ -33,7 +38,7 @@ pub fn query(socket: &Path, cmd: Command) -> Result<Value, String> {
     let set = |r: io::Result<()>| r.map_err(|e| format!("{shown}: {e}"));
     set(stream.set_read_timeout(Some(TIMEOUT)))?;
     set(stream.set_write_timeout(Some(TIMEOUT)))?;
-    let answer = control::request_blocking(&stream, cmd, MAX_ANSWER).map_err(|e| {
+    let answer = control::request_blocking_with(&stream, cmd, args, MAX_ANSWER).map_err(|e| {
         if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
             format!(
                 "mip6d did not answer on {shown} within {} s",
@@ -263,6 +268,8 @@ pub fn render(cmd: Command, data: &Value) -> String {
         Command::Bul => entries_table(data, &BUL_COLUMNS),
         Command::Stats => render_stats(data),
         Command::Members => super::members::render(data),
+        Command::Handoffs => super::handoffs::render(data),
+        Command::Handoff => super::handoffs::render_one(data),
     }
 }
 

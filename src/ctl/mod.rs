@@ -3,6 +3,7 @@
 pub mod capture;
 pub mod client;
 pub mod decode;
+pub mod handoffs;
 pub mod members;
 
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,59 @@ enum Command {
     /// Show the Distributed Servers membership view: this node's role and rank, the
     /// epoch, the contact, each member's role, address and liveness, the DSA sequence.
     Members(QueryArgs),
+    /// Hand a live TCP connection to the DSA over to another server node: mip6d takes
+    /// the connection from the process that owns it (that process must then close its
+    /// descriptor) and waits until the handoff is over.
+    Handoff(HandoffArgs),
+    /// Show recent handoffs: direction, connection, the other node, outcome, state
+    /// size and the seven phases in milliseconds.
+    Handoffs(QueryArgs),
+}
+
+#[derive(Args, Debug)]
+struct HandoffArgs {
+    /// The client's end of the connection, [ADDRESS]:PORT.
+    #[arg(long, value_name = "[CLIENT]:PORT")]
+    conn: String,
+    /// The acceptor: a node id or address from the DistributedServer block's Peers.
+    #[arg(long, value_name = "NODE")]
+    to: String,
+    /// The DistributedServer block (when the node runs several).
+    #[arg(long, value_name = "NAME")]
+    ds: Option<String>,
+    /// Return once the handoff started instead of waiting for its end.
+    #[arg(long)]
+    no_wait: bool,
+    /// Print the daemon's answer as JSON (one line).
+    #[arg(long)]
+    json: bool,
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = client::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+fn run_handoff(a: &HandoffArgs) -> ExitCode {
+    match handoffs::hand_off(&a.socket, &a.conn, &a.to, a.ds.as_deref(), !a.no_wait) {
+        Ok((rec, ok)) => {
+            let text = if a.json {
+                format!("{rec}\n")
+            } else if a.no_wait {
+                format!("handoff {} started\n", rec["id"])
+            } else {
+                handoffs::render_one(&rec)
+            };
+            let _ = io::stdout().lock().write_all(text.as_bytes());
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("mip6ctl handoff: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +173,8 @@ pub fn main() -> ExitCode {
         Command::Bul(a) => run_query(crate::daemon::control::Command::Bul, &a),
         Command::Stats(a) => run_query(crate::daemon::control::Command::Stats, &a),
         Command::Members(a) => run_query(crate::daemon::control::Command::Members, &a),
+        Command::Handoff(a) => run_handoff(&a),
+        Command::Handoffs(a) => run_query(crate::daemon::control::Command::Handoffs, &a),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The control socket: a Unix stream socket that mip6ctl (or a script) talks to.
 //!
 //! Protocol: one JSON object per line in each direction. A request is
-//! `{"cmd":"status"}` (or `bc`, `bul`, `stats`, `members`); the answer is `{"ok":true,"data":…}` or
+//! `{"cmd":"status"}` (or `bc`, `bul`, `stats`, `members`, `handoffs`, and
+//! `{"cmd":"handoff","conn":"[CLIENT]:PORT","to":"NODE"}`); the answer is `{"ok":true,"data":…}` or
 //! `{"ok":false,"error":"…"}`. A client may send several requests on one connection and
 //! gets the answers in order. Nothing a client sends can stop the daemon: a bad line gets
 //! an error answer and the connection stays usable; a line longer than [`MAX_REQUEST`]
@@ -39,15 +40,21 @@ pub enum Command {
     Bul,
     Stats,
     Members,
+    /// Hand a connection off (arguments `conn`, `to`).
+    Handoff,
+    /// Recent handoffs.
+    Handoffs,
 }
 
 impl Command {
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 7] = [
         Command::Status,
         Command::Bc,
         Command::Bul,
         Command::Stats,
         Command::Members,
+        Command::Handoff,
+        Command::Handoffs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +64,8 @@ impl Command {
             Command::Bul => "bul",
             Command::Stats => "stats",
             Command::Members => "members",
+            Command::Handoff => "handoff",
+            Command::Handoffs => "handoffs",
         }
     }
 }
@@ -71,6 +80,11 @@ fn known() -> String {
 
 /// Parses one request line (without its newline).
 pub fn parse_request(line: &[u8]) -> Result<Command, String> {
+    parse_request_args(line).map(|(c, _)| c)
+}
+
+/// Parses one request line: the command and the whole object (its arguments).
+pub fn parse_request_args(line: &[u8]) -> Result<(Command, Value), String> {
     let v: Value = serde_json::from_slice(line).map_err(|e| {
         format!(
             "bad request: not JSON ({e}); send one object per line, like {{\"cmd\":\"status\"}}"
@@ -85,7 +99,7 @@ pub fn parse_request(line: &[u8]) -> Result<Command, String> {
     let Some(cmd) = cmd.as_str() else {
         return Err("bad request: \"cmd\" must be a string".into());
     };
-    Command::ALL
+    let cmd = Command::ALL
         .into_iter()
         .find(|c| c.name() == cmd)
         .ok_or_else(|| {
@@ -93,7 +107,8 @@ pub fn parse_request(line: &[u8]) -> Result<Command, String> {
             // and into nothing else, but a megabyte of echo helps nobody.
             let shown: String = cmd.chars().take(40).collect();
             format!("unknown command {shown:?}; known commands: {}", known())
-        })
+        })?;
+    Ok((cmd, v))
 }
 
 pub fn ok_line(data: Value) -> String {
@@ -115,8 +130,23 @@ pub fn request_blocking(
     cmd: Command,
     limit: u64,
 ) -> io::Result<Value> {
+    request_blocking_with(stream, cmd, json!({}), limit)
+}
+
+/// As [`request_blocking`], with arguments: the fields of `args` (an object) go into the
+/// request beside `cmd`.
+pub fn request_blocking_with(
+    stream: &std::os::unix::net::UnixStream,
+    cmd: Command,
+    mut args: Value,
+    limit: u64,
+) -> io::Result<Value> {
     let mut w = stream;
-    w.write_all(format!("{{\"cmd\":\"{}\"}}\n", cmd.name()).as_bytes())?;
+    if !args.is_object() {
+        args = json!({});
+    }
+    args["cmd"] = json!(cmd.name());
+    w.write_all(format!("{args}\n").as_bytes())?;
     let mut line = String::new();
     BufReader::new(stream.take(limit)).read_line(&mut line)?;
     if line.is_empty() {
@@ -216,7 +246,7 @@ pub struct Counters {
 }
 
 /// What the loop answers requests with.
-pub type Responder<'a> = dyn FnMut(Command, Counters) -> Result<Value, String> + 'a;
+pub type Responder<'a> = dyn FnMut(Command, &Value, Counters) -> Result<Value, String> + 'a;
 
 pub struct ControlServer {
     listener: UnixListener,
@@ -450,8 +480,8 @@ fn answer_lines(c: &mut Client, respond: &mut Responder<'_>, counters: &mut Coun
             continue;
         }
         counters.served += 1;
-        let answer = match parse_request(line) {
-            Ok(cmd) => match respond(cmd, *counters) {
+        let answer = match parse_request_args(line) {
+            Ok((cmd, args)) => match respond(cmd, &args, *counters) {
                 Ok(data) => ok_line(data),
                 Err(e) => error_line(&e),
             },
@@ -482,7 +512,7 @@ mod tests {
             (br#"{"cmd":5}"#, "must be a string"),
             (
                 br#"{"cmd":"reboot"}"#,
-                "unknown command \"reboot\"; known commands: status, bc, bul, stats, members",
+                "unknown command \"reboot\"; known commands: status, bc, bul, stats, members, handoff, handoffs",
             ),
             (b"\xff\xfe", "not JSON"),
         ] {

@@ -191,6 +191,11 @@ impl Daemon {
         Ok(())
     }
 
+    /// The control socket's path (other sockets of the daemon are named after it).
+    pub fn control_socket(&self) -> &std::path::Path {
+        &self.state.settings.control_socket
+    }
+
     /// The running configuration.
     pub fn config(&self) -> &Config {
         &self.state.config
@@ -301,12 +306,19 @@ impl Daemon {
                 }
                 token => {
                     let state = &mut self.state;
-                    let machines = &self.machines;
+                    let machines = &mut self.machines;
                     let installed = self.registry.installed();
-                    self.control
-                        .client_ready(self.poll.registry(), token, now, &mut |cmd, cs| {
-                            Ok(state.respond(cmd, cs, machines, &installed))
-                        });
+                    self.control.client_ready(
+                        self.poll.registry(),
+                        token,
+                        now,
+                        &mut |cmd, args, cs| match cmd {
+                            Command::Handoff | Command::Handoffs => {
+                                machine_request(machines, cmd, args)
+                            }
+                            _ => Ok(state.respond(cmd, cs, machines, &installed)),
+                        },
+                    );
                 }
             }
         }
@@ -348,6 +360,33 @@ impl Daemon {
         self.sources.clear();
         self.machines.clear();
         errors
+    }
+}
+
+/// A request only machines answer: `handoffs` gathers every machine's list, `handoff`
+/// goes to the first machine that takes it.
+fn machine_request(
+    machines: &mut [Box<dyn Machine>],
+    cmd: Command,
+    args: &Value,
+) -> Result<Value, String> {
+    let now = Instant::now();
+    let mut answers = machines
+        .iter_mut()
+        .filter_map(|m| m.request(cmd, args, now));
+    match cmd {
+        Command::Handoffs => {
+            let mut all = Vec::new();
+            for a in answers {
+                if let Some(list) = a?["handoffs"].as_array() {
+                    all.extend(list.iter().cloned());
+                }
+            }
+            Ok(json!({ "handoffs": all }))
+        }
+        _ => answers.next().unwrap_or_else(|| {
+            Err("no DistributedServer block on this node hands off connections (a block needs LocalAddress)".to_string())
+        }),
     }
 }
 
@@ -487,6 +526,8 @@ impl State {
                     .filter(|v| !v.is_null())
                     .collect::<Vec<_>>(),
             }),
+            // Answered by the machines (`machine_request`).
+            Command::Handoff | Command::Handoffs => Value::Null,
             Command::Stats => json!({
                 "mobility_header": MH_TYPES
                     .iter()

@@ -16,7 +16,9 @@
 //! - the kernel data path's XFRM objects: route-optimisation states (`route2`, `hao`: only
 //!   a Mobile IPv6 daemon makes them) and sub-policies with umip's priorities (1–19,
 //!   [`crate::datapath::kernel::prio`]), and its ip6ip6 devices, named
-//!   `ip6m` + 8 hex digits ([`crate::datapath::kernel::tunnel_name`]).
+//!   `ip6m` + 8 hex digits ([`crate::datapath::kernel::tunnel_name`]);
+//! - the tunnel fast path's nftables table `ip6 mip6d` and its routes in table 251
+//!   ([`crate::datapath::seg6`]).
 //!
 //! Objects without the mark are never touched, so an operator's own routes and rules
 //! survive. One daemon per network namespace is assumed: a second one started beside a
@@ -63,6 +65,16 @@ pub fn remove_all() -> Vec<String> {
             }
         }
         Err(e) => tracing::debug!("leftovers: ip sets: {e}"),
+    }
+    if crate::datapath::seg6::nft_table_exists() {
+        let what = format!("nftables table ip6 {}", crate::datapath::seg6::NFT_TABLE);
+        match crate::datapath::seg6::nft(&format!(
+            "delete table ip6 {}\n",
+            crate::datapath::seg6::NFT_TABLE
+        )) {
+            Ok(()) => removed.push(what),
+            Err(e) => tracing::warn!("leftover {what}: {e}"),
+        }
     }
     // Policies before the states their templates resolve to, tunnels before the routes
     // through them would matter (deleting a device takes its routes along).
@@ -151,7 +163,11 @@ fn remove_tunnels(rt: &mut Rtnl, removed: &mut Vec<String>) {
 }
 
 fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
-    for table in [MIP6D_TABLE, RT_TABLE_MAIN] {
+    for table in [
+        MIP6D_TABLE,
+        RT_TABLE_MAIN,
+        crate::datapath::seg6::DECAP_TABLE,
+    ] {
         match rt.routes(table) {
             Ok(routes) => {
                 for r in routes.into_iter().filter(|r| r.protocol == RTPROT_MIP) {

@@ -19,6 +19,7 @@
 //! timers), with a [`Ctx`]: the registry, so kernel objects it installs (netfilter rules)
 //! are removed on shutdown, and the Mobility Header counters `mip6ctl stats` shows.
 
+use super::control::Command;
 use super::registry::Registry;
 use serde_json::{json, Value};
 use std::net::Ipv6Addr;
@@ -100,6 +101,18 @@ pub trait Machine {
     /// view); `Null` for machines that hold none.
     fn members(&self, _now: Instant) -> Value {
         Value::Null
+    }
+
+    /// A control request beyond the common ones, for the machine that serves it
+    /// (`handoff`, `handoffs`: the Distributed Servers handoff service); `None`: not
+    /// this machine's.
+    fn request(
+        &mut self,
+        _cmd: Command,
+        _args: &Value,
+        _now: Instant,
+    ) -> Option<Result<Value, String>> {
+        None
     }
 }
 

@@ -429,19 +429,24 @@ pub struct HaUserPath {
     raw: RawSocket,
     /// Route-optimisation rules of the embedded correspondent node's bindings.
     ro_rules: RoRules,
-    /// The home registrations' tunnels.
+    /// The home registrations' tunnels on the queue ...
     tunnels: HomeTunnels,
+    /// ... or in the kernel (`--tunnel seg6`).
+    seg6: Option<super::seg6::Seg6Tunnels>,
     /// Proxy ND, DAD, DHAAD and prefix solicitations on the home link.
     home: HomeLink,
 }
 
 impl HaUserPath {
     /// Binds queues `queue` to `queue + 2`, opens the raw socket, then installs the
-    /// receive rules and the defragmentation rule (recorded in `registry`).
+    /// receive rules and the defragmentation rule (recorded in `registry`). With
+    /// `kernel_tunnels` the tunnels are [`super::seg6::Seg6Tunnels`] and the tunnel queue
+    /// gets no rules.
     pub fn start(
         ha: Ha,
         home_if: &str,
         queue: u16,
+        kernel_tunnels: bool,
         registry: &mut Registry,
     ) -> Result<HaUserPath, String> {
         check_ip6tables()?;
@@ -464,10 +469,20 @@ impl HaUserPath {
         // Sets before the rules that name them (the registry undoes newest first).
         let care_of = AddrSet::create(sets::CARE_OF, registry)?;
         let home = AddrSet::create(sets::HOME, registry)?;
+        let seg6 = if kernel_tunnels {
+            Some(super::seg6::Seg6Tunnels::start(home_if, registry)?)
+        } else {
+            None
+        };
+        let queued = if seg6.is_some() {
+            Vec::new()
+        } else {
+            tunnel_rules(tun_queue).to_vec()
+        };
         for rule in super::user::receive_rules(queue)
             .into_iter()
             .chain([defrag_rule()])
-            .chain(tunnel_rules(tun_queue))
+            .chain(queued)
         {
             rule.install(registry)
                 .map_err(|e| format!("cannot add a netfilter rule: {e}"))?;
@@ -489,6 +504,7 @@ impl HaUserPath {
                 routes: HashMap::new(),
                 home,
             },
+            seg6,
             home: home_link,
         })
     }
@@ -597,13 +613,21 @@ impl Machine for HaUserPath {
                         hoa,
                         coa: tunnel_remote,
                     };
-                    if let Err(e) = self.tunnels.install(&b, ctx.registry) {
+                    let path: &mut dyn DataPath = match self.seg6.as_mut() {
+                        Some(k) => k,
+                        None => &mut self.tunnels,
+                    };
+                    if let Err(e) = path.install(&b, ctx.registry) {
                         tracing::error!("home registration {hoa}: {e}");
                     }
                 }
                 Action::RouteDel { hoa } => {
                     let key = BindingKey::HomeRegistration { hoa };
-                    if let Err(e) = self.tunnels.remove(&key, ctx.registry) {
+                    let path: &mut dyn DataPath = match self.seg6.as_mut() {
+                        Some(k) => k,
+                        None => &mut self.tunnels,
+                    };
+                    if let Err(e) = path.remove(&key, ctx.registry) {
                         tracing::warn!("home registration {hoa}: {e}");
                     }
                 }

@@ -422,6 +422,8 @@ pub struct MnUserPath {
     kick: Option<Instant>,
     /// Home agent discovery, when no `HomeAgentAddress` was configured.
     dhaad: Option<MnDhaad>,
+    /// Distributed Servers: the membership holds or releases the home registration.
+    dsa: Option<crate::ds::contact_home::DsaLink>,
 }
 
 impl MnUserPath {
@@ -479,6 +481,7 @@ impl MnUserPath {
             triggered: HashSet::new(),
             kick: Some(now),
             dhaad: None,
+            dsa: None,
         };
         path.read_kernel_events(now);
         Ok(path)
@@ -491,6 +494,29 @@ impl MnUserPath {
     /// Finds the home agent with DHAAD (§11.4.1) instead of a configured one.
     pub fn enable_dhaad(&mut self, dhaad: MnDhaad) {
         self.dhaad = Some(dhaad);
+    }
+
+    /// The home registration is the membership's to start and stop (the mobile node
+    /// must have been made with `hold_home_registration`).
+    pub fn follow_dsa(&mut self, link: crate::ds::contact_home::DsaLink) {
+        self.dsa = Some(link);
+    }
+
+    fn apply_dsa_request(&mut self, now: Instant) {
+        let Some(link) = &self.dsa else { return };
+        if let Some(want) = link.take_request() {
+            match want {
+                Some(seq) => tracing::info!(
+                    "home registration of {}: released, sequence {seq}",
+                    self.mn.home_address()
+                ),
+                None => tracing::info!(
+                    "home registration of {}: held (no longer the contact node)",
+                    self.mn.home_address()
+                ),
+            }
+            self.mn.set_home_registration(want, now);
+        }
     }
 
     fn read_kernel_events(&mut self, now: Instant) {
@@ -640,11 +666,16 @@ impl MnUserPath {
                 .map(|(i, _)| *i)
         };
         let home_len = self.detector.config().home_prefix.1;
+        let held = self.mn.home_held();
+        // A held home address (the DSA of a node that is not the contact) must not be
+        // local, or this node's own frames to the DSA would never leave it.
         let want_addr = match loc {
+            _ if held => None,
             Location::Home => attached(&|a| *a == Attachment::Home).map(|i| (i, home_len)),
             Location::Away(_) | Location::Detached => Some((self.kernel.loopback(), 128)),
         };
         let want_route = match loc {
+            _ if held => None,
             Location::Away(coa) => attached(&|a| *a == Attachment::Away(coa)),
             _ => None,
         };
@@ -742,6 +773,7 @@ impl Machine for MnUserPath {
             self.mn.poll_timeout(),
             self.cn.poll_timeout(),
             self.dhaad.as_ref().and_then(MnDhaad::poll_timeout),
+            self.dsa.as_ref().and_then(|l| l.pending_since()),
         ]
         .into_iter()
         .flatten()
@@ -750,6 +782,7 @@ impl Machine for MnUserPath {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.kick = None;
+        self.apply_dsa_request(now);
         if self.mn.poll_timeout().is_some_and(|t| t <= now) {
             self.mn.handle_timeout(now);
         }
@@ -815,6 +848,7 @@ impl Machine for MnUserPath {
     }
 
     fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        self.apply_dsa_request(now);
         if let Some(d) = self.dhaad.as_mut() {
             d.drive(&mut self.mn, &self.raw, now);
         }
@@ -832,6 +866,9 @@ impl Machine for MnUserPath {
             }
         }
         self.sync_kernel(ctx.registry);
+        if let Some(link) = &self.dsa {
+            link.set_bound(self.mn.home_binding().map(|b| b.seq.get()));
+        }
     }
 
     fn status(&self) -> Value {

@@ -21,6 +21,7 @@ pub mod mn_kernel;
 pub mod mn_user;
 pub mod probe;
 pub mod rewrite;
+pub mod seg6;
 pub mod sets;
 pub mod user;
 

@@ -48,6 +48,8 @@ pub struct Drain {
     first: Option<(Duration, u32)>,
     /// The last time the queue shrank, and its size then.
     last_progress: Option<(Duration, u32)>,
+    /// An immediate acknowledgement was asked for ([`Drain::solicit`]).
+    solicited: bool,
 }
 
 impl Drain {
@@ -61,7 +63,24 @@ impl Drain {
             bound,
             first: None,
             last_progress: None,
+            solicited: false,
         }
+    }
+
+    /// Whether to make the client acknowledge at once (`sys::tcp_repair::solicit_ack`)
+    /// while waiting: when everything was transmitted (`unsent` = 0) and only
+    /// acknowledgements are missing. A client acknowledges every second full segment at
+    /// once but holds back the ACK of a last odd one for its delayed-ACK time (40 ms on
+    /// Linux) — with nothing more coming, every drain would wait that long while the
+    /// client already has every byte. Once per drain: the client answers such a probe
+    /// only once per `tcp_invalid_ratelimit` (500 ms), and the probe trails the data on
+    /// the path, so its answer covers all of it.
+    pub fn solicit(&mut self, outq: u32, unsent: u32) -> bool {
+        if self.mode == HandoffDrain::Off || self.solicited || outq == 0 || unsent > 0 {
+            return false;
+        }
+        self.solicited = true;
+        true
     }
 
     /// `outq`: unacknowledged bytes now; `elapsed`: since the drain began.
@@ -173,6 +192,21 @@ mod tests {
             d.sample(ms(50), 1000),
             Decision::Freeze(FreezeReason::NoProgress)
         );
+    }
+
+    #[test]
+    fn an_acknowledgement_is_solicited_once_when_only_acks_are_missing() {
+        let mut d = Drain::new(HandoffDrain::On, ms(500));
+        // Still transmitting: the ACKs will come with the data.
+        assert!(!d.solicit(100_000, 60_000));
+        // Nothing left to acknowledge.
+        assert!(!d.solicit(0, 0));
+        // All transmitted, the last segment's ACK missing: ask, once.
+        assert!(d.solicit(1448, 0));
+        assert!(!d.solicit(1448, 0));
+        // `off` never waits, so never asks.
+        let mut d = Drain::new(HandoffDrain::Off, ms(500));
+        assert!(!d.solicit(1448, 0));
     }
 
     #[test]

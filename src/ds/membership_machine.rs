@@ -47,6 +47,10 @@ pub trait DsaRegistrar {
     fn poll_command(&mut self) -> Option<Command> {
         None
     }
+    /// What `mip6ctl members` shows of the registration beyond the protocol's request.
+    fn status(&self) -> Value {
+        Value::Null
+    }
 }
 
 /// Registers nothing: the decision is logged and shown by `mip6ctl members`.
@@ -70,12 +74,21 @@ pub struct MembershipMachine {
     ds: DistributedServer,
     node: Node,
     socket: UdpSocket,
+    /// Bound to the DSA with `IPV6_FREEBIND`: joins and snode registrations sent to the
+    /// DSA reach whoever holds it — the contact, through the home agent's tunnel. `None`
+    /// when `socket` already listens on every address.
+    dsa_socket: Option<UdpSocket>,
     state: StateFile,
     /// Where each node's frames go: the configured peers, then whatever address an
     /// authenticated frame last came from (a joiner not in our `Peers`).
     addresses: BTreeMap<NodeId, SocketAddr>,
     registrar: Box<dyn DsaRegistrar>,
     dsa_request: Option<DsaRequest>,
+    /// The registrar was told to register and not told to withdraw since.
+    registering: bool,
+    /// While acting without registering (restarted as contact, or acting again in the
+    /// same epoch after a lapse), a new sequence number was asked for once.
+    refresh_asked: bool,
     /// A failed `Persist` leaves the promise unwritten: nothing that depends on it may go
     /// out until a later one succeeds (the peers see it as message loss).
     persist_failed: bool,
@@ -124,6 +137,23 @@ impl MembershipMachine {
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("{title}: {e}"))?;
+        // Only a member that may become the contact listens there. A second daemon of
+        // the same namespace holding it already (tests run several side by side) only
+        // costs that daemon the joins sent to the DSA, so it is not fatal.
+        let dsa_socket = match ds.local_address {
+            Some(_) if ds.role != DsRole::Snode => {
+                let at = SocketAddrV6::new(ds.address, ds.control_port, 0, 0);
+                crate::sys::udp::bind_freebind(at)
+                    .map_err(|e| {
+                        warn!(
+                            "{title}: not listening on the DSA [{}]:{}: {e}",
+                            ds.address, ds.control_port
+                        )
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
         let addresses = ds
             .peers
             .iter()
@@ -153,10 +183,13 @@ impl MembershipMachine {
             ds: ds.clone(),
             node,
             socket,
+            dsa_socket,
             state,
             addresses,
             registrar,
             dsa_request: None,
+            registering: false,
+            refresh_asked: false,
             persist_failed: false,
             events: VecDeque::new(),
             rejections_suppressed: 0,
@@ -264,6 +297,7 @@ impl MembershipMachine {
                         "register_dsa",
                         json!({"epoch": EpochDisplay(epoch).to_string(), "seq": seq}),
                     );
+                    self.registering = true;
                     self.registrar.register(epoch, seq, now);
                 }
                 Action::StopContact { epoch, reason } => {
@@ -280,6 +314,8 @@ impl MembershipMachine {
                         "stop_contact",
                         json!({"epoch": EpochDisplay(epoch).to_string(), "reason": why}),
                     );
+                    self.registering = false;
+                    self.refresh_asked = false;
                     self.registrar.withdraw(epoch, now);
                 }
                 Action::Joined { epoch } => {
@@ -299,6 +335,14 @@ impl MembershipMachine {
                 }
                 Action::Rejected { sender, why } => self.log_rejection(now, from, sender, why),
             }
+        }
+        // The protocol asks for a registration only when the committed number changes;
+        // acting without one registered here needs a fresh number (the home agent
+        // refuses an old one), committed first like any other.
+        if self.node.acting().is_some() && !self.registering && !self.refresh_asked {
+            self.refresh_asked = true;
+            self.node.handle_command(Command::RefreshDsa, now);
+            self.drain(now, None);
         }
     }
 
@@ -439,6 +483,9 @@ impl MembershipMachine {
                 "seq": r.seq,
                 "at_unix_ms": r.at_unix_ms,
             })),
+            "snodes": n.snodes().collect::<Vec<_>>(),
+            "dsa_registrar": self.registrar.status(),
+            "dsa_socket": self.dsa_socket.is_some(),
             "heartbeat_ms": self.ds.heartbeat_interval.as_millis() as u64,
             "failure_timeout_ms": self.ds.failure_timeout.as_millis() as u64,
             "members": members,
@@ -473,13 +520,19 @@ impl Machine for MembershipMachine {
     }
 
     fn sources(&self) -> Vec<RawFd> {
-        vec![self.socket.as_raw_fd()]
+        let mut v = vec![self.socket.as_raw_fd()];
+        v.extend(self.dsa_socket.as_ref().map(AsRawFd::as_raw_fd));
+        v
     }
 
-    fn on_readable(&mut self, _fd: RawFd, now: Instant, _ctx: &mut Ctx<'_>) {
+    fn on_readable(&mut self, fd: RawFd, now: Instant, _ctx: &mut Ctx<'_>) {
         let mut buf = vec![0u8; MAX_FRAME];
         loop {
-            match self.socket.recv_from(&mut buf) {
+            let socket = match &self.dsa_socket {
+                Some(d) if d.as_raw_fd() == fd => d,
+                _ => &self.socket,
+            };
+            match socket.recv_from(&mut buf) {
                 Ok((len, from)) => {
                     let accepted = self.node.stats().received;
                     self.node.handle_frame(&buf[..len], now);
@@ -529,13 +582,32 @@ fn sender_of(frame: &[u8]) -> Option<NodeId> {
 }
 
 /// Starts one membership machine per `DistributedServer` block of the configuration.
-pub fn start_all(daemon: &mut crate::daemon::Daemon) -> Result<(), String> {
+/// `dsa` is the mobile node role [`super::contact_home::start`] made for the block with a
+/// `ContactInterface`, if the roles run; every other block only logs its registrations.
+pub fn start_all(
+    daemon: &mut crate::daemon::Daemon,
+    mut dsa: Option<super::contact_home::DsaLink>,
+) -> Result<(), String> {
     let blocks = daemon.config().distributed_servers.clone();
     for ds in &blocks {
-        let m = MembershipMachine::new(ds, Box::new(LogOnly), Instant::now())?;
+        let registrar: Box<dyn DsaRegistrar> = match ds.contact_interface.as_ref() {
+            Some(_) => match dsa.take() {
+                Some(link) => Box::new(super::contact_home::MnRegistrar(link)),
+                None => Box::new(LogOnly),
+            },
+            None => Box::new(LogOnly),
+        };
+        let m = MembershipMachine::new(ds, registrar, Instant::now())?;
         daemon.add_machine(Box::new(m))?;
     }
     Ok(())
+}
+
+/// The first block that may register the DSA through this node's mobile node role.
+pub fn contact_block(cfg: &crate::config::Config) -> Option<&DistributedServer> {
+    cfg.distributed_servers
+        .iter()
+        .find(|d| d.contact_interface.is_some())
 }
 
 #[cfg(test)]
@@ -586,6 +658,7 @@ mod tests {
             // Any free port: nothing is sent to peers here.
             control_port: 0,
             state_file: Some(dir.join("s").display().to_string()),
+            contact_interface: None,
         }
     }
 

@@ -10,9 +10,11 @@
 //! - [`redirect`]: the client redirected with Mobile IPv6: the contact's home test, the
 //!   acceptor's care-of test and Binding Update.
 //! - [`membership_machine`]: that protocol in the daemon (socket, timers, `mip6ctl members`);
-//!   [`state_file`] keeps its promises across restarts.
+//!   [`state_file`] keeps its promises across restarts; [`contact_home`] registers the DSA
+//!   at the home agent while this node is the contact.
 
 pub mod conn_state;
+pub mod contact_home;
 pub mod drain;
 pub mod handoff;
 pub mod membership;

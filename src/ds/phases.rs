@@ -133,6 +133,32 @@ impl fmt::Display for Phases {
     }
 }
 
+/// Finer timings inside and around the seven phases (the network lock, the channel's
+/// write and read, the per-connection data path's start, leaving repair mode, ...),
+/// named, in the order they were taken: what a phase is made of, and what runs on the
+/// handoff's critical path without belonging to any phase. Local to the node that
+/// measured them; they do not travel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans(pub Vec<(&'static str, Duration)>);
+
+impl Spans {
+    pub fn add(&mut self, name: &'static str, d: Duration) {
+        self.0.push((name, d));
+    }
+
+    /// Runs `f` and records how long it took under `name`.
+    pub fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let r = f();
+        self.add(name, t.elapsed());
+        r
+    }
+
+    pub fn get(&self, name: &str) -> Option<Duration> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, d)| *d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +177,18 @@ mod tests {
         assert_eq!(donor.get(Phase::ReturnRoutability), PhaseTime::Skipped);
         assert_eq!(donor.total(), Duration::from_micros(1000));
         assert!(donor.to_string().contains("3 socket re-creation"));
+    }
+
+    #[test]
+    fn spans_keep_their_order_and_names() {
+        let mut s = Spans::default();
+        s.add("lock", Duration::from_micros(40));
+        let v = s.time("work", || 7);
+        assert_eq!(v, 7);
+        assert_eq!(s.0[0], ("lock", Duration::from_micros(40)));
+        assert_eq!(s.0[1].0, "work");
+        assert_eq!(s.get("lock"), Some(Duration::from_micros(40)));
+        assert_eq!(s.get("nothing"), None);
     }
 
     #[test]

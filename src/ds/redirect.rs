@@ -233,6 +233,8 @@ pub struct Binder {
     rr: Option<Duration>,
     construction: Option<Duration>,
     bu_sent: Option<Instant>,
+    /// Whether a status 135 already moved the sequence number.
+    resynced: bool,
 }
 
 impl Binder {
@@ -264,6 +266,7 @@ impl Binder {
             rr: None,
             construction: None,
             bu_sent: None,
+            resynced: false,
         };
         let coti = b.coti(now);
         (b, vec![BinderAction::Send(coti)])
@@ -354,7 +357,11 @@ impl Binder {
                 vec![BinderAction::Send(bu)]
             }
             (
-                Stage::Ack { kbm, sequence, .. },
+                Stage::Ack {
+                    kbm,
+                    sequence,
+                    care_index,
+                },
                 Message::BindingAck {
                     status: st,
                     sequence: seq,
@@ -363,7 +370,8 @@ impl Binder {
             ) if rh2 == Some(self.dsa) => {
                 if *st == status::SEQUENCE_OUT_OF_WINDOW {
                     // Unauthenticated numbers are not believed; the BA is, with our Kbm.
-                    return self.refused(*st, &raw, *kbm);
+                    let (kbm, care_index, last) = (*kbm, *care_index, *seq);
+                    return self.resync(last, care_index, &raw, kbm, now);
                 }
                 if seq != sequence {
                     return vec![];
@@ -404,15 +412,39 @@ impl Binder {
         })
     }
 
-    fn refused(&mut self, st: u8, raw: &[u8], kbm: Kbm) -> Vec<BinderAction> {
+    /// Status 135 carries the last sequence number the client accepted (§9.5.1): the
+    /// client still remembers a binding for the DSA this node never heard of (a deletion
+    /// by another acceptor, a fresh random start). Once, with the same nonces, the BU
+    /// goes again one past it; a second refusal means someone keeps binding concurrently.
+    fn resync(
+        &mut self,
+        last: u16,
+        care_index: u16,
+        raw: &[u8],
+        kbm: Kbm,
+        now: Instant,
+    ) -> Vec<BinderAction> {
         if !self.authentic(raw, &kbm) {
             return vec![];
         }
-        self.stage = Stage::Failed;
-        vec![BinderAction::Failed(format!(
-            "{} refused BU sequence {} for {}: status {st} (a newer one was used)",
-            self.cn, self.sequence, self.dsa
-        ))]
+        if self.resynced {
+            self.stage = Stage::Failed;
+            return vec![BinderAction::Failed(format!(
+                "{} refused BU sequence {} for {}: status 135 twice (last accepted {last})",
+                self.cn, self.sequence, self.dsa
+            ))];
+        }
+        self.resynced = true;
+        self.sequence = last.wrapping_add(1);
+        self.sends = 0;
+        let bu = self.bu(&kbm, care_index, now);
+        self.bu_sent = Some(now);
+        self.stage = Stage::Ack {
+            kbm,
+            sequence: self.sequence,
+            care_index,
+        };
+        vec![BinderAction::Send(bu)]
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {

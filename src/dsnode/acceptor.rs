@@ -24,7 +24,7 @@ use crate::ds::handoff::{
     Acceptor, AcceptorAction, Message, Outcome, RedirectTimes, RejectReason, Timeouts,
 };
 use crate::ds::phases::PhaseTime;
-use crate::ds::phases::Phases;
+use crate::ds::phases::{Phases, Spans};
 use crate::ds::redirect::{unbind, Binder, BinderAction};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::sys::tcp_repair;
@@ -56,6 +56,8 @@ pub struct Accepted {
     pub from_node: u32,
     pub state_bytes: usize,
     pub phases: Phases,
+    /// Finer timings as this node saw them (`Spans`).
+    pub spans: Spans,
     /// The BU sequence number of the redirect (the binding, or its deletion).
     pub sequence: u16,
     home: HomeKeygen,
@@ -71,7 +73,15 @@ impl Accepted {
     /// per-connection data path. In the other order the client's last ACK would go to
     /// the contact node, which has no such connection. Returns the sequence number the
     /// client now holds.
-    pub fn finish(mut self) -> u16 {
+    pub fn finish(self) -> u16 {
+        self.finish_with(|_| {})
+    }
+
+    /// [`finish`](Self::finish), calling `released` with the sequence number the client
+    /// holds once its binding is deleted — before the deletion is sent and before the
+    /// data path is torn down (which takes a few ms of rule deletions): from then on the
+    /// next handoff for this client can be taken.
+    pub fn finish_with(mut self, released: impl FnOnce(u16)) -> u16 {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         let end = Instant::now() + Duration::from_secs(1);
         // The FIN counts in the unacknowledged bytes until the client acknowledges it.
@@ -83,7 +93,11 @@ impl Accepted {
         drop(self.stream);
         match self.binding.take() {
             Some((mut binder, path)) => {
-                if let Some(t) = binder.release() {
+                // The deletion's sequence number is the client's from the moment it is
+                // sent: recorded first, a next handoff racing this one cannot reuse it.
+                let deletion = binder.release();
+                released(binder.sequence());
+                if let Some(t) = deletion {
                     if let Err(e) = send_mh(&self.raw, &t) {
                         tracing::warn!("deleting the client's binding: {e}");
                     }
@@ -91,7 +105,10 @@ impl Accepted {
                 drop(path);
                 binder.sequence()
             }
-            None => self.sequence,
+            None => {
+                released(self.sequence);
+                self.sequence
+            }
         }
     }
 
@@ -123,7 +140,7 @@ type Redirected = (Option<(Binder, ConnPath)>, u16, HomeKeygen);
 
 /// Sequence numbers used per client, so that the next binding for a client is newer
 /// than the last one (also after its deletion, §5.2.8).
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub struct Sequences(HashMap<Ipv6Addr, u16>);
 
 impl Sequences {
@@ -148,10 +165,22 @@ pub fn accept_one(
     sequences: &Sequences,
 ) -> io::Result<Accepted> {
     let (stream, _) = control.accept()?;
+    accept_on(stream, cfg, sequences)
+}
+
+/// Takes one handoff on `stream`, a connection already accepted on `ControlPort`.
+pub fn accept_on(
+    stream: TcpStream,
+    cfg: &AcceptorConfig,
+    sequences: &Sequences,
+) -> io::Result<Accepted> {
     let mut ch = Channel::new(stream, &cfg.key, cfg.node_id, Limits::default())?;
     let (from_node, offer) = ch
         .recv(Some(Instant::now() + Duration::from_secs(5)))?
         .ok_or_else(|| other("no Offer within 5 s"))?;
+    let mut spans = Spans::default();
+    spans.add("offer read", ch.last_recv.0);
+    spans.add("offer open", ch.last_recv.1);
     let (mut acc, app, mut pending) = Acceptor::start(from_node, offer, cfg.timeouts)
         .ok_or_else(|| other("the first message was not an Offer"))?;
     let raw = RawSocket::new(IPPROTO_RAW)?;
@@ -160,6 +189,7 @@ pub fn accept_one(
     let mut state: Option<Box<ConnState>> = None;
     let mut redirected: Option<Redirected> = None;
     let mut state_bytes = 0;
+    let mut sent = Instant::now();
     loop {
         let mut finished = None;
         for a in std::mem::take(&mut pending) {
@@ -178,6 +208,7 @@ pub fn accept_one(
                         Ok(fd) => {
                             sock = Some(fd);
                             state = Some(st);
+                            spans.add("restore", t.elapsed());
                             pending.extend(acc.restored(Ok(t.elapsed()), Instant::now()));
                         }
                         Err(e) => {
@@ -187,8 +218,12 @@ pub fn accept_one(
                         }
                     }
                 }
-                AcceptorAction::Send(m) => ch.send(&m)?,
+                AcceptorAction::Send(m) => {
+                    ch.send(&m)?;
+                    sent = Instant::now();
+                }
                 AcceptorAction::Redirect => {
+                    spans.add("accept -> commit", sent.elapsed());
                     let st = state
                         .as_ref()
                         .ok_or_else(|| other("redirect before restore"))?;
@@ -200,7 +235,8 @@ pub fn accept_one(
                         redirected = Some((None, seq, home));
                         times
                     } else {
-                        let (binder, path, times) = redirect(cfg, st, home, sequences, &raw, &rng)?;
+                        let (binder, path, times) =
+                            redirect(cfg, st, home, sequences, &raw, &rng, &mut spans)?;
                         let seq = binder.sequence();
                         redirected = Some((Some((binder, path)), seq, home));
                         times
@@ -217,6 +253,7 @@ pub fn accept_one(
                     let t = Instant::now();
                     tcp_repair::activate(fd.as_fd(), st.send_queue_split().1)
                         .map_err(|e| other(e.to_string()))?;
+                    spans.add("activate", t.elapsed());
                     pending.extend(acc.activated(t.elapsed()));
                 }
                 AcceptorAction::Discard => {
@@ -237,6 +274,7 @@ pub fn accept_one(
                     from_node,
                     state_bytes,
                     phases: *acc.phases(),
+                    spans,
                     sequence,
                     home,
                     binding,
@@ -299,8 +337,10 @@ fn redirect(
     sequences: &Sequences,
     raw: &RawSocket,
     rng: &SystemRandom,
+    spans: &mut Spans,
 ) -> io::Result<(Binder, ConnPath, RedirectTimes)> {
     let (tx, rx) = mpsc::channel();
+    let t = Instant::now();
     let path = ConnPath::start(
         ConnBinding {
             local: st.local,
@@ -310,6 +350,7 @@ fn redirect(
         cfg.queue,
         tx,
     )?;
+    spans.add("binding path start", t.elapsed());
     let cookie = rr::generate_cookie(rng).map_err(|_| other("no randomness"))?;
     let mut fresh = [0u8; 2];
     rng.fill(&mut fresh).map_err(|_| other("no randomness"))?;

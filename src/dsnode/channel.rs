@@ -5,12 +5,17 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::other;
 use crate::crypto::auth::{CounterSource, ReplayWindow, SharedKey};
 use crate::ds::conn_state::Limits;
 use crate::ds::handoff::{self, Message, MAX_APP_LEN};
+use crate::sys::sockbuf;
+
+/// Frames above this size get the socket tuned for them ([`sockbuf`]).
+const BULK: usize = 64 * 1024;
 
 /// What the sealed frame adds to a message's payload, generously.
 const FRAME_OVERHEAD: usize = 256;
@@ -22,6 +27,10 @@ pub struct Channel {
     counter: CounterSource,
     replay: ReplayWindow,
     limits: Limits,
+    /// How long the last message took: (sealing, writing) for a send; (reading the
+    /// frame once its length had come, opening it) for a receive.
+    pub last_send: (Duration, Duration),
+    pub last_recv: (Duration, Duration),
 }
 
 impl Channel {
@@ -45,14 +54,26 @@ impl Channel {
             counter: CounterSource::new(now),
             replay: ReplayWindow::new(),
             limits,
+            last_send: Default::default(),
+            last_recv: Default::default(),
         })
     }
 
     pub fn send(&mut self, m: &Message) -> io::Result<()> {
+        let t = Instant::now();
         let frame = handoff::seal(&self.key, self.me, self.counter.next(), m);
         let mut b = (frame.len() as u32).to_be_bytes().to_vec();
         b.extend(frame);
-        self.stream.write_all(&b)
+        if b.len() > BULK {
+            // One write, not one per acknowledgement: an Offer with full queues is
+            // hundreds of kB and the default buffer 16 kB.
+            sockbuf::set_send_buffer(self.stream.as_fd(), b.len())?;
+        }
+        let sealed = t.elapsed();
+        let t = Instant::now();
+        let r = self.stream.write_all(&b);
+        self.last_send = (sealed, t.elapsed());
+        r
     }
 
     /// The next message with its sender's node id, or `None` when `deadline` passed
@@ -61,7 +82,7 @@ impl Channel {
     pub fn recv(&mut self, deadline: Option<Instant>) -> io::Result<Option<(u32, Message)>> {
         let wait = deadline.map(|d| {
             d.saturating_duration_since(Instant::now())
-                .max(std::time::Duration::from_micros(100))
+                .max(Duration::from_micros(100))
         });
         self.stream.set_read_timeout(wait)?;
         let mut len = [0; 4];
@@ -87,12 +108,26 @@ impl Channel {
                 "handoff control frame of {len} bytes, limit {max}"
             )));
         }
+        let t = Instant::now();
         let mut buf = vec![0; len];
         // The rest of a frame that has begun comes at once.
         self.stream.set_read_timeout(None)?;
+        if len > BULK {
+            // Woken once for the whole frame rather than for every few segments.
+            sockbuf::set_recv_lowat(self.stream.as_fd(), len)?;
+        }
         self.stream.read_exact(&mut buf)?;
-        handoff::open(&self.key, &mut self.replay, &buf, &self.limits)
+        if len > BULK {
+            // The mark also gates the wakeup of a read that asks for less: left in
+            // place, the next 4-byte length would sleep until its timeout.
+            sockbuf::set_recv_lowat(self.stream.as_fd(), 1)?;
+        }
+        let read = t.elapsed();
+        let t = Instant::now();
+        let r = handoff::open(&self.key, &mut self.replay, &buf, &self.limits)
             .map(Some)
-            .map_err(|e| other(e.to_string()))
+            .map_err(|e| other(e.to_string()));
+        self.last_recv = (read, t.elapsed());
+        r
     }
 }

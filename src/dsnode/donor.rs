@@ -17,8 +17,8 @@ use crate::crypto::rr;
 use crate::datapath::mn_user;
 use crate::ds::conn_state::{HomeKeygen, Limits};
 use crate::ds::drain::Drain;
-use crate::ds::handoff::{Donor, DonorAction, Outcome, Timeouts};
-use crate::ds::phases::Phases;
+use crate::ds::handoff::{Donor, DonorAction, Message, Outcome, Timeouts};
+use crate::ds::phases::{Phases, Spans};
 use crate::ds::redirect::HomeTest;
 use crate::proto::event::Transmit;
 use crate::sys::netlock::NetLock;
@@ -114,11 +114,17 @@ pub struct DonorReport {
     pub client: SocketAddrV6,
     pub state_bytes: usize,
     pub send_queue: usize,
+    /// Of `send_queue`, the bytes the donor never transmitted (the acceptor sends them
+    /// first): the client saw the pause after byte `written - unsent`.
+    pub unsent: usize,
     pub recv_queue: usize,
     /// Time of the home test (before the freeze, outside the seven phases; possibly long
     /// before, see [`prepare`]).
     pub home_test: Duration,
     pub phases: Phases,
+    /// Finer timings as this node saw them (`Spans`); "frozen" is the whole pause: the
+    /// network lock going on until the acceptor's Done.
+    pub spans: Spans,
     pub outcome: Outcome,
 }
 
@@ -158,6 +164,24 @@ pub fn hand_off(
     lock: &mut NetLock,
     prepared: Option<Prepared>,
 ) -> io::Result<(DonorReport, Option<TcpStream>)> {
+    hand_off_keeping(s, to, id, app, cfg, lock, prepared, None)
+}
+
+/// As [`hand_off`], when the socket stays open elsewhere too (`original`: another
+/// descriptor of it, e.g. an application's taken with `pidfd_getfd`). A rollback then
+/// resumes that socket — frozen, its queues intact — instead of rebuilding one, which
+/// could not connect while the frozen one holds the same four-tuple.
+#[allow(clippy::too_many_arguments)]
+pub fn hand_off_keeping(
+    s: TcpStream,
+    to: SocketAddrV6,
+    id: u64,
+    app: Vec<u8>,
+    cfg: &DonorConfig,
+    lock: &mut NetLock,
+    prepared: Option<Prepared>,
+    mut original: Option<std::os::fd::OwnedFd>,
+) -> io::Result<(DonorReport, Option<TcpStream>)> {
     let (local, peer) = (v6(s.local_addr()?)?, v6(s.peer_addr()?)?);
     let Prepared {
         home,
@@ -167,14 +191,23 @@ pub fn hand_off(
         Some(p) => p,
         None => prepare(cfg, *peer.ip())?,
     };
+    let mut spans = Spans::default();
     let mut drain = Drain::new(cfg.drain, cfg.drain_bound);
-    tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(200)).map_err(other_repair)?;
+    spans
+        .time("drain", || {
+            tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(50))
+        })
+        .map_err(other_repair)?;
     // Connect before freezing: the connection's pause should not include a handshake.
-    let control = TcpStream::connect(to)?;
-    let mut ch = Channel::new(control, &cfg.key, cfg.node_id, Limits::default())?;
+    let mut ch = spans.time("control connect", || {
+        TcpStream::connect(to)
+            .and_then(|c| Channel::new(c, &cfg.key, cfg.node_id, Limits::default()))
+    })?;
     let t = Instant::now();
-    lock.lock(&local, &peer)?;
-    let state = tcp_repair::freeze(s.as_fd()).and_then(|()| tcp_repair::extract(s.as_fd()));
+    spans.time("nft lock", || lock.lock(&local, &peer))?;
+    let state = spans.time("freeze + dump", || {
+        tcp_repair::freeze(s.as_fd()).and_then(|()| tcp_repair::extract(s.as_fd()))
+    });
     let mut state = match state {
         Ok(st) => st,
         Err(e) => {
@@ -183,7 +216,7 @@ pub fn hand_off(
         }
     };
     // Closed in repair mode: nothing goes out.
-    drop(s);
+    spans.time("close", || drop(s));
     let extraction = t.elapsed();
     state.bu_sequence = bu_sequence;
     state.home_keygen = Some(home);
@@ -192,9 +225,12 @@ pub fn hand_off(
         state.send_queue.len(),
         state.recv_queue.len(),
     );
-    let (mut donor, mut pending) =
-        Donor::start(id, state, app, extraction, cfg.timeouts, Instant::now());
+    let unsent = state.send_queue_split().1.len();
+    let (mut donor, mut pending) = spans.time("offer build", || {
+        Donor::start(id, state, app, extraction, cfg.timeouts, Instant::now())
+    });
     let mut back = None;
+    let mut sent = Instant::now();
     loop {
         let mut outcome = None;
         for a in std::mem::take(&mut pending) {
@@ -203,14 +239,28 @@ pub fn hand_off(
                     if let Err(e) = ch.send(&m) {
                         tracing::warn!("handoff {id}: control channel: {e}");
                     }
+                    if matches!(m, Message::Offer { .. }) {
+                        spans.add("offer seal", ch.last_send.0);
+                        spans.add("offer write", ch.last_send.1);
+                    }
+                    sent = Instant::now();
                 }
-                DonorAction::Unlock => lock.unlock(&local, &peer)?,
+                DonorAction::Unlock => {
+                    spans.add("frozen", t.elapsed());
+                    spans.time("unlock", || lock.unlock(&local, &peer))?
+                }
                 DonorAction::RollBack(st) => {
-                    // Nothing was redirected: rebuild here, unlock, then activate.
-                    let fd = tcp_repair::restore(&st).map_err(other_repair)?;
+                    // Nothing was redirected: rebuild here (or take the original back:
+                    // its send queue still holds the unsent tail), unlock, activate.
+                    let (fd, tail) = match original.take() {
+                        Some(fd) => (fd, &[][..]),
+                        None => (
+                            tcp_repair::restore(&st).map_err(other_repair)?,
+                            st.send_queue_split().1,
+                        ),
+                    };
                     lock.unlock(&local, &peer)?;
-                    tcp_repair::activate(fd.as_fd(), st.send_queue_split().1)
-                        .map_err(other_repair)?;
+                    tcp_repair::activate(fd.as_fd(), tail).map_err(other_repair)?;
                     back = Some(TcpStream::from(fd));
                 }
                 DonorAction::Finished(o) => outcome = Some(o),
@@ -222,16 +272,28 @@ pub fn hand_off(
                 client: peer,
                 state_bytes,
                 send_queue,
+                unsent,
                 recv_queue,
                 home_test,
                 phases: *donor.phases(),
+                spans,
                 outcome,
             };
             return Ok((report, back));
         }
         let deadline = donor.poll_timeout();
         pending = match ch.recv(deadline) {
-            Ok(Some((_, m))) => donor.handle(&m, Instant::now()),
+            Ok(Some((_, m))) => {
+                spans.add(
+                    match m {
+                        Message::Accept { .. } => "offer -> accept",
+                        Message::Done { .. } => "commit -> done",
+                        _ => "message",
+                    },
+                    sent.elapsed(),
+                );
+                donor.handle(&m, Instant::now())
+            }
             Ok(None) => donor.handle_timeout(Instant::now()),
             Err(e) => {
                 // A dead or lying channel: wait for the machine's own timeout.

@@ -2,20 +2,23 @@
 //! handoff: the donor and acceptor drivers around the sans-IO machines (`ds::handoff`,
 //! `ds::redirect`), the socket surgery (`sys::tcp_repair`), the donor's network lock
 //! (`sys::netlock`) and the acceptor's per-connection data path
-//! (`datapath::conn_binding`). `src/bin/m6-ds-server.rs`, `testbed/run handoff` and the
-//! namespace tests run it; mip6d's event loop does not run it yet (the daemon side of
-//! Distributed Servers is still to come), so it is a library for server applications.
+//! (`datapath::conn_binding`). mip6d runs it as a machine of its event loop
+//! ([`service`]); `src/bin/m6-ds-server.rs` and the namespace tests also drive it
+//! directly.
 //!
 //! - [`channel`]: the sealed, length-prefixed control channel between two nodes.
 //! - [`conn_path`]: the acceptor's per-connection binding on netfilter queues.
 //! - [`donor`]: the contact's home test, drain, freeze, extract, offer, commit.
 //! - [`acceptor`]: restore, redirect the client (care-of test, BU), activate; and the
 //!   binding's release when the connection ends.
+//! - [`service`]: the engine in mip6d: workers, keepers, `mip6ctl handoff`/`handoffs`
+//!   and the application socket.
 
 pub mod acceptor;
 pub mod channel;
 pub mod conn_path;
 pub mod donor;
+pub mod service;
 
 use std::io;
 

@@ -119,6 +119,9 @@ pub struct MnConfig {
     pub optimistic_handoff: bool,
     /// The sequence number before the first Binding Update.
     pub initial_sequence: u16,
+    /// Start with the home registration held ([`Mn::set_home_registration`]): a
+    /// Distributed Servers member registers the DSA only while it is the contact node.
+    pub hold_home_registration: bool,
 }
 
 impl Default for MnConfig {
@@ -137,6 +140,7 @@ impl Default for MnConfig {
             max_cn_consecutive_resends: 0,
             optimistic_handoff: false,
             initial_sequence: 0,
+            hold_home_registration: false,
         }
     }
 }
@@ -412,6 +416,8 @@ pub struct Mn {
     wakeup: Option<Instant>,
     actions: VecDeque<Action>,
     stats: MnStats,
+    /// No home registration is sent, kept or withdrawn ([`Mn::set_home_registration`]).
+    held: bool,
 }
 
 impl std::fmt::Debug for Mn {
@@ -431,6 +437,7 @@ impl Mn {
     /// the home and care-of init cookies (§5.2.3).
     pub fn new(config: MnConfig, rng: Arc<dyn SecureRandom + Send + Sync>) -> Mn {
         let seq = Seqno(config.initial_sequence);
+        let held = config.hold_home_registration;
         Mn {
             home: Home {
                 ha_index: 0,
@@ -451,6 +458,7 @@ impl Mn {
             wakeup: None,
             actions: VecDeque::new(),
             stats: MnStats::default(),
+            held,
         }
     }
 
@@ -582,6 +590,39 @@ impl Mn {
 
     /// Whether every home agent refused the registration (it stays stopped until we
     /// move or get new candidates).
+    /// Whether the home registration is held ([`Mn::set_home_registration`]).
+    pub fn home_held(&self) -> bool {
+        self.held
+    }
+
+    /// Distributed Servers: the DSA is this node's home address only while it is the
+    /// contact node, and the sequence numbers are the membership's, not ours.
+    /// `Some(seq)`: register (again) at once, the first Binding Update carrying `seq`
+    /// (committed by the membership as newer than any deposed contact's). `None`: hold —
+    /// stop sending and refreshing and forget the registration **without** deregistering,
+    /// since the home agent's binding now belongs to the next contact.
+    pub fn set_home_registration(&mut self, next: Option<u16>, now: Instant) {
+        if self.held || next.is_none() {
+            self.home.reg = None;
+            self.home.maybe_until = None;
+            self.home.failed = false;
+            self.home.defer_until = None;
+            self.home.limiter = SendLimiter::default();
+        }
+        self.home.out = None;
+        match next {
+            Some(seq) => {
+                self.held = false;
+                // A binding we hold stays in use while the new number goes out.
+                self.home.refresh_now = true;
+                // home_send_copy steps the number before sending.
+                self.home.seq = Seqno(seq.wrapping_sub(1));
+            }
+            None => self.held = true,
+        }
+        self.drive(now);
+    }
+
     pub fn home_registration_failed(&self) -> bool {
         self.home.failed
     }
@@ -1117,6 +1158,10 @@ impl Mn {
     }
 
     fn drive_home(&mut self, loc: Location, now: Instant) {
+        if self.held {
+            self.home.out = None;
+            return;
+        }
         let Some(ha) = self.home_agent() else {
             return;
         };
@@ -1591,7 +1636,8 @@ impl Mn {
             && self.home.reg.is_none()
             && self.home.out.is_none()
             && self.home.maybe_until.is_none();
-        let blocked = tunnel.is_none() && !at_home_done;
+        // A held home address is not ours to use: nothing to protect from leaking.
+        let blocked = tunnel.is_none() && !at_home_done && !self.held;
         if self.installed.tunnel != tunnel {
             self.actions.push_back(match tunnel {
                 Some((ha, coa)) => Action::HomeTunnelSet { hoa, ha, coa },

@@ -12,6 +12,7 @@
 //! - [`mh_socket`]: the raw Mobility Header socket with ancillary data (kernel data path).
 //! - [`netns`]: move the calling thread into a named network namespace (tests, testbed).
 //! - [`signals`]: signals as a file descriptor (signalfd) the event loop polls.
+//! - [`sockbuf`]: send buffer and receive low-water mark for bulk stream transfers.
 //! - [`tcp_repair`]: freeze, dump, rebuild and reactivate a live TCP connection.
 //! - [`netlock`]: the donor's nftables drop set for connections being handed off.
 //! - [`xfrm`]: XFRM netlink — the kernel's MIP6 route-optimisation states, sub-policies
@@ -19,6 +20,10 @@
 //! - [`tap`]: TAP devices, Ethernet frames through a file descriptor (link emulator).
 //! - [`timer`]: the monotonic clock in nanoseconds and an absolute-time timerfd.
 //! - [`process`]: daemonizing, standard descriptors, process liveness, the file-mode mask.
+//! - [`pidfd`]: a copy of another process's descriptor (`pidfd_getfd`).
+//! - [`proc_net`]: a TCP connection's socket inode and the processes holding it.
+//! - [`seqpacket`]: Unix sequenced-packet sockets carrying descriptors (`SCM_RIGHTS`).
+//! - [`udp`]: UDP sockets bound to an address not (yet) local (`IPV6_FREEBIND`).
 
 pub mod ipset;
 pub mod mh_socket;
@@ -26,11 +31,16 @@ pub mod netlink;
 pub mod netlock;
 pub mod netns;
 pub mod nfqueue;
+pub mod pidfd;
+pub mod proc_net;
 pub mod process;
 pub mod raw;
 pub mod rtnl;
+pub mod seqpacket;
 pub mod signals;
+pub mod sockbuf;
 pub mod tap;
 pub mod tcp_repair;
 pub mod timer;
+pub mod udp;
 pub mod xfrm;

@@ -625,7 +625,37 @@ pub fn drain(
         let elapsed = start.elapsed();
         match drain.sample(elapsed, outq) {
             Decision::Freeze(why) => return Ok((why, elapsed)),
-            Decision::Wait => std::thread::sleep(interval),
+            Decision::Wait => {
+                let unsent = at("SIOCOUTQNSD", ioctl_int(fd.as_raw_fd(), SIOCOUTQNSD))?;
+                if drain.solicit(outq, unsent) {
+                    solicit_ack(fd)?;
+                }
+                std::thread::sleep(interval)
+            }
         }
     }
+}
+
+/// The connection's TCP state (`TCP_ESTABLISHED` = 1, `TCP_FIN_WAIT1` = 4, ... as in
+/// the kernel's `tcp_states.h`): whether our side has closed yet.
+pub fn tcp_state(fd: BorrowedFd<'_>) -> Result<u8> {
+    at("TCP_INFO", get_info(fd.as_raw_fd())).map(|i| i[0])
+}
+
+/// Makes the peer acknowledge at once what it has received: a moment in repair mode,
+/// whose exit sends a window probe — a segment just below what the peer acknowledged,
+/// which it answers with an immediate ACK instead of a delayed one. Nothing else
+/// changes (the socket sends nothing while in repair mode, and the probe carries no
+/// data). Needs CAP_NET_ADMIN. The peer answers such probes once per
+/// `tcp_invalid_ratelimit` (500 ms by default).
+pub fn solicit_ack(fd: BorrowedFd<'_>) -> Result<()> {
+    let fd = fd.as_raw_fd();
+    at(
+        "TCP_REPAIR on (ACK probe)",
+        set_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, TCP_REPAIR_ON),
+    )?;
+    at(
+        "TCP_REPAIR off (ACK probe)",
+        set_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, TCP_REPAIR_OFF),
+    )
 }

@@ -123,9 +123,36 @@ if ok:
     print(f"{'  home test (before)':<22} {statistics.median(ht)/1e3:>10.3f} {pct(ht, 95)/1e3:>10.3f}")
     sb = [r["state_bytes"] for r in ok]
     print(f"state bytes: median {statistics.median(sb):.0f}, min {min(sb)}, max {max(sb)}")
-gaps = [c["gap_us"] for c in client if c.get("gap_us") is not None]
+def spans(rows, who):
+    names, by = [], {}
+    for r in rows:
+        for n, us in r.get("spans_us", []):
+            if n not in by:
+                names.append(n)
+                by[n] = []
+            by[n].append(us)
+    for n in names:
+        xs = by[n]
+        print(f"  {who} {n:<20} {statistics.median(xs)/1e3:>10.3f} {pct(xs, 95)/1e3:>10.3f}")
+if ok:
+    print(f"{'finer spans':<29} {'median ms':>10} {'p95 ms':>10}")
+    spans(ok, "donor   ")
+    spans(acc, "acceptor")
+# The pause lies where the donor stopped transmitting: byte size/2 - unsent (the
+# acceptor sends the never-sent tail first). Gap: the last read holding only bytes up
+# to there -> the first read holding any byte after it.
+gaps = []
+for i, c in enumerate(client):
+    d = donor[i] if i < len(donor) else {}
+    reads = c.get("reads") or []
+    if "unsent" not in d or not reads:
+        continue
+    edge = size // 2 - d["unsent"]
+    j = next((k for k, (end, _) in enumerate(reads) if end > edge), None)
+    if j is not None:
+        gaps.append(reads[j][1] - (reads[j - 1][1] if j > 0 else 0))
 if gaps:
-    print(f"client-perceived gap: median {statistics.median(gaps)/1e3:.3f} ms, p95 {pct(gaps, 95)/1e3:.3f} ms")
+    print(f"client-perceived gap: median {statistics.median(gaps)/1e3:.3f} ms, p95 {pct(gaps, 95)/1e3:.3f} ms, max {max(gaps)/1e3:.3f} ms")
 bad = 0
 for i, c in enumerate(client):
     a = acc[i] if i < len(acc) else {}

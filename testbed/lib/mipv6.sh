@@ -45,7 +45,7 @@ mip6d_start() {
   local node=$1 conf=$2 dir
   dir=$(m6_run_dir)
   ip netns exec "$(m6_ns "$node")" "$(m6_bin mip6d)" -f -d 1 -c "$conf" \
-    --datapath "$(m6_node_datapath "$node")" --control-socket "$dir/$node.sock" \
+    --datapath "$(m6_node_datapath "$node")" --tunnel "${M6_TUNNEL:-queue}" --control-socket "$dir/$node.sock" \
     --pid-file "$dir/$node.pid" </dev/null >"$dir/$node.log" 2>&1 &
   echo $! >"$dir/$node.job"
 }
@@ -142,6 +142,20 @@ m6_check() {
   fi
 }
 
+# spoof_send OUTER_SRC OUTER_DST INNER_SRC INNER_DST: one IPv6-in-IPv6 UDP packet from the
+# MN's namespace through a raw socket (any source address).
+spoof_send() {
+  ip netns exec "$(m6_ns mn)" python3 - "$@" <<'PY'
+import socket, struct, sys
+osrc, odst, isrc, idst = (socket.inet_pton(socket.AF_INET6, a) for a in sys.argv[1:5])
+udp = struct.pack("!HHHH", 40000, 9, 8 + 4, 0) + b"m6sp"
+inner = struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + isrc + idst + udp
+outer = struct.pack("!IHBB", 6 << 28, len(inner), 41, 64) + osrc + odst + inner
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(outer, (sys.argv[2], 0))
+PY
+}
+
 # tcp_transfer BYTES SECS [DURING...]: the client sends to the MN's home address; DURING
 # (a command) runs one second into the transfer. Prints "ok" or what went wrong.
 tcp_transfer() {
@@ -170,14 +184,20 @@ tcp_transfer() {
   fi
 }
 
-# What ha1 sent into the mobile node's tunnel: on the user data path, the packet counter
-# of the rule that queues what is addressed to a registered home address; on the kernel
-# one, the transmit counters of its ip6ip6 devices.
+# What went through ha1's tunnel: on the user data path, the packet counter of the rule
+# that queues what is addressed to a registered home address (or, with the tunnel in the
+# kernel, of the nftables rule that lets the reverse tunnel in); on the kernel data path,
+# the transmit counters of its ip6ip6 devices.
 ha1_tunnelled() {
   local ns
   ns=$(m6_ns ha1)
   if ip netns exec "$ns" ip6tables-save -t raw | grep -q -- "--match-set mip6d-home dst"; then
     ip netns exec "$ns" ip6tables-save -c -t raw | grep -- "--match-set mip6d-home dst" | sed -n 's/^\[\([0-9]*\):.*/\1/p' | head -1
+  elif ip netns exec "$ns" nft list table ip6 mip6d >/dev/null 2>&1; then
+    # The tunnel in the kernel (--tunnel seg6): the packets the §10.4.5 check let in from
+    # the reverse tunnel.
+    ip netns exec "$ns" nft list chain ip6 mip6d reverse_tunnel 2>/dev/null |
+      sed -n 's/.*@tunnels counter packets \([0-9]*\) .*/\1/p' | head -1
   else
     ip -n "$ns" -j -s link show type ip6tnl |
       python3 -c "import json,sys; print(sum(l['stats64']['tx']['packets'] for l in json.load(sys.stdin) if l['ifname'].startswith('ip6m')))"
@@ -294,6 +314,25 @@ cmd_mipv6() {
   m6_check 2 "client reaches the home address via ha1's tunnel: ping, 2 MB TCP with sha256" $r \
     "ping: $(echo "$pings" | grep -o '[0-9]*% packet loss'), via ha1: ${tunnelled:-0} packets, tcp: $xfer"
   echo "   ($(m6_node_datapath ha1) data path on ha1: ${tunnelled:-0} packets into the tunnel)"
+
+  # 2b. With the tunnel in the kernel: a reverse-tunnelled packet whose outer source is
+  # not the registered care-of address is dropped by the §10.4.5 check; the same packet
+  # from the care-of address passes it (the control).
+  if ip netns exec "$(m6_ns ha1)" nft list table ip6 mip6d >/dev/null 2>&1; then
+    local d0 a0 d1 a1
+    nft_count() {
+      ip netns exec "$(m6_ns ha1)" nft list chain ip6 mip6d reverse_tunnel |
+        sed -n "s/.*$1 counter packets \([0-9]*\) .*/\1/p" | head -1
+    }
+    d0=$(nft_count "@endpoints"); a0=$(nft_count "@tunnels")
+    spoof_send "${f1%::/64}::bad" "$ha" "$M6_HOA" "$cn"
+    spoof_send "$coa" "$ha" "$M6_HOA" "$cn"
+    d1=$(nft_count "@endpoints"); a1=$(nft_count "@tunnels")
+    r=0
+    [ "$((d1 - d0))" -eq 1 ] && [ "$((a1 - a0))" -ge 1 ] && r=1
+    m6_check 2b "a reverse-tunnelled packet from a forged care-of address is dropped by ha1 (nftables §10.4.5 check), the registered one passes" $r \
+      "dropped $((d1 - d0)), accepted $((a1 - a0))"
+  fi
 
   # 3. A move in the middle of a TCP transfer.
   xfer=$(tcp_transfer 8000000 4 cmd_move mn foreign2)

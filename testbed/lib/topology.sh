@@ -6,7 +6,7 @@
 # by address, so scripts and tests can rely on fixed values and still run side by side.
 
 # Nodes, in the order status prints them. Namespace of node N is "<prefix>-N".
-M6_NODES=(client router ha1 ha2 sn1 sn2 mn)
+M6_NODES=(client router ha1 ha2 sn1 sn2 sn3 mn)
 
 # One line per link (one /64 each): name, /64 prefix, side A node and host id, side B node and
 # host id, kind. The interface on a link is named after the link in every namespace, so
@@ -23,6 +23,7 @@ uplink1  2001:db8:21:: router 1 ha1    2   p2p
 uplink2  2001:db8:22:: router 1 ha2    2   p2p
 sn1net   2001:db8:31:: router 1 sn1    2   p2p
 sn2net   2001:db8:32:: router 1 sn2    2   p2p
+sn3net   2001:db8:33:: router 1 sn3    2   p2p
 foreign1 2001:db8:41:: router 1 mn     100 visit
 foreign2 2001:db8:42:: router 1 mn     100 visit
 home1    2001:db8:1::  ha1    1 mn     100 home
@@ -48,6 +49,7 @@ m6_default_link() {
     ha2) echo uplink2 ;;
     sn1) echo sn1net ;;
     sn2) echo sn2net ;;
+    sn3) echo sn3net ;;
     *) return 1 ;;
   esac
 }

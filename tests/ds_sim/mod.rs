@@ -68,7 +68,14 @@ pub enum Profile {
     Full,
     /// A quiet LAN; the acting contact is killed once: measures failover.
     Failover,
+    /// A quiet LAN of 3 backups (and snodes); the two backups that are not the contact
+    /// cannot reach each other for [`SPLIT`]: measures the epoch churn the rejoin
+    /// back-off bounds.
+    BackupSplit,
 }
+
+/// How long the backups are cut from each other in [`Profile::BackupSplit`].
+pub const SPLIT: Duration = Duration::from_secs(20);
 
 /// A deliberate defect, to show the checker catches it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +124,8 @@ pub struct Stats {
     pub heal_to_contact: Option<Duration>,
     /// Failover profile: crash of the acting contact → a new contact acting.
     pub failover: Option<Duration>,
+    /// BackupSplit profile: views (epochs) committed while the backups were cut.
+    pub split_commits: u64,
     /// Total time two nodes acted at once (in different epochs: a deposed contact that
     /// had not yet heard of the newer epoch).
     pub overlap: Duration,
@@ -145,6 +154,8 @@ enum Ev {
         id: u32,
         side: Vec<(NodeId, u8)>,
     },
+    /// Frames between these two nodes are lost (both ways) until `Heal`.
+    Cut(NodeId, NodeId),
     PartitionEnd(u32),
     Attack,
     Command(Command),
@@ -183,6 +194,8 @@ struct Sim {
     dup: f64,
     dmax_ms: u64,
     partition: Option<(u32, BTreeMap<NodeId, u8>)>,
+    cut: Option<(NodeId, NodeId)>,
+    split_views_before: u64,
     healed: bool,
     // Home agent: (epoch, seq, node) of the DSA binding.
     ha: Option<(u64, u16, NodeId)>,
@@ -221,8 +234,12 @@ pub fn run_seed(p: Params) -> Outcome {
 impl Sim {
     fn new(p: Params) -> Sim {
         let mut rng = Rng::new(p.seed);
-        let total = 3 + rng.below(5) as usize;
-        let backups = (3 + rng.below(total as u64 - 2) as usize).min(total);
+        let (total, backups) = if p.profile == Profile::BackupSplit {
+            (3 + rng.below(3) as usize, 3)
+        } else {
+            let total = 3 + rng.below(5) as usize;
+            (total, (3 + rng.below(total as u64 - 2) as usize).min(total))
+        };
         // Node ids are not dense and not in genesis order, so nothing depends on that.
         let mut ids: Vec<NodeId> = Vec::new();
         while ids.len() < total {
@@ -262,7 +279,7 @@ impl Sim {
             );
         }
         let (loss, dup, dmax_ms) = match p.profile {
-            Profile::Failover => (0.0, 0.0, 1 + rng.below(5)),
+            Profile::Failover | Profile::BackupSplit => (0.0, 0.0, 1 + rng.below(5)),
             _ => (
                 [0.0, 0.01, 0.05, 0.2][rng.below(4) as usize],
                 [0.0, 0.0, 0.02][rng.below(3) as usize],
@@ -289,6 +306,8 @@ impl Sim {
             dup,
             dmax_ms,
             partition: None,
+            cut: None,
+            split_views_before: 0,
             healed: false,
             ha: None,
             epoch_actor: BTreeMap::new(),
@@ -332,6 +351,16 @@ impl Sim {
                 let t = ms(1000 + self.rng.below(100));
                 self.at(t, Ev::CrashContact);
                 self.at(t + ms(2000), Ev::End);
+            }
+            Profile::BackupSplit => {
+                // The genesis view's second and third: neither is the contact.
+                let g = self.nodes.values().next().map(|n| n.cfg.genesis.clone());
+                let g = g.unwrap_or_default();
+                self.at(ms(1000), Ev::Cut(g[1], g[2]));
+                let heal = ms(1000) + SPLIT;
+                self.at(heal, Ev::Heal);
+                self.at(heal + heal_bound(), Ev::CheckHealed);
+                self.at(heal + heal_bound() + ms(2000), Ev::End);
             }
             Profile::Quick | Profile::Full => {
                 let chaos = if self.p.profile == Profile::Quick {
@@ -556,6 +585,11 @@ impl Sim {
                     self.partition = Some((id, side.into_iter().collect()));
                 }
             }
+            Ev::Cut(a, b) => {
+                self.log(format!("cut {a} <-> {b}"));
+                self.cut = Some((a, b));
+                self.split_views_before = self.views.len() as u64;
+            }
             Ev::PartitionEnd(id) => {
                 if self.partition.as_ref().is_some_and(|(p, _)| *p == id) {
                     self.log("partition healed".into());
@@ -581,6 +615,10 @@ impl Sim {
                 self.healed = true;
                 self.heal_time = Some(self.now);
                 self.partition = None;
+                if self.cut.take().is_some() {
+                    self.stats.split_commits =
+                        (self.views.len() as u64).saturating_sub(self.split_views_before);
+                }
                 self.loss = 0.0;
                 self.dup = 0.0;
                 self.log("heal".into());
@@ -662,6 +700,12 @@ impl Sim {
     }
 
     fn connected(&self, a: NodeId, b: NodeId) -> bool {
+        if self
+            .cut
+            .is_some_and(|(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
+        {
+            return false;
+        }
         match &self.partition {
             None => true,
             Some((_, side)) => side.get(&a) == side.get(&b),

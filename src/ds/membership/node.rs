@@ -193,9 +193,19 @@ pub struct Node {
     contact_hint: Option<(u64, NodeId)>,
     next_probe: Instant,
     last_registered: Option<Instant>,
+    /// When we last joined, and how long we waited before joining again after the last
+    /// removal: see [`Node::rejoin_delay`].
+    joined_at: Option<Instant>,
+    rejoin_backoff: Duration,
     stats: Stats,
     actions: VecDeque<Action>,
 }
+
+/// A member that stays in the view this many failure timeouts was not flapping: its next
+/// removal rejoins at once.
+const STABLE_TIMEOUTS: u32 = 10;
+/// The rejoin back-off doubles from one failure timeout up to this many.
+const MAX_BACKOFF_TIMEOUTS: u32 = 16;
 
 impl Node {
     /// `group_key` is the group's shared key (the membership subkey is derived here);
@@ -240,6 +250,8 @@ impl Node {
             contact_hint: None,
             next_probe: now,
             last_registered: None,
+            joined_at: None,
+            rejoin_backoff: Duration::ZERO,
             stats: Stats::default(),
             actions: VecDeque::new(),
             cfg,
@@ -659,7 +671,7 @@ impl Node {
             (true, false) => {
                 warn!(epoch = %EpochDisplay(epoch), "removed from the view; joining again");
                 self.actions.push_back(Action::Removed { epoch });
-                self.next_probe = now;
+                self.next_probe = now + self.rejoin_delay(now);
                 self.snodes.clear();
             }
             (false, true) => {
@@ -669,6 +681,7 @@ impl Node {
                     self.last_heard.insert(*m, now);
                 }
                 info!(epoch = %EpochDisplay(epoch), "joined");
+                self.joined_at = Some(now);
                 self.actions.push_back(Action::Joined { epoch });
                 self.next_heartbeat = now;
             }
@@ -980,6 +993,32 @@ impl Node {
     }
 
     // ---- joiners and snodes --------------------------------------------------------
+
+    /// How long a removed node waits before joining again. Two backups that cannot reach
+    /// each other (each reaching the contact) remove each other in turn — the one that
+    /// rejoins goes to the end of the line, where the other is its predecessor — about
+    /// five views a second with the defaults. A node removed soon after it joined
+    /// (within [`STABLE_TIMEOUTS`] failure timeouts) doubles its wait, from one failure
+    /// timeout up to [`MAX_BACKOFF_TIMEOUTS`]; a node that had been stable rejoins at once,
+    /// so a single false suspicion costs nothing more than before.
+    fn rejoin_delay(&mut self, now: Instant) -> Duration {
+        let t = self.cfg.failure_timeout;
+        let flapping = self
+            .joined_at
+            .is_some_and(|j| now.saturating_duration_since(j) < t * STABLE_TIMEOUTS);
+        self.rejoin_backoff = if flapping {
+            (self.rejoin_backoff * 2).clamp(t, t * MAX_BACKOFF_TIMEOUTS)
+        } else {
+            Duration::ZERO
+        };
+        if !self.rejoin_backoff.is_zero() {
+            info!(
+                wait_ms = self.rejoin_backoff.as_millis() as u64,
+                "removed soon after joining: backing off before joining again"
+            );
+        }
+        self.rejoin_backoff
+    }
 
     fn probe_message(&self) -> Message {
         match self.cfg.role {
@@ -1349,6 +1388,7 @@ mod tests {
             handoff_drain: HandoffDrain::Auto,
             control_port: 7780,
             state_file: None,
+            contact_interface: None,
         };
         let c = Config::from_ds(&ds);
         assert_eq!(c.genesis, vec![7, 2, 4]);

@@ -187,3 +187,55 @@ fn garbage_is_ignored() {
         assert!(ht.handle_mh(a(CLIENT), &buf).is_none());
     }
 }
+
+/// Drives one binder through care-of test, BU and the client's answers; returns what
+/// the binder finally said.
+fn bind_once(client: &mut Cn, b: &mut Binder, coti: &Transmit, now: Instant) -> Vec<BinderAction> {
+    let cot = client_receives(client, &send(coti), now);
+    let mut acts = b.handle_packet(&cot[0], now);
+    // A refused BU is sent again at most once, so two rounds settle it.
+    for _ in 0..2 {
+        let [BinderAction::Send(bu)] = &acts[..] else {
+            return acts;
+        };
+        let answers = client_receives(client, &send(bu), now);
+        assert_eq!(answers.len(), 1, "one BA per BU");
+        acts = b.handle_packet(&answers[0], now);
+    }
+    acts
+}
+
+#[test]
+fn a_sequence_number_the_client_rejects_is_resynchronised_once() {
+    let now = Instant::now();
+    let mut client = cn(now);
+    let home = home_test(&mut client, now);
+    let start = |seq| Binder::start(a(DSA), a(ACCEPTOR), a(CLIENT), home, None, seq, [5; 8], now);
+
+    // A first acceptor binds with 1000 and deletes: the client keeps 1001 (§5.2.8).
+    let (mut first, acts) = start(1000);
+    let [BinderAction::Send(coti)] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    let acts = bind_once(&mut client, &mut first, coti, now);
+    assert!(
+        matches!(acts[..], [BinderAction::Bound { sequence: 1000, .. }]),
+        "{acts:?}"
+    );
+    client_receives(&mut client, &send(&first.release().unwrap()), now);
+
+    // A second acceptor that knows nothing of it starts below: 135, then 1002.
+    let (mut second, acts) = start(900);
+    let [BinderAction::Send(coti)] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    let acts = bind_once(&mut client, &mut second, coti, now);
+    assert!(
+        matches!(acts[..], [BinderAction::Bound { sequence: 1002, .. }]),
+        "{acts:?}"
+    );
+    assert_eq!(
+        client.binding(&a(CLIENT), &a(DSA)).unwrap().coa,
+        a(ACCEPTOR)
+    );
+}

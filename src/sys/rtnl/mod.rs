@@ -19,6 +19,7 @@
 
 pub mod msg;
 pub mod parse;
+pub mod seg6;
 
 use std::io;
 use std::net::Ipv6Addr;
