@@ -399,8 +399,10 @@ fn handoffs_redirect_the_client_with_mobile_ipv6_and_release_the_binding() {
     scenario("m", 2, 1_000_000);
 }
 
-/// `testbed/run handoff` (the experiment, with `m6-ds-server`) with a small count:
-/// every run intact, no reset, and the phase table printed.
+/// `testbed/run handoff` (the experiment, through mip6d on sn1 and sn2 with
+/// `m6-ds-server app`) with a small count: every run intact, no reset, the phase table
+/// from `mip6ctl handoffs`, and the extra run handed sn1 → sn2 → sn1 with the client
+/// uploading during the download.
 #[test]
 fn testbed_run_handoff_reports_intact_transfers() {
     require("ds_handoff_e2e", &[Tool::Ip, Tool::Ip6tables, Tool::Ipset]);
@@ -428,12 +430,22 @@ fn testbed_run_handoff_reports_intact_transfers() {
     eprintln!("{text}");
     assert!(out.status.success(), "testbed/run handoff failed:\n{text}");
     assert_eq!(
-        text.matches("sha256 intact, request+upload intact").count(),
+        text.matches("(sn1 -> sn2): sha256 intact, request+upload intact")
+            .count(),
         2,
         "{text}"
     );
+    assert!(
+        text.contains("(sn1 -> sn2 -> sn1): sha256 intact, request+upload intact")
+            && text.contains("bytes uploaded during the download"),
+        "{text}"
+    );
+    // Four handoffs, all run by the daemons and recorded by them.
+    assert!(text.contains("4 of 4 handoffs completed"), "{text}");
+    assert!(text.contains("phase (sn2 -> sn1)"), "{text}");
     assert!(text.contains("resets seen by the client: 0"), "{text}");
     assert!(text.contains("6 binding management"), "{text}");
+    assert!(text.contains("client-perceived gap"), "{text}");
 }
 
 /// One connection handed sn1 → sn2 → sn1: the way back to the contact node is the

@@ -202,3 +202,41 @@ fn after_sigkill_the_next_start_removes_its_own_leftovers_and_nothing_else() {
     assert!(ns.ip(&["-6", "rule", "show"]).contains("1500:"));
     let _ = index;
 }
+
+/// The kernel data path's XFRM leftovers: a sub-policy in umip's priority range goes, one
+/// outside it and a main policy stay. (Route-optimisation states and ip6ip6 devices need
+/// a MIP6 kernel; their predicates are unit-tested in `daemon::leftovers`.)
+#[test]
+fn xfrm_sub_policies_in_umips_range_are_leftovers_and_others_are_not() {
+    use mip6d::sys::xfrm::{Dir, Policy, PolicyType, Selector, Xfrm};
+    testbed::require("leftovers", &[Tool::Ip]);
+    let ns = Ns::new("leftx");
+    let (ours, theirs, main) = ns.run(|| {
+        let mut x = Xfrm::open().expect("XFRM socket");
+        let sel = Selector::hosts(a("2001:db8:77::1"), a("2001:db8:77::2"));
+        let ours = Policy::sub(sel, Dir::Out, 16, vec![]);
+        let theirs = Policy::sub(sel, Dir::In, 100, vec![]);
+        let main = Policy {
+            ptype: PolicyType::Main,
+            ..Policy::sub(sel, Dir::Fwd, 16, vec![])
+        };
+        for p in [&ours, &theirs, &main] {
+            x.add_policy(p).expect("add policy");
+        }
+        let removed = mip6d::daemon::leftovers::remove_all();
+        assert_eq!(
+            removed
+                .iter()
+                .filter(|r| r.starts_with("xfrm sub-policy"))
+                .count(),
+            1,
+            "{removed:?}"
+        );
+        (
+            x.get_policy(&ours.id()).unwrap().is_some(),
+            x.get_policy(&theirs.id()).unwrap().is_some(),
+            x.get_policy(&main.id()).unwrap().is_some(),
+        )
+    });
+    assert_eq!((ours, theirs, main), (false, true, true));
+}

@@ -10,6 +10,9 @@ use mip6d::config::{self, Config, ConfigError, Datapath, NodeRole, ParseOptions}
 use mip6d::daemon::reload::{Overrides, Source};
 use mip6d::daemon::{logging, Daemon, Settings};
 use mip6d::datapath::ha_user::{self, HaUserPath};
+use mip6d::datapath::kernel::cn::CnKernelPath;
+use mip6d::datapath::kernel::ha::HaKernelPath;
+use mip6d::datapath::probe::Backend;
 use mip6d::datapath::user::CnUserPath;
 use mip6d::proto::cn::{Cn, CnConfig};
 use mip6d::proto::ha::{Ha, HaConfig, HomePrefix};
@@ -308,7 +311,7 @@ fn start_roles(
     let cfg = daemon.config().clone();
     // Before anything is installed: what a killed daemon left would collide with it.
     mip6d::daemon::leftovers::remove_all();
-    select_datapath(&cfg)?;
+    let kernel = select_datapath(&cfg)? == Backend::Kernel;
     let now = std::time::Instant::now();
     let cn_config = CnConfig {
         route_optimization: cfg.do_route_optimization_cn,
@@ -318,6 +321,10 @@ fn start_roles(
         let (home_if, ha_config) = ha_config(&cfg, cn_config)?;
         let ha = Ha::new(ha_config, Arc::new(SystemRandom::new()), now)
             .map_err(|_| "home agent: no randomness for the nonces".to_string())?;
+        if kernel {
+            let path = HaKernelPath::start(ha, &home_if, daemon.registry_mut())?;
+            return daemon.add_machine(Box::new(path)).map(|()| None);
+        }
         let kernel_tunnels = kernel_tunnels(tunnel)?;
         let path = HaUserPath::start(ha, &home_if, queue, kernel_tunnels, daemon.registry_mut())?;
         return daemon.add_machine(Box::new(path)).map(|()| None);
@@ -340,6 +347,10 @@ fn start_roles(
         let (path, link) =
             mip6d::ds::contact_home::start(&cfg, ds, cn, queue, daemon.registry_mut(), now)?;
         return daemon.add_machine(Box::new(path)).map(|()| Some(link));
+    }
+    if kernel {
+        let path = CnKernelPath::start(cn, daemon.registry_mut())?;
+        return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     let path = CnUserPath::start(cn, queue, daemon.registry_mut())?;
     daemon.add_machine(Box::new(path)).map(|()| None)
@@ -365,10 +376,11 @@ fn kernel_tunnels(asked: TunnelArg) -> Result<bool, String> {
 }
 
 /// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice
-/// with its reason. The roles run on the user backends only so far: a kernel that could
-/// run the kernel backend still gets the user one under `auto`, and `kernel` is refused.
-fn select_datapath(cfg: &config::Config) -> Result<(), String> {
-    use mip6d::datapath::probe::{self, Backend};
+/// with its reason. The correspondent node and the home agent run on either backend; the
+/// mobile node on the user one only so far: `auto` gives it `user` (and says why), and
+/// `kernel` is refused.
+fn select_datapath(cfg: &config::Config) -> Result<Backend, String> {
+    use mip6d::datapath::probe;
     let tunnels = matches!(cfg.node_config, NodeRole::Ha | NodeRole::Mn);
     let asked = match cfg.datapath {
         Datapath::Auto => "auto",
@@ -381,15 +393,16 @@ fn select_datapath(cfg: &config::Config) -> Result<(), String> {
         sel.backend.keyword(),
         sel.reason
     );
-    if sel.backend == Backend::Kernel {
+    if sel.backend == Backend::Kernel && matches!(cfg.node_config, NodeRole::Mn) {
         if cfg.datapath == Datapath::Kernel {
-            return Err("Datapath kernel: this kernel supports it, but the roles do not run on the kernel data path yet; use Datapath user or auto".into());
+            return Err("Datapath kernel: this kernel supports it, but the mobile node does not run on the kernel data path yet; use Datapath user or auto".into());
         }
         tracing::info!(
-            "Datapath auto: user after all: the roles do not run on the kernel data path yet"
+            "Datapath auto: user after all: the mobile node does not run on the kernel data path yet"
         );
+        return Ok(Backend::User);
     }
-    Ok(())
+    Ok(sel.backend)
 }
 
 /// The home agent's settings from the configuration. The home link is the first

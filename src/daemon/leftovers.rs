@@ -13,6 +13,10 @@
 //! - the mobile node's home address away from home: `IFA_F_HOMEADDRESS`, which only a
 //!   Mobile IPv6 daemon sets;
 //! - IP sets: named `mip6d-…` ([`crate::datapath::sets::PREFIX`]);
+//! - the kernel data path's XFRM objects: route-optimisation states (`route2`, `hao`: only
+//!   a Mobile IPv6 daemon makes them) and sub-policies with umip's priorities (1–19,
+//!   [`crate::datapath::kernel::prio`]), and its ip6ip6 devices, named
+//!   `ip6m` + 8 hex digits ([`crate::datapath::kernel::tunnel_name`]);
 //! - the tunnel fast path's nftables table `ip6 mip6d` and its routes in table 251
 //!   ([`crate::datapath::seg6`]), the mobile node's in table 250
 //!   ([`crate::datapath::mn_seg6`]).
@@ -28,7 +32,8 @@ use std::process::Command;
 use crate::datapath::sets;
 use crate::datapath::user::{ip6tables, COMMENT};
 use crate::sys::ipset::IpSets;
-use crate::sys::rtnl::{Rtnl, IFA_F_HOMEADDRESS, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
+use crate::sys::rtnl::{Link, Rtnl, IFA_F_HOMEADDRESS, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
+use crate::sys::xfrm::{Policy, PolicyType, State, Xfrm, IPPROTO_DSTOPTS, IPPROTO_ROUTING};
 
 /// Removes every leftover it recognises and returns one description per removed object.
 /// Failures are logged and do not stop the others (a start should not fail because an
@@ -72,14 +77,90 @@ pub fn remove_all() -> Vec<String> {
             Err(e) => tracing::warn!("leftover {what}: {e}"),
         }
     }
+    // Policies before the states their templates resolve to, tunnels before the routes
+    // through them would matter (deleting a device takes its routes along).
+    match Xfrm::open() {
+        Ok(mut x) => remove_xfrm_objects(&mut x, &mut removed),
+        Err(e) => tracing::debug!("leftovers: XFRM: {e}"),
+    }
     match Rtnl::open() {
-        Ok(mut rt) => remove_kernel_objects(&mut rt, &mut removed),
+        Ok(mut rt) => {
+            remove_tunnels(&mut rt, &mut removed);
+            remove_kernel_objects(&mut rt, &mut removed)
+        }
         Err(e) => tracing::warn!("leftovers: rtnetlink: {e}"),
     }
     for r in &removed {
         tracing::info!("removed a leftover of an earlier mip6d: {r}");
     }
     removed
+}
+
+/// A sub-policy in umip's priority range: the kernel data path's.
+pub fn is_our_policy(p: &Policy) -> bool {
+    p.ptype == PolicyType::Sub
+        && (1..=crate::datapath::kernel::prio::RO_DATA_ANY).contains(&p.priority)
+}
+
+/// A route-optimisation state (Type 2 Routing Header or Home Address option).
+pub fn is_our_state(s: &State) -> bool {
+    matches!(s.id.proto, IPPROTO_ROUTING | IPPROTO_DSTOPTS)
+}
+
+/// One of the kernel data path's ip6ip6 devices.
+pub fn is_our_tunnel(l: &Link) -> bool {
+    l.kind.as_deref() == Some("ip6tnl")
+        && l.name.len() == 12
+        && l.name.starts_with("ip6m")
+        && l.name[4..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn remove_xfrm_objects(x: &mut Xfrm, removed: &mut Vec<String>) {
+    match x.policies() {
+        Ok(ps) => {
+            for p in ps.iter().filter(|p| is_our_policy(p)) {
+                let what = format!(
+                    "xfrm sub-policy {}/{} -> {}/{} dir {:?} priority {}",
+                    p.sel.src, p.sel.src_len, p.sel.dst, p.sel.dst_len, p.dir, p.priority
+                );
+                match x.del_policy(&p.id()) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::debug!("leftovers: XFRM policies: {e}"),
+    }
+    match x.states() {
+        Ok(ss) => {
+            for s in ss.iter().filter(|s| is_our_state(s)) {
+                let what = format!(
+                    "xfrm state {} -> {} proto {}",
+                    s.id.src, s.id.dst, s.id.proto
+                );
+                match x.del_state(&s.id) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::debug!("leftovers: XFRM states: {e}"),
+    }
+}
+
+fn remove_tunnels(rt: &mut Rtnl, removed: &mut Vec<String>) {
+    match rt.links() {
+        Ok(links) => {
+            for l in links.iter().filter(|l| is_our_tunnel(l)) {
+                let what = format!("ip6ip6 device {}", l.name);
+                match rt.delete_link(l.index) {
+                    Ok(()) => removed.push(what),
+                    Err(e) => tracing::warn!("leftover {what}: {e}"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("leftovers: links: {e}"),
+    }
 }
 
 fn remove_kernel_objects(rt: &mut Rtnl, removed: &mut Vec<String>) {
@@ -203,6 +284,99 @@ pub fn marked_rules(save: &str) -> Vec<(String, Vec<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datapath::kernel::KernelObject;
+    use crate::datapath::kernel::{plan, tunnel_name, PlanConfig};
+    use crate::datapath::Binding;
+    use crate::sys::xfrm::{Dir, Selector};
+
+    #[test]
+    fn every_kernel_object_of_a_plan_is_recognised_and_nothing_else() {
+        let a = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        let (ha, hoa, coa, cn) = (
+            a("2001:db8:1::1"),
+            a("2001:db8:1::100"),
+            a("2001:db8:41::2"),
+            a("2001:db8:10::2"),
+        );
+        let cfg = PlanConfig {
+            cn_route_optimization: true,
+            ha_home_interface: None,
+            mn: None,
+        };
+        let objs = plan(
+            &cfg,
+            &[
+                Binding::HomeRegistration { ha, hoa, coa },
+                Binding::Correspondent {
+                    local: cn,
+                    hoa,
+                    coa,
+                },
+            ],
+        );
+        let (mut policies, mut states, mut tunnels) = (0, 0, 0);
+        for o in &objs {
+            match o {
+                KernelObject::Policy(p) => {
+                    assert!(is_our_policy(p), "{p:?}");
+                    policies += 1;
+                }
+                KernelObject::State(s) => {
+                    assert!(is_our_state(s), "{s:?}");
+                    states += 1;
+                }
+                KernelObject::Tunnel { name, .. } => {
+                    let l = Link {
+                        index: 7,
+                        name: name.clone(),
+                        up: true,
+                        running: true,
+                        mtu: 1460,
+                        kind: Some("ip6tnl".into()),
+                        mac: None,
+                    };
+                    assert!(is_our_tunnel(&l), "{name}");
+                    tunnels += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(policies > 0 && states > 0 && tunnels == 1);
+        // An operator's main policy, an IPsec state, someone else's tunnel are not ours.
+        let main = Policy {
+            ptype: PolicyType::Main,
+            ..Policy::sub(Selector::any(), Dir::Out, 5, vec![])
+        };
+        assert!(!is_our_policy(&main));
+        let low = Policy::sub(Selector::any(), Dir::Out, 100, vec![]);
+        assert!(!is_our_policy(&low));
+        let esp = State {
+            id: crate::sys::xfrm::StateId {
+                proto: 50,
+                ..State::ro(ha, hoa, IPPROTO_ROUTING, coa).id
+            },
+            ..State::ro(ha, hoa, IPPROTO_ROUTING, coa)
+        };
+        assert!(!is_our_state(&esp));
+        let name = tunnel_name(ha, coa);
+        for (n, kind) in [
+            (name.as_str(), Some("gre")),
+            ("ip6tnl0", Some("ip6tnl")),
+            ("ip6mxyzxyzxy", Some("ip6tnl")),
+            ("ip6m0000000", Some("ip6tnl")),
+        ] {
+            let l = Link {
+                index: 7,
+                name: n.into(),
+                up: true,
+                running: true,
+                mtu: 1460,
+                kind: kind.map(String::from),
+                mac: None,
+            };
+            assert!(!is_our_tunnel(&l), "{n}");
+        }
+    }
 
     #[test]
     fn only_rules_with_our_comment_are_picked_with_their_table() {

@@ -44,7 +44,7 @@
 //! deregistration, expiry and SIGTERM remove it.
 
 use super::drain;
-use super::ha_icmp::HaIcmp;
+use super::home_link::HomeLink;
 use super::rewrite;
 use super::sets::{self, AddrSet};
 use super::user::{
@@ -53,8 +53,8 @@ use super::user::{
 };
 use super::{Binding, BindingKey, DataPath};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
-use crate::daemon::registry::{EntryId, Registry};
-use crate::proto::event::{Action, Event};
+use crate::daemon::registry::Registry;
+use crate::proto::event::Action;
 use crate::proto::ha::{Ha, HaState};
 use crate::sys::nfqueue::{hook, NfQueue, Verdict};
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
@@ -250,34 +250,6 @@ pub fn interface_prefixes(ifname: &str) -> Result<Vec<(Ipv6Addr, u8)>, String> {
         .collect())
 }
 
-/// The simplified DAD of the module documentation: is `addr` in use already? A failed
-/// look-up counts as "not in use", as the registration must not hang on it.
-fn address_in_use(rt: &mut Rtnl, addr: Ipv6Addr, home_index: u32) -> bool {
-    let assigned = rt
-        .addresses()
-        .map(|all| all.iter().any(|a| a.addr == addr))
-        .unwrap_or_else(|e| {
-            tracing::warn!("DAD for {addr}: cannot list addresses: {e}");
-            false
-        });
-    let permanent = rt
-        .neighbours()
-        .map(|all| {
-            all.iter().any(|n| {
-                n.addr == addr && n.index == home_index && n.state & rtnl::NUD_PERMANENT != 0
-            })
-        })
-        .unwrap_or_else(|e| {
-            tracing::warn!("DAD for {addr}: cannot list neighbours: {e}");
-            false
-        });
-    assigned || permanent
-}
-
-fn proxy_ndp_path(ifname: &str) -> String {
-    format!("/proc/sys/net/ipv6/conf/{ifname}/proxy_ndp")
-}
-
 // --- the machine -------------------------------------------------------------------------------
 
 /// The home registrations on the user data path: the tunnels (care-of addresses whose
@@ -403,12 +375,51 @@ impl DataPath for HomeTunnels {
     }
 }
 
+/// The home agent's binding cache for `mip6ctl bc`: home registrations, then the embedded
+/// correspondent node's bindings, by home address.
+pub(crate) fn cache_rows(ha: &Ha, now: Instant) -> Vec<BindingCacheEntry> {
+    let left =
+        |t: Instant| u32::try_from(t.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX);
+    let mut rows: Vec<_> = ha
+        .bindings()
+        .filter(|(_, b)| b.state == HaState::Active)
+        .map(|(k, b)| {
+            // Only what the cache keeps: H always; A is not remembered.
+            let mut flags = String::from("H");
+            for (on, c) in [
+                (b.link_local.is_some(), 'L'),
+                (b.key_mgmt, 'K'),
+                (b.mobile_router, 'R'),
+            ] {
+                if on {
+                    flags.push(c);
+                }
+            }
+            BindingCacheEntry {
+                home_address: k.hoa,
+                care_of_address: b.coa,
+                lifetime: left(b.expires),
+                sequence: b.seq.0,
+                flags,
+                kind: "home",
+            }
+        })
+        .chain(ha.cn().bindings().map(|(k, b)| BindingCacheEntry {
+            home_address: k.hoa,
+            care_of_address: b.coa,
+            lifetime: left(b.expires),
+            sequence: b.seq.0,
+            flags: String::new(),
+            kind: "cache",
+        }))
+        .collect();
+    rows.sort_by_key(|r| r.home_address);
+    rows
+}
+
 /// The home agent role on the user data path.
 pub struct HaUserPath {
     ha: Ha,
-    home_if: String,
-    home_index: u32,
-    rtnl: Rtnl,
     rx: NfQueue,
     ro: NfQueue,
     tun: NfQueue,
@@ -422,10 +433,8 @@ pub struct HaUserPath {
     tunnels: HomeTunnels,
     /// ... or in the kernel (`--tunnel seg6`).
     seg6: Option<super::seg6::Seg6Tunnels>,
-    proxies: HashMap<Ipv6Addr, EntryId>,
-    /// Whether `proxy_ndp` on the home interface is ours to restore (recorded once).
-    proxy_sysctl: bool,
-    icmp: HaIcmp,
+    /// Proxy ND, DAD, DHAAD and prefix solicitations on the home link.
+    home: HomeLink,
 }
 
 impl HaUserPath {
@@ -449,33 +458,14 @@ impl HaUserPath {
                 ))
             }
         };
-        let mut rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
-        let home_index = rtnl
-            .link_by_name(home_if)
-            .map_err(|e| format!("home interface {home_if}: {e}"))?
-            .ok_or_else(|| format!("home interface {home_if}: no such interface"))?
-            .index;
-        let link_mtu = rtnl
-            .links()
-            .map_err(|e| format!("rtnetlink: {e}"))?
-            .iter()
-            .filter(|l| l.up && l.name != "lo" && l.mtu >= 1280)
-            .map(|l| l.mtu as usize)
-            .min()
-            .unwrap_or(1500);
-        let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
-            .map(|s| s.trim() == "1")
-            .unwrap_or(false);
-        if !forwarding {
-            // The decapsulated packets and the tunnelled ones are forwarded.
-            tracing::warn!("home agent: net.ipv6.conf.all.forwarding is not 1; tunnelled traffic will not be forwarded");
-        }
+        let mut home_link = HomeLink::open(home_if)?;
+        let link_mtu = home_link.smallest_link_mtu()?;
+        super::home_link::warn_without_forwarding();
         let rx = bind_receive_queue(queue)?;
         let ro = bind_queue(ro_queue)?;
         let tun = bind_queue(tun_queue)?;
         let raw = RawSocket::new(IPPROTO_RAW)
             .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
-        let icmp = HaIcmp::start(&mut rtnl, home_if)?;
         // Sets before the rules that name them (the registry undoes newest first).
         let care_of = AddrSet::create(sets::CARE_OF, registry)?;
         let home = AddrSet::create(sets::HOME, registry)?;
@@ -502,9 +492,6 @@ impl HaUserPath {
         );
         Ok(HaUserPath {
             ha,
-            home_if: home_if.to_string(),
-            home_index,
-            rtnl,
             rx,
             ro,
             tun,
@@ -518,9 +505,7 @@ impl HaUserPath {
                 home,
             },
             seg6,
-            proxies: HashMap::new(),
-            proxy_sysctl: false,
-            icmp,
+            home: home_link,
         })
     }
 
@@ -556,65 +541,6 @@ impl HaUserPath {
             },
         );
     }
-
-    fn dad(&mut self, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {
-        let taken = std::iter::once(hoa)
-            .chain(link_local)
-            .find(|a| address_in_use(&mut self.rtnl, *a, self.home_index));
-        if let Some(a) = taken {
-            tracing::info!("DAD for {hoa}: {a} is in use on this node");
-            self.ha.handle(Event::DadResult { hoa, ok: false }, now);
-            return;
-        }
-        self.icmp.start_dad(hoa, link_local, now, &mut self.ha);
-    }
-
-    fn proxy_add(&mut self, addr: Ipv6Addr, router: bool, registry: &mut Registry, now: Instant) {
-        if !self.proxy_sysctl {
-            let path = proxy_ndp_path(&self.home_if);
-            match std::fs::read_to_string(&path) {
-                Ok(old) if old.trim() == "1" => self.proxy_sysctl = true,
-                Ok(old) => match std::fs::write(&path, "1") {
-                    Ok(()) => {
-                        self.proxy_sysctl = true;
-                        let old = old.trim().to_string();
-                        let p = path.clone();
-                        registry.record(format!("sysctl {path} = 1 (was {old})"), move || {
-                            std::fs::write(&p, &old)
-                        });
-                    }
-                    Err(e) => tracing::error!("{path}: {e}"),
-                },
-                Err(e) => tracing::error!("{path}: {e}"),
-            }
-        }
-        if self.proxies.contains_key(&addr) {
-            // Only the router flag changed; iproute2's proxy entries do not carry it.
-            return;
-        }
-        let index = self.home_index;
-        if router {
-            tracing::debug!("proxy ND for {addr}: the router flag is not set by this data path");
-        }
-        match self.rtnl.add_proxy_neigh(index, addr) {
-            Ok(()) => {
-                let what = format!("proxy ND: {addr} on {}", self.home_if);
-                let id = registry.record(what, move || Rtnl::open()?.del_proxy_neigh(index, addr));
-                self.proxies.insert(addr, id);
-                self.icmp.advertise(addr, router, now);
-            }
-            Err(e) => tracing::error!("proxy ND for {addr}: {e}"),
-        }
-    }
-
-    fn proxy_del(&mut self, addr: Ipv6Addr, registry: &mut Registry) {
-        self.icmp.stop_advertising(addr);
-        if let Some(id) = self.proxies.remove(&addr) {
-            if let Err(e) = registry.undo(id) {
-                tracing::warn!("{e}");
-            }
-        }
-    }
 }
 
 impl Machine for HaUserPath {
@@ -623,61 +549,23 @@ impl Machine for HaUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.ha.poll_timeout(), self.icmp.poll_timeout()]
+        [self.ha.poll_timeout(), self.home.icmp.poll_timeout()]
             .into_iter()
             .flatten()
             .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.icmp.handle_timeout(now, &mut self.ha);
+        self.home.icmp.handle_timeout(now, &mut self.ha);
         self.ha.handle_timeout(now);
     }
 
     fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
-        let left = |t: Instant| {
-            u32::try_from(t.saturating_duration_since(now).as_secs()).unwrap_or(u32::MAX)
-        };
-        let mut rows: Vec<_> = self
-            .ha
-            .bindings()
-            .filter(|(_, b)| b.state == HaState::Active)
-            .map(|(k, b)| {
-                // Only what the cache keeps: H always; A is not remembered.
-                let mut flags = String::from("H");
-                for (on, c) in [
-                    (b.link_local.is_some(), 'L'),
-                    (b.key_mgmt, 'K'),
-                    (b.mobile_router, 'R'),
-                ] {
-                    if on {
-                        flags.push(c);
-                    }
-                }
-                BindingCacheEntry {
-                    home_address: k.hoa,
-                    care_of_address: b.coa,
-                    lifetime: left(b.expires),
-                    sequence: b.seq.0,
-                    flags,
-                    kind: "home",
-                }
-            })
-            .chain(self.ha.cn().bindings().map(|(k, b)| BindingCacheEntry {
-                home_address: k.hoa,
-                care_of_address: b.coa,
-                lifetime: left(b.expires),
-                sequence: b.seq.0,
-                flags: String::new(),
-                kind: "cache",
-            }))
-            .collect();
-        rows.sort_by_key(|r| r.home_address);
-        rows
+        cache_rows(&self.ha, now)
     }
 
     fn status(&self) -> serde_json::Value {
-        let list = self.icmp.home_agents(Instant::now());
+        let list = self.home.icmp.home_agents(Instant::now());
         serde_json::json!({
             "home_agents_list": list.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         })
@@ -688,8 +576,8 @@ impl Machine for HaUserPath {
             self.rx.as_raw_fd(),
             self.ro.as_raw_fd(),
             self.tun.as_raw_fd(),
-            self.icmp.fds()[0],
-            self.icmp.fds()[1],
+            self.home.icmp.fds()[0],
+            self.home.icmp.fds()[1],
         ]
     }
 
@@ -700,8 +588,8 @@ impl Machine for HaUserPath {
             drain_route_optimisation(&mut self.ro, &mut self.ha, now);
         } else if fd == self.tun.as_raw_fd() {
             self.drain_tunnel();
-        } else if self.icmp.fds().contains(&fd) {
-            self.icmp.on_readable(fd, now, &mut self.ha);
+        } else if self.home.icmp.fds().contains(&fd) {
+            self.home.icmp.on_readable(fd, now, &mut self.ha);
         }
     }
 
@@ -709,7 +597,9 @@ impl Machine for HaUserPath {
         while let Some(a) = self.ha.poll_action() {
             match a {
                 Action::Send(t) => send_transmit(&self.raw, &t, ctx),
-                Action::StartDad { hoa, link_local } => self.dad(hoa, link_local, now),
+                Action::StartDad { hoa, link_local } => {
+                    self.home.dad(&mut self.ha, hoa, link_local, now)
+                }
                 // On this data path a registration's tunnel is part of the registration:
                 // the route names it, so the route's actions carry both.
                 Action::TunnelAdd { .. } | Action::TunnelDel { .. } => {}
@@ -742,9 +632,9 @@ impl Machine for HaUserPath {
                     }
                 }
                 Action::ProxyNdAdd { addr, router } => {
-                    self.proxy_add(addr, router, ctx.registry, now)
+                    self.home.proxy_add(addr, router, ctx.registry, now)
                 }
-                Action::ProxyNdDel { addr } => self.proxy_del(addr, ctx.registry),
+                Action::ProxyNdDel { addr } => self.home.proxy_del(addr, ctx.registry),
                 Action::BindingInstalled {
                     local,
                     hoa,

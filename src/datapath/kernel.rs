@@ -151,8 +151,11 @@ impl KernelObject {
         }
     }
 
-    /// Install order: what others depend on first (a route needs its tunnel, a policy's
-    /// template its state). Removal goes the other way.
+    /// Install order: what others depend on first (a route needs its tunnel, an outbound
+    /// policy's template its state). Inbound policies go before the states: their
+    /// templates are optional and the wildcard receive state satisfies them, and a mobile
+    /// node that route-optimises as soon as it sends its Binding Update (no A flag,
+    /// RFC 6275 §11.7.2) has its packets accepted sooner. Removal goes the other way.
     fn rank(&self) -> u8 {
         match self {
             KernelObject::Tunnel { .. } => 0,
@@ -160,8 +163,9 @@ impl KernelObject {
             KernelObject::Route { .. } => 2,
             KernelObject::Rule { .. } => 3,
             KernelObject::ProxyNeigh { .. } => 4,
-            KernelObject::State(_) => 5,
-            KernelObject::Policy(_) => 6,
+            KernelObject::Policy(p) if p.dir == Dir::In => 5,
+            KernelObject::State(_) => 6,
+            KernelObject::Policy(_) => 7,
         }
     }
 
@@ -758,6 +762,19 @@ impl KernelPath {
         Ok(p)
     }
 
+    /// The care-of address of the installed route-optimisation state that gives packets
+    /// from `local` to `hoa` a Type 2 Routing Header, if there is one.
+    pub fn rh2_coa(&self, local: Ipv6Addr, hoa: Ipv6Addr) -> Option<Ipv6Addr> {
+        self.installed.values().find_map(|(o, _)| match o {
+            KernelObject::State(s)
+                if s.id.src == local && s.id.dst == hoa && s.id.proto == IPPROTO_ROUTING =>
+            {
+                s.coaddr
+            }
+            _ => None,
+        })
+    }
+
     /// What is installed now, in install order.
     pub fn installed(&self) -> Vec<KernelObject> {
         let mut v: Vec<KernelObject> = self.installed.values().map(|(o, _)| o.clone()).collect();
@@ -852,6 +869,10 @@ impl DataPath for KernelPath {
             .collect()
     }
 }
+
+pub mod cn;
+pub mod ha;
+pub mod signalling;
 
 #[cfg(test)]
 mod tests;

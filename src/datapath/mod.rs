@@ -14,6 +14,7 @@
 pub mod conn_binding;
 pub mod ha_icmp;
 pub mod ha_user;
+pub mod home_link;
 pub mod kernel;
 pub mod mn_dhaad;
 pub mod mn_kernel;

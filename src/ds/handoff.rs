@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! donor                                   acceptor
+//!  Prepare{id, local, peer} ────────────▶ start the per-connection data path (optional;
+//!  drain                                   while the connection still serves)
 //!  lock, freeze, extract (phase 1)
 //!  Offer{id, state, app} ───────────────▶ restore in repair mode (phase 3)
 //!                        ◀─────────────── Accept{id, re-creation time}   (or Reject)
@@ -29,6 +31,7 @@
 //! the mobility side can start phases 4–5 early without changing this machine.
 
 use std::fmt;
+use std::net::{Ipv6Addr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use super::conn_state::{ConnState, DecodeError, Limits};
@@ -75,6 +78,14 @@ impl RejectReason {
 /// One protocol message; `id` names the handoff (unique per donor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// Sent before the freeze, outside both machines: the connection (service address
+    /// and port, client) an Offer will soon carry, so that the acceptor sets up what does
+    /// not depend on the state (its per-connection data path) while the donor drains.
+    Prepare {
+        id: u64,
+        local: SocketAddrV6,
+        peer: SocketAddrV6,
+    },
     Offer {
         id: u64,
         state: Box<ConnState>,
@@ -141,11 +152,27 @@ const KIND_REJECT: u8 = 3;
 const KIND_COMMIT: u8 = 4;
 const KIND_ABORT: u8 = 5;
 const KIND_DONE: u8 = 6;
+const KIND_PREPARE: u8 = 7;
+
+fn put_addr(b: &mut Vec<u8>, a: &SocketAddrV6) {
+    b.extend(a.ip().octets());
+    b.extend(a.port().to_be_bytes());
+}
+
+fn take_addr(b: &[u8]) -> Result<(SocketAddrV6, &[u8]), MessageError> {
+    let (ip, rest) = split::<16>(b)?;
+    let (port, rest) = split::<2>(rest)?;
+    Ok((
+        SocketAddrV6::new(Ipv6Addr::from(ip), u16::from_be_bytes(port), 0, 0),
+        rest,
+    ))
+}
 
 impl Message {
     pub fn id(&self) -> u64 {
         match self {
-            Message::Offer { id, .. }
+            Message::Prepare { id, .. }
+            | Message::Offer { id, .. }
             | Message::Accept { id, .. }
             | Message::Reject { id, .. }
             | Message::Commit { id }
@@ -156,6 +183,7 @@ impl Message {
 
     pub fn kind(&self) -> u8 {
         match self {
+            Message::Prepare { .. } => KIND_PREPARE,
             Message::Offer { .. } => KIND_OFFER,
             Message::Accept { .. } => KIND_ACCEPT,
             Message::Reject { .. } => KIND_REJECT,
@@ -166,11 +194,16 @@ impl Message {
     }
 
     /// The payload (what `auth::seal` authenticates): the id, then per kind:
-    /// Offer = app length (u32), app, connection state; Accept = re-creation µs (u32);
+    /// Prepare = local, peer (address, port u16 each); Offer = app length (u32), app,
+    /// connection state; Accept = re-creation µs (u32);
     /// Reject = code (u8), detail (u32); Done = 7 × (code u8, µs u32).
     pub fn payload(&self) -> Vec<u8> {
         let mut b = self.id().to_be_bytes().to_vec();
         match self {
+            Message::Prepare { local, peer, .. } => {
+                put_addr(&mut b, local);
+                put_addr(&mut b, peer);
+            }
             Message::Offer { state, app, .. } => {
                 b.extend((app.len() as u32).to_be_bytes());
                 b.extend(app);
@@ -210,6 +243,12 @@ impl Message {
             }
         };
         match kind {
+            KIND_PREPARE => {
+                let (local, rest) = take_addr(rest)?;
+                let (peer, rest) = take_addr(rest)?;
+                exact(rest)?;
+                Ok(Message::Prepare { id, local, peer })
+            }
             KIND_OFFER => {
                 let (len, rest) = split::<4>(rest)?;
                 let len = u32::from_be_bytes(len) as usize;
@@ -312,8 +351,11 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
-            accept: Duration::from_millis(500),
-            commit: Duration::from_millis(1500),
+            // The acceptor answers once it has read, verified and restored the state:
+            // hundreds of kB on a busy node took over 500 ms. Only a dead acceptor
+            // waits it out, and the client just sees a longer pause.
+            accept: Duration::from_secs(2),
+            commit: Duration::from_secs(3),
             // Phase 6 may include one Binding Update retransmission (1 s, RFC 6275).
             done: Duration::from_secs(5),
         }

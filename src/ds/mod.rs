@@ -6,6 +6,8 @@
 //! - [`phases`]: the seven timed phases of a handoff (the seed's Table 1).
 //! - [`drain`]: whether the donor waits for its send queue to be acknowledged first.
 //! - [`handoff`]: the donor ⇄ acceptor protocol: messages, states, timeouts, rollback.
+//! - [`hello`]: the donor's check, before it freezes anything, that the acceptor holds
+//!   the group's key.
 //! - [`membership`]: contact node, backups and snodes (seed §2.3), hardened.
 //! - [`redirect`]: the client redirected with Mobile IPv6: the contact's home test, the
 //!   acceptor's care-of test and Binding Update.
@@ -17,6 +19,7 @@ pub mod conn_state;
 pub mod contact_home;
 pub mod drain;
 pub mod handoff;
+pub mod hello;
 pub mod membership;
 pub mod membership_machine;
 pub mod phases;

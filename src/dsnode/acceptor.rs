@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv6Addr, TcpListener, TcpStream};
+use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -139,22 +139,33 @@ impl Accepted {
 type Redirected = (Option<(Binder, ConnPath)>, u16, HomeKeygen);
 
 /// Sequence numbers used per client, so that the next binding for a client is newer
-/// than the last one (also after its deletion, §5.2.8).
+/// than the last one (also after its deletion, §5.2.8). Clones share the numbers: an
+/// acceptor reads them when it redirects, not when the donor connected (with `Prepare`
+/// that is before the drain), so a binding released in between counts.
 #[derive(Default, Clone, Debug)]
-pub struct Sequences(HashMap<Ipv6Addr, u16>);
+pub struct Sequences(Arc<Mutex<HashMap<Ipv6Addr, u16>>>);
 
 impl Sequences {
     fn next_after(&self, client: &Ipv6Addr, carried: Option<u16>) -> Option<u16> {
+        let ours = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(client)
+            .copied();
         // The carried number comes from the donor side; ours from an earlier binding
         // here. Whichever is newer (RFC 6275 §9.5.1 arithmetic) must be exceeded.
-        match (carried, self.0.get(client).copied()) {
+        match (carried, ours) {
             (Some(a), Some(b)) => Some(if b.wrapping_sub(a) < 0x8000 { b } else { a }),
             (a, b) => a.or(b),
         }
     }
 
     pub fn record(&mut self, client: Ipv6Addr, seq: u16) {
-        self.0.insert(client, seq);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client, seq);
     }
 }
 
@@ -175,10 +186,29 @@ pub fn accept_on(
     sequences: &Sequences,
 ) -> io::Result<Accepted> {
     let mut ch = Channel::new(stream, &cfg.key, cfg.node_id, Limits::default())?;
-    let (from_node, offer) = ch
+    let (mut from_node, mut offer) = ch
         .recv(Some(Instant::now() + Duration::from_secs(5)))?
         .ok_or_else(|| other("no Offer within 5 s"))?;
     let mut spans = Spans::default();
+    let mut early = None;
+    if let Message::Prepare { local, peer, .. } = offer {
+        if !cfg.contact && cfg.ports.contains(&local.port()) && *local.ip() == cfg.dsa {
+            let t = Instant::now();
+            match start_path(cfg, local, peer) {
+                Ok(p) => early = Some(p),
+                // Not fatal: the redirect tries again, and says why if it fails.
+                Err(e) => tracing::warn!("handoff: data path at Prepare: {e}"),
+            }
+            spans.add("binding path start (prepare)", t.elapsed());
+        }
+        (from_node, offer) = ch
+            .recv(Some(Instant::now() + OFFER_AFTER_PREPARE))?
+            .ok_or_else(|| {
+                other(format!(
+                    "no Offer within {OFFER_AFTER_PREPARE:?} of Prepare"
+                ))
+            })?;
+    }
     spans.add("offer read", ch.last_recv.0);
     spans.add("offer open", ch.last_recv.1);
     let (mut acc, app, mut pending) = Acceptor::start(from_node, offer, cfg.timeouts)
@@ -235,8 +265,16 @@ pub fn accept_on(
                         redirected = Some((None, seq, home));
                         times
                     } else {
-                        let (binder, path, times) =
-                            redirect(cfg, st, home, sequences, &raw, &rng, &mut spans)?;
+                        let (binder, path, times) = redirect(
+                            cfg,
+                            st,
+                            home,
+                            sequences,
+                            &raw,
+                            &rng,
+                            &mut spans,
+                            early.take(),
+                        )?;
                         let seq = binder.sequence();
                         redirected = Some((Some((binder, path)), seq, home));
                         times
@@ -328,8 +366,32 @@ fn come_home(
     ))
 }
 
+/// The per-connection data path of a connection and the receiving end of its Mobility
+/// Headers.
+type EarlyPath = (ConnPath, mpsc::Receiver<Vec<u8>>);
+
+/// How long an acceptor waits for the Offer after a Prepare: the donor drains in
+/// between, bounded by its configuration (2 s by default).
+const OFFER_AFTER_PREPARE: Duration = Duration::from_secs(30);
+
+fn start_path(
+    cfg: &AcceptorConfig,
+    local: SocketAddrV6,
+    peer: SocketAddrV6,
+) -> io::Result<EarlyPath> {
+    let (tx, rx) = mpsc::channel();
+    let b = ConnBinding {
+        local,
+        peer,
+        coa: cfg.care_of,
+    };
+    Ok((ConnPath::start(b, cfg.queue, tx)?, rx))
+}
+
 /// Phases 4–6: the per-connection binding first (the Binding Acknowledgement arrives
-/// on its queue), then the care-of test and the Binding Update.
+/// on its queue; usually started at the donor's Prepare already), then the care-of test
+/// and the Binding Update.
+#[allow(clippy::too_many_arguments)]
 fn redirect(
     cfg: &AcceptorConfig,
     st: &ConnState,
@@ -338,19 +400,21 @@ fn redirect(
     raw: &RawSocket,
     rng: &SystemRandom,
     spans: &mut Spans,
+    early: Option<EarlyPath>,
 ) -> io::Result<(Binder, ConnPath, RedirectTimes)> {
-    let (tx, rx) = mpsc::channel();
-    let t = Instant::now();
-    let path = ConnPath::start(
-        ConnBinding {
-            local: st.local,
-            peer: st.peer,
-            coa: cfg.care_of,
-        },
-        cfg.queue,
-        tx,
-    )?;
-    spans.add("binding path start", t.elapsed());
+    let (path, rx) = match early {
+        Some((path, rx)) if path.binding().local == st.local && path.binding().peer == st.peer => {
+            (path, rx)
+        }
+        early => {
+            // None prepared, or for another connection (which then goes first).
+            drop(early);
+            let t = Instant::now();
+            let p = start_path(cfg, st.local, st.peer)?;
+            spans.add("binding path start", t.elapsed());
+            p
+        }
+    };
     let cookie = rr::generate_cookie(rng).map_err(|_| other("no randomness"))?;
     let mut fresh = [0u8; 2];
     rng.fill(&mut fresh).map_err(|_| other("no randomness"))?;
@@ -380,5 +444,26 @@ fn redirect(
             Ok(pkt) => binder.handle_packet(&pkt, Instant::now()),
             Err(_) => binder.handle_timeout(Instant::now()),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_numbers_and_the_newer_one_wins() {
+        let client: Ipv6Addr = "2001:db8:10::2".parse().unwrap();
+        let mut s = Sequences::default();
+        let snapshot = s.clone();
+        assert_eq!(snapshot.next_after(&client, None), None);
+        // Recorded after the clone was taken (a binding released meanwhile): seen.
+        s.record(client, 40);
+        assert_eq!(snapshot.next_after(&client, None), Some(40));
+        assert_eq!(snapshot.next_after(&client, Some(38)), Some(40));
+        assert_eq!(snapshot.next_after(&client, Some(41)), Some(41));
+        // Across the wrap: 2 is newer than 65530.
+        s.record(client, 65530);
+        assert_eq!(snapshot.next_after(&client, Some(2)), Some(2));
     }
 }

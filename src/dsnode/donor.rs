@@ -42,6 +42,10 @@ fn v6(a: SocketAddr) -> io::Result<SocketAddrV6> {
     }
 }
 
+/// How long the network lock stays after the acceptor's Done (off the client's pause:
+/// the connection runs at the acceptor by then).
+const UNLOCK_LINGER: Duration = Duration::from_millis(50);
+
 /// What the donor knows of the DSA's registration.
 #[derive(Debug, Clone, Copy)]
 pub struct Contact {
@@ -192,17 +196,22 @@ pub fn hand_off_keeping(
         None => prepare(cfg, *peer.ip())?,
     };
     let mut spans = Spans::default();
+    // Connect before freezing: the connection's pause should not include a handshake.
+    // And tell the acceptor what comes, so that it sets its data path up while we drain.
+    let mut ch = spans.time("control connect", || {
+        TcpStream::connect(to)
+            .and_then(|c| Channel::new(c, &cfg.key, cfg.node_id, Limits::default()))
+            .and_then(|mut ch| {
+                ch.send(&Message::Prepare { id, local, peer })?;
+                Ok(ch)
+            })
+    })?;
     let mut drain = Drain::new(cfg.drain, cfg.drain_bound);
     spans
         .time("drain", || {
             tcp_repair::drain(s.as_fd(), &mut drain, Duration::from_micros(50))
         })
         .map_err(other_repair)?;
-    // Connect before freezing: the connection's pause should not include a handshake.
-    let mut ch = spans.time("control connect", || {
-        TcpStream::connect(to)
-            .and_then(|c| Channel::new(c, &cfg.key, cfg.node_id, Limits::default()))
-    })?;
     let t = Instant::now();
     spans.time("nft lock", || lock.lock(&local, &peer))?;
     let state = spans.time("freeze + dump", || {
@@ -247,6 +256,11 @@ pub fn hand_off_keeping(
                 }
                 DonorAction::Unlock => {
                     spans.add("frozen", t.elapsed());
+                    // The client's last packets to us (ACKs sent before it took the
+                    // binding, through the home agent) may still be on their way: let
+                    // through, they would meet no socket — or the listener — and draw
+                    // a RST the client takes for its connection's.
+                    std::thread::sleep(UNLOCK_LINGER);
                     spans.time("unlock", || lock.unlock(&local, &peer))?
                 }
                 DonorAction::RollBack(st) => {

@@ -9,6 +9,7 @@
 //! - [`channel`]: the sealed, length-prefixed control channel between two nodes.
 //! - [`conn_path`]: the acceptor's per-connection binding on netfilter queues.
 //! - [`donor`]: the contact's home test, drain, freeze, extract, offer, commit.
+//! - [`hello`]: the donor's authentication check of the acceptor before a handoff.
 //! - [`acceptor`]: restore, redirect the client (care-of test, BU), activate; and the
 //!   binding's release when the connection ends.
 //! - [`service`]: the engine in mip6d: workers, keepers, `mip6ctl handoff`/`handoffs`
@@ -18,6 +19,7 @@ pub mod acceptor;
 pub mod channel;
 pub mod conn_path;
 pub mod donor;
+pub mod hello;
 pub mod service;
 
 use std::io;

@@ -11,6 +11,10 @@
 //! hands the connection on when asked. The per-client BU sequence numbers live in the
 //! machine, for every handoff of the daemon.
 //!
+//! Before it freezes a connection, the donor checks on its own connection to the
+//! acceptor's `ControlPort` that the acceptor holds the group's key ([`super::hello`]);
+//! the acceptor tells that hello from an Offer by its first bytes.
+//!
 //! The application socket (`SOCK_SEQPACKET`, one JSON object per message, a descriptor
 //! attached with `SCM_RIGHTS` where said) is `<control socket without .sock>-ds-NAME.sock`:
 //! - `{"op":"register","port":P}`: send me the connections handed to this node for
@@ -39,30 +43,44 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::acceptor::{accept_on, Accepted, AcceptorConfig, Sequences};
-use super::conn_path::ConnPath;
-use super::donor::{hand_off_keeping, prepare, Contact, DonorConfig, DonorReport, Prepared};
+use super::conn_path::{ConnPath, ConnPaths};
+use super::donor::{
+    hand_off_keeping, prepare, send_mh, Contact, DonorConfig, DonorReport, Prepared,
+};
+use super::hello;
 use crate::config::model::{DistributedServer, DsRole};
 use crate::crypto::auth::SharedKey;
 use crate::daemon::control::Command;
 use crate::daemon::machine::{Ctx, Machine};
 use crate::ds::handoff::{Outcome, Timeouts};
-use crate::ds::phases::Phases;
+use crate::ds::phases::{Phases, Spans};
+use crate::ds::redirect::unbind;
 use crate::hex;
 use crate::sys::netlock::NetLock;
+use crate::sys::raw::{RawSocket, IPPROTO_RAW};
 use crate::sys::seqpacket::{SeqListener, SeqPacket, MAX_MESSAGE};
-use crate::sys::{pidfd, proc_net, tcp_repair};
+use crate::sys::{pidfd, proc_net, process, tcp_repair};
 
 /// How many handoffs `mip6ctl handoffs` shows.
 const RECORDS_KEPT: usize = 64;
-/// First netfilter queue of the per-connection data paths (two per connection held).
+/// First of the two netfilter queues of the per-connection data path (shared by every
+/// connection held).
 pub const QUEUE_BASE: u16 = 7700;
-/// Connections this node can hold at once (each needs a pair of queues).
+/// Connections this node can hold at once.
 const QUEUE_SLOTS: u16 = 32;
 /// How often a keeper looks whether its connection has ended.
 const KEEPER_POLL: Duration = Duration::from_millis(20);
 /// `tcp_states.h`: the states in which our side has not closed yet.
 const TCP_ESTABLISHED: u8 = 1;
 const TCP_CLOSE_WAIT: u8 = 8;
+/// How long the authentication hello to an acceptor may take.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an incoming connection on `ControlPort` may take to say what it is.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(5);
+/// Fault injection for the test suite: `MIP6D_TEST_FAULT=acceptor-dies-on-offer` makes
+/// this daemon kill itself (SIGKILL) when an Offer starts to arrive, as a crashed
+/// acceptor would after it accepted the handoff's connection.
+const FAULT_ENV: &str = "MIP6D_TEST_FAULT";
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -103,6 +121,10 @@ struct Record {
     state_bytes: Option<usize>,
     home_test: Option<Duration>,
     phases: Phases,
+    /// Out: of the send queue, the bytes never transmitted (the client's pause came
+    /// after byte `written - unsent`).
+    unsent: Option<usize>,
+    spans: Spans,
 }
 
 impl Record {
@@ -125,6 +147,10 @@ impl Record {
             "home_test_us": self.home_test.map(|d| d.as_micros() as u64),
             "phases_us": phases,
             "total_us": self.phases.total().as_micros() as u64,
+            "unsent": self.unsent,
+            "spans_us": self.spans.0.iter()
+                .map(|(n, d)| json!([n, d.as_micros() as u64]))
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -142,6 +168,14 @@ enum Event {
         result: io::Result<(DonorReport, Option<TcpStream>)>,
         /// Set when a keeper handed its connection on: the slot it held.
         freed_slot: Option<u16>,
+        /// The connection, when the handoff failed before anything was frozen.
+        untouched: Option<TcpStream>,
+    },
+    /// An authentication hello was answered (Ok: the donor's node id).
+    Hello {
+        id: u64,
+        slot: Option<u16>,
+        result: io::Result<u32>,
     },
     /// A keeper's connection ended; the client now holds sequence `seq`.
     Ended {
@@ -173,6 +207,7 @@ struct Taken {
     from_node: u32,
     state_bytes: usize,
     phases: Phases,
+    spans: Spans,
     sequence: u16,
     app: Vec<u8>,
     /// For the application that serves the port.
@@ -198,6 +233,7 @@ impl Notify {
 /// Asks a keeper to hand its connection on.
 struct HandOn {
     id: u64,
+    node: u32,
     to: SocketAddrV6,
     app: Vec<u8>,
     requester: Requester,
@@ -223,9 +259,12 @@ pub struct HandoffService {
     donor: Arc<DonorSide>,
     /// Shared with the keepers, which record the number of a binding's deletion the
     /// moment they send it: the client's next connection may come right after.
-    sequences: Arc<Mutex<Sequences>>,
+    sequences: Arc<Mutex<SeqBook>>,
     held: HashMap<ConnKey, mpsc::Sender<HandOn>>,
     slots: Vec<bool>,
+    /// The per-connection data path, opened by the first connection taken and kept
+    /// open (its rules fork `ip6tables`; each later connection is set elements).
+    paths: Arc<Mutex<Option<ConnPaths>>>,
     app_path: PathBuf,
     app_stop: Arc<AtomicBool>,
     apps: HashMap<u64, SeqPacket>,
@@ -313,6 +352,7 @@ impl HandoffService {
             sequences: Arc::default(),
             held: HashMap::new(),
             slots: vec![false; usize::from(QUEUE_SLOTS)],
+            paths: Arc::default(),
             app_path,
             app_stop,
             apps: HashMap::new(),
@@ -428,6 +468,8 @@ impl HandoffService {
             state_bytes: None,
             home_test: None,
             phases: Phases::default(),
+            unsent: None,
+            spans: Spans::default(),
         });
         if let Some(keeper) = self.held.get(&(local, peer)) {
             // Accepted here earlier: its keeper holds the binding and hands it on.
@@ -435,6 +477,7 @@ impl HandoffService {
             drop(original);
             let h = HandOn {
                 id,
+                node: node_id,
                 to,
                 app,
                 requester,
@@ -455,13 +498,24 @@ impl HandoffService {
         }
         let side = self.donor.clone();
         let notify = self.notify.clone();
+        let carried = self
+            .sequences
+            .lock()
+            .ok()
+            .and_then(|b| b.last.get(peer.ip()).copied());
         thread::spawn(move || {
-            let result = donate(&side, s, original, to, id, app, None);
+            // Nothing is frozen for a node that cannot prove it holds our key.
+            let (result, untouched) =
+                match hello::probe(to, node_id, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT) {
+                    Ok(()) => donate(&side, s, original, to, id, app, Err(carried)),
+                    Err(e) => (Err(e), Some(s)),
+                };
             notify.send(Event::Donated {
                 id,
                 requester,
                 result,
                 freed_slot: None,
+                untouched,
             });
         });
         Ok(id)
@@ -624,7 +678,23 @@ impl HandoffService {
                 requester,
                 result,
                 freed_slot,
-            } => self.on_donated(id, requester, result, freed_slot),
+                untouched,
+            } => self.on_donated(id, requester, result, freed_slot, untouched),
+            Event::Hello { id, slot, result } => {
+                self.free_slot(slot);
+                match result {
+                    // Not a handoff: no line in `mip6ctl handoffs`.
+                    Ok(_) => self
+                        .records
+                        .retain(|r| !(r.id == id && r.direction == "in")),
+                    Err(e) => {
+                        warn!("{}: {e}", self.title());
+                        if let Some(r) = self.record_mut(id, "in") {
+                            r.state = format!("refused: {e}");
+                        }
+                    }
+                }
+            }
             Event::Ended {
                 key,
                 client,
@@ -647,8 +717,14 @@ impl HandoffService {
             Err(e) => {
                 self.free_slot(slot);
                 warn!("{title}: incoming handoff {id}: {e}");
+                // A donor that skipped the hello and holds another key.
+                let state = if e.to_string().contains("not authentic") {
+                    format!("refused: authentication failed: {e}")
+                } else {
+                    format!("failed: {e}")
+                };
                 if let Some(r) = self.record_mut(id, "in") {
-                    r.state = format!("failed: {e}");
+                    r.state = state;
                 }
                 return;
             }
@@ -668,6 +744,7 @@ impl HandoffService {
             r.state = "completed".into();
             r.state_bytes = Some(a.state_bytes);
             r.phases = a.phases;
+            r.spans = a.spans;
         }
         if let Some(&client) = self.registered.get(&local.port()) {
             let msg = json!({
@@ -689,12 +766,13 @@ impl HandoffService {
         requester: Requester,
         result: io::Result<(DonorReport, Option<TcpStream>)>,
         freed_slot: Option<u16>,
+        untouched: Option<TcpStream>,
     ) {
         let title = self.title();
-        let mut back = None;
+        let mut back = untouched;
         let (ok, state) = match result {
             Ok((report, b)) => {
-                back = b;
+                back = b.or(back);
                 let state = match report.outcome {
                     Outcome::Completed => "completed".to_string(),
                     Outcome::RolledBack(why) => format!("rolled back: {why:?}"),
@@ -708,6 +786,8 @@ impl HandoffService {
                     r.state_bytes = Some(report.state_bytes);
                     r.home_test = Some(report.home_test);
                     r.phases = report.phases;
+                    r.unsent = Some(report.unsent);
+                    r.spans = report.spans.clone();
                 }
                 (report.outcome == Outcome::Completed, state)
             }
@@ -772,6 +852,8 @@ impl HandoffService {
                 state_bytes: None,
                 home_test: None,
                 phases: Phases::default(),
+                unsent: None,
+                spans: Spans::default(),
             });
             let cfg = AcceptorConfig {
                 dsa: self.ds.address,
@@ -779,15 +861,44 @@ impl HandoffService {
                 node_id: self.ds.node_id,
                 key: self.key.clone(),
                 timeouts: Timeouts::default(),
-                queue: QUEUE_BASE + 2 * slot.unwrap_or(0),
+                queue: QUEUE_BASE,
                 ports: self.registered.keys().copied().collect(),
                 contact: self.donor.contact,
             };
             let sequences = self.sequences.clone();
             let notify = self.notify.clone();
             let side = self.donor.clone();
+            let paths = self.paths.clone();
             thread::spawn(move || {
-                let snapshot = sequences.lock().map(|s| s.clone()).unwrap_or_default();
+                let mut stream = stream;
+                match hello::starts_with_hello(&stream, FIRST_BYTES_TIMEOUT) {
+                    Ok(true) => {
+                        let result = hello::answer_on(&mut stream, &cfg.key, cfg.node_id);
+                        notify.send(Event::Hello { id, slot, result });
+                        return;
+                    }
+                    Ok(false) => {
+                        if std::env::var(FAULT_ENV).is_ok_and(|f| f == "acceptor-dies-on-offer") {
+                            warn!("{FAULT_ENV}: dying as an Offer arrives");
+                            process::kill_self();
+                        }
+                    }
+                    Err(e) => {
+                        notify.send(Event::Accepted {
+                            id,
+                            slot,
+                            result: Err(e),
+                        });
+                        return;
+                    }
+                }
+                if !cfg.contact {
+                    keep_open(&paths, cfg.queue);
+                }
+                let snapshot = sequences
+                    .lock()
+                    .map(|s| s.acceptor.clone())
+                    .unwrap_or_default();
                 let a = match accept_on(stream, &cfg, &snapshot).and_then(take) {
                     Ok(a) => a,
                     Err(e) => {
@@ -813,9 +924,30 @@ impl HandoffService {
     }
 }
 
-fn record_sequence(s: &Mutex<Sequences>, client: Ipv6Addr, seq: u16) {
+fn keep_open(paths: &Mutex<Option<ConnPaths>>, queue: u16) {
+    let mut p = paths.lock().unwrap_or_else(|p| p.into_inner());
+    if p.is_none() {
+        match ConnPaths::open(queue) {
+            Ok(open) => *p = Some(open),
+            // The handoff opens its own and says why that failed.
+            Err(e) => warn!("per-connection data path: {e}"),
+        }
+    }
+}
+
+/// The newest BU sequence number this node used for the DSA with each client: for the
+/// acceptor machine, and to carry in the Offers of the contact node, whose own deletions
+/// of a client's binding (a connection coming home) count too.
+#[derive(Default)]
+struct SeqBook {
+    acceptor: Sequences,
+    last: HashMap<Ipv6Addr, u16>,
+}
+
+fn record_sequence(s: &Mutex<SeqBook>, client: Ipv6Addr, seq: u16) {
     if let Ok(mut s) = s.lock() {
-        s.record(client, seq);
+        s.acceptor.record(client, seq);
+        s.last.insert(client, seq);
     }
 }
 
@@ -833,6 +965,7 @@ fn take(a: Accepted) -> io::Result<(Accepted, Taken, mpsc::Receiver<HandOn>)> {
         from_node: a.from_node,
         state_bytes: a.state_bytes,
         phases: a.phases,
+        spans: a.spans.clone(),
         sequence: a.sequence,
         app: a.app.clone(),
         fd,
@@ -841,7 +974,12 @@ fn take(a: Accepted) -> io::Result<(Accepted, Taken, mpsc::Receiver<HandOn>)> {
     Ok((a, t, rx))
 }
 
-/// One donor handoff on a worker or keeper thread, under the network lock.
+type Donation = io::Result<(DonorReport, Option<TcpStream>)>;
+
+/// One donor handoff on a worker or keeper thread, under the network lock. `prepared`:
+/// the keeper's, or the newest sequence number used with the client (the home test is
+/// then run here). A failure before the connection is frozen gives it back untouched
+/// (the second value).
 fn donate(
     side: &DonorSide,
     s: TcpStream,
@@ -849,27 +987,60 @@ fn donate(
     to: SocketAddrV6,
     id: u64,
     app: Vec<u8>,
-    prepared: Option<Prepared>,
-) -> io::Result<(DonorReport, Option<TcpStream>)> {
+    prepared: Result<Prepared, Option<u16>>,
+) -> (Donation, Option<TcpStream>) {
     let prepared = match prepared {
-        Some(p) => p,
-        None => {
-            let SocketAddr::V6(peer) = s.peer_addr()? else {
-                return Err(io::Error::other("not IPv6"));
+        Ok(p) => p,
+        Err(carried) => {
+            let Ok(SocketAddr::V6(peer)) = s.peer_addr() else {
+                return (
+                    Err(io::Error::other("not a connected IPv6 socket")),
+                    Some(s),
+                );
             };
             // The home test while the connection still serves: off the client's pause.
-            prepare(&side.cfg, *peer.ip())
-                .map_err(|e| io::Error::other(format!("home test: {e}")))?
+            match prepare(&side.cfg, *peer.ip()) {
+                Ok(p) => Prepared {
+                    bu_sequence: carried,
+                    ..p
+                },
+                Err(e) => return (Err(io::Error::other(format!("home test: {e}"))), Some(s)),
+            }
         }
     };
-    let mut lock = side
-        .lock
-        .lock()
-        .map_err(|_| io::Error::other("network lock poisoned"))?;
-    let lock = lock
-        .as_mut()
-        .ok_or_else(|| io::Error::other("no network lock on this node (is nft installed?)"))?;
-    hand_off_keeping(s, to, id, app, &side.cfg, lock, Some(prepared), original)
+    let Ok(mut lock) = side.lock.lock() else {
+        return (Err(io::Error::other("network lock poisoned")), Some(s));
+    };
+    let Some(lock) = lock.as_mut() else {
+        let e = io::Error::other("no network lock on this node (is nft installed?)");
+        return (Err(e), Some(s));
+    };
+    let r = hand_off_keeping(s, to, id, app, &side.cfg, lock, Some(prepared), original);
+    (r, None)
+}
+
+/// Deletes the client's binding to this node for the DSA (a connection that came back
+/// after a failed handoff onwards: its binding's machine went with that handoff). The
+/// deletion comes from the home address with the home keygen token (RFC 6275 §5.2.5),
+/// numbered past the binding.
+fn release_returned(dsa: Ipv6Addr, client: Ipv6Addr, p: &Prepared) -> Option<u16> {
+    let seq = p.bu_sequence?.wrapping_add(1);
+    let sent = RawSocket::new(IPPROTO_RAW)
+        .and_then(|raw| send_mh(&raw, &unbind(dsa, client, &p.home, seq)));
+    if let Err(e) = sent {
+        warn!("deleting the binding of {client} for {dsa}: {e}");
+    }
+    Some(seq)
+}
+
+/// Ends our side of a connection and waits (1 s at most) until the client acknowledged
+/// everything, our FIN included: its last ACK must still reach this node.
+fn shut_and_wait(s: &TcpStream) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end && tcp_repair::unacked_bytes(s.as_fd()).is_ok_and(|n| n > 0) {
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// What a keeper holds: a connection accepted here with the client's binding, or one
@@ -898,33 +1069,40 @@ fn keep(
     commands: mpsc::Receiver<HandOn>,
     side: &DonorSide,
     notify: &Notify,
-    sequences: &Mutex<Sequences>,
+    sequences: &Mutex<SeqBook>,
 ) {
     let client = *key.1.ip();
+    let dsa = *key.0.ip();
     let mut kept = Kept::Bound(Box::new(a));
     loop {
         match commands.recv_timeout(KEEPER_POLL) {
             Ok(h) => {
+                // Checked before the binding's machine is given up: on failure the
+                // connection stays as it was, and the application gets a copy back.
+                if let Err(e) =
+                    hello::probe(h.to, h.node, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT)
+                {
+                    let copy = kept.fd().try_clone_to_owned().ok().map(TcpStream::from);
+                    notify.send(Event::Donated {
+                        id: h.id,
+                        requester: h.requester,
+                        result: Err(e),
+                        freed_slot: None,
+                        untouched: copy,
+                    });
+                    continue;
+                }
                 let (s, prepared, path) = match kept {
                     Kept::Bound(a) => a.into_handoff(),
                     Kept::Returned(s, p, path) => (s, p, path),
                 };
-                let result = donate(side, s, None, h.to, h.id, h.app, Some(prepared));
+                let (result, untouched) = donate(side, s, None, h.to, h.id, h.app, Ok(prepared));
                 // The data path stays until the handoff is over: the client sends here
                 // until it is redirected.
-                match result {
-                    Ok((report, Some(back))) => {
-                        let again = Kept::Returned(back, prepared, path);
-                        notify.send(Event::Donated {
-                            id: h.id,
-                            requester: h.requester,
-                            result: Ok((report, None)),
-                            freed_slot: None,
-                        });
-                        kept = again;
-                        continue;
-                    }
-                    other => {
+                let (result, back) = match (result, untouched) {
+                    (Ok((report, Some(back))), _) => (Ok((report, None)), back),
+                    (Err(e), Some(s)) => (Err(e), s),
+                    (other, _) => {
                         drop(path);
                         let seq = other.as_ref().ok().and(prepared.bu_sequence);
                         notify.send(Event::Donated {
@@ -932,6 +1110,7 @@ fn keep(
                             requester: h.requester,
                             result: other,
                             freed_slot: slot,
+                            untouched: None,
                         });
                         notify.send(Event::Ended {
                             key,
@@ -941,7 +1120,17 @@ fn keep(
                         });
                         return;
                     }
-                }
+                };
+                // Ours again: the application gets a copy.
+                let copy = back.as_fd().try_clone_to_owned().ok().map(TcpStream::from);
+                notify.send(Event::Donated {
+                    id: h.id,
+                    requester: h.requester,
+                    result,
+                    freed_slot: None,
+                    untouched: copy,
+                });
+                kept = Kept::Returned(back, prepared, path);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {}
@@ -950,13 +1139,25 @@ fn keep(
             .is_ok_and(|st| st == TCP_ESTABLISHED || st == TCP_CLOSE_WAIT);
         if !open {
             let seq = match kept {
+                // Recorded the moment the deletion is sent: the client's next connection
+                // may be handed here before the data path is torn down.
                 Kept::Bound(a) => {
                     Some(a.finish_with(|seq| record_sequence(sequences, client, seq)))
                 }
                 Kept::Returned(s, p, path) => {
+                    shut_and_wait(&s);
                     drop(s);
+                    // A binding exists only where the connection had a data path.
+                    let seq = match path {
+                        Some(_) => release_returned(dsa, client, &p),
+                        None => p.bu_sequence,
+                    };
+                    // Before the data path's teardown, as `finish_with` does.
+                    if let Some(seq) = seq {
+                        record_sequence(sequences, client, seq);
+                    }
                     drop(path);
-                    p.bu_sequence
+                    seq
                 }
             };
             if let Some(seq) = seq {

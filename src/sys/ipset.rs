@@ -49,6 +49,38 @@ const IPSET_ATTR_DATA: u16 = 7;
 const IPSET_ATTR_ADT: u16 = 8;
 const IPSET_ATTR_IP: u16 = 1;
 const IPSET_ATTR_IPADDR_IPV6: u16 = 2;
+const IPSET_ATTR_PORT: u16 = 4;
+const IPSET_ATTR_PROTO: u16 = 7;
+const IPSET_ATTR_IP2: u16 = 20;
+
+/// The set types used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetType {
+    /// `hash:ip`: addresses.
+    Ip,
+    /// `hash:ip,port,ip`: (address, protocol and port, address) triples, e.g. one TCP
+    /// connection's client address and port with one of our addresses.
+    IpPortIp,
+}
+
+impl SetType {
+    fn name(self) -> &'static str {
+        match self {
+            SetType::Ip => "hash:ip",
+            SetType::IpPortIp => "hash:ip,port,ip",
+        }
+    }
+}
+
+/// An element of a `hash:ip,port,ip` set. For a protocol without ports (e.g. the
+/// Mobility Header, 135) the port is 0: the kernel matches such packets with port 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Triple {
+    pub ip: Ipv6Addr,
+    pub proto: u8,
+    pub port: u16,
+    pub ip2: Ipv6Addr,
+}
 
 /// `IPSET_ERR_EXIST` (`IPSET_ERR_PRIVATE` 4096 + 7): the kernel's answer to a TEST that
 /// misses, and to an ADD of a present / DEL of an absent element when `NLM_F_EXCL` is set
@@ -80,8 +112,13 @@ fn start(cmd: u16, flags: u16, seq: u32, name: &str) -> io::Result<MsgBuilder> {
 
 /// `IPSET_CMD_CREATE` of a `hash:ip` set for IPv6 addresses at type `revision`.
 pub fn encode_create(seq: u32, name: &str, revision: u8) -> io::Result<Vec<u8>> {
+    encode_create_typed(seq, name, SetType::Ip, revision)
+}
+
+/// `IPSET_CMD_CREATE` of an IPv6 set of type `ty` at type `revision`.
+pub fn encode_create_typed(seq: u32, name: &str, ty: SetType, revision: u8) -> io::Result<Vec<u8>> {
     let mut b = start(IPSET_CMD_CREATE, NLM_F_ACK, seq, name)?;
-    b.attr_str(IPSET_ATTR_TYPENAME, "hash:ip")
+    b.attr_str(IPSET_ATTR_TYPENAME, ty.name())
         .attr(IPSET_ATTR_REVISION, &[revision])
         .attr(IPSET_ATTR_FAMILY, &[NFPROTO_IPV6])
         .begin_nested(IPSET_ATTR_DATA)
@@ -91,6 +128,11 @@ pub fn encode_create(seq: u32, name: &str, revision: u8) -> io::Result<Vec<u8>> 
 
 /// `IPSET_CMD_TYPE`: the kernel answers with the revisions of `hash:ip` it has.
 pub fn encode_type_query(seq: u32) -> io::Result<Vec<u8>> {
+    encode_type_query_typed(seq, SetType::Ip)
+}
+
+/// `IPSET_CMD_TYPE` for `ty`.
+pub fn encode_type_query_typed(seq: u32, ty: SetType) -> io::Result<Vec<u8>> {
     let mut b = MsgBuilder::new(
         (NFNL_SUBSYS_IPSET << 8) | IPSET_CMD_TYPE,
         NLM_F_ACK,
@@ -98,7 +140,7 @@ pub fn encode_type_query(seq: u32) -> io::Result<Vec<u8>> {
         &family_header(),
     );
     b.attr(IPSET_ATTR_PROTOCOL, &[IPSET_PROTOCOL])
-        .attr_str(IPSET_ATTR_TYPENAME, "hash:ip")
+        .attr_str(IPSET_ATTR_TYPENAME, ty.name())
         .attr(IPSET_ATTR_FAMILY, &[NFPROTO_IPV6]);
     b.finish()
 }
@@ -114,6 +156,26 @@ fn encode_element(cmd: u16, seq: u32, name: &str, addr: Ipv6Addr) -> io::Result<
     b.begin_nested(IPSET_ATTR_DATA)
         .begin_nested(IPSET_ATTR_IP)
         .attr(IPSET_ATTR_IPADDR_IPV6 | NLA_F_NET_BYTEORDER, &addr.octets())
+        .end_nested()
+        .end_nested();
+    b.finish()
+}
+
+/// `ADD`, `DEL` or `TEST` of one triple. The kernel's policy wants the port and both
+/// addresses flagged as network byte order.
+fn encode_triple(cmd: u16, seq: u32, name: &str, t: &Triple) -> io::Result<Vec<u8>> {
+    let mut b = start(cmd, NLM_F_ACK, seq, name)?;
+    b.begin_nested(IPSET_ATTR_DATA)
+        .begin_nested(IPSET_ATTR_IP)
+        .attr(IPSET_ATTR_IPADDR_IPV6 | NLA_F_NET_BYTEORDER, &t.ip.octets())
+        .end_nested()
+        .attr(IPSET_ATTR_PORT | NLA_F_NET_BYTEORDER, &t.port.to_be_bytes())
+        .attr(IPSET_ATTR_PROTO, &[t.proto])
+        .begin_nested(IPSET_ATTR_IP2)
+        .attr(
+            IPSET_ATTR_IPADDR_IPV6 | NLA_F_NET_BYTEORDER,
+            &t.ip2.octets(),
+        )
         .end_nested()
         .end_nested();
     b.finish()
@@ -202,21 +264,58 @@ impl IpSets {
     /// Creates a `hash:ip` IPv6 set, at the newest revision this kernel has; an existing
     /// set of that name and type is kept (its elements included).
     pub fn create(&mut self, name: &str) -> io::Result<()> {
+        self.create_typed(name, SetType::Ip)
+    }
+
+    /// Creates an IPv6 set of type `ty`, as [`create`](Self::create) does.
+    pub fn create_typed(&mut self, name: &str, ty: SetType) -> io::Result<()> {
         let seq = self.nl.next_seq();
         let mut revision = None;
-        self.nl.transact(seq, &encode_type_query(seq)?, |m| {
-            revision = parse_type_reply(m.body);
-            Ok(())
-        })?;
+        self.nl
+            .transact(seq, &encode_type_query_typed(seq, ty)?, |m| {
+                revision = parse_type_reply(m.body);
+                Ok(())
+            })?;
         let revision = revision.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::Unsupported,
-                "the kernel has no ipset type hash:ip (CONFIG_IP_SET_HASH_IP)",
+                format!("the kernel has no ipset type {}", ty.name()),
             )
         })?;
         let seq = self.nl.next_seq();
         self.nl
-            .transact(seq, &encode_create(seq, name, revision)?, |_| Ok(()))
+            .transact(seq, &encode_create_typed(seq, name, ty, revision)?, |_| {
+                Ok(())
+            })
+    }
+
+    /// Adds a triple to a `hash:ip,port,ip` set; already present is fine.
+    pub fn add_triple(&mut self, name: &str, t: &Triple) -> io::Result<()> {
+        self.triple(IPSET_CMD_ADD, name, t)
+    }
+
+    /// Removes a triple; already absent is fine.
+    pub fn del_triple(&mut self, name: &str, t: &Triple) -> io::Result<()> {
+        self.triple(IPSET_CMD_DEL, name, t)
+    }
+
+    pub fn contains_triple(&mut self, name: &str, t: &Triple) -> io::Result<bool> {
+        match self.triple(IPSET_CMD_TEST, name, t) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(IPSET_ERR_EXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn triple(&mut self, cmd: u16, name: &str, t: &Triple) -> io::Result<()> {
+        let seq = self.nl.next_seq();
+        match self
+            .nl
+            .transact(seq, &encode_triple(cmd, seq, name, t)?, |_| Ok(()))
+        {
+            Err(e) if cmd != IPSET_CMD_TEST && e.raw_os_error() == Some(IPSET_ERR_EXIST) => Ok(()),
+            r => r,
+        }
     }
 
     /// Destroys a set; one that does not exist is not an error. Fails with `EBUSY` while
@@ -340,6 +439,35 @@ mod tests {
         );
         assert!(encode_add(1, "", Ipv6Addr::LOCALHOST).is_err());
         assert!(encode_add(1, &"x".repeat(32), Ipv6Addr::LOCALHOST).is_err());
+    }
+
+    #[test]
+    fn triple_layout() {
+        let t = Triple {
+            ip: "2001:db8::1".parse().unwrap(),
+            proto: 6,
+            port: 40000,
+            ip2: "2001:db8::2".parse().unwrap(),
+        };
+        let m = encode_triple(IPSET_CMD_ADD, 3, "mip6d-c1-in", &t).unwrap();
+        let msgs = netlink::messages(&m).unwrap();
+        assert_eq!(msgs[0].msg_type, 0x0609);
+        let a = netlink::attrs(&msgs[0].body[4..]).unwrap();
+        assert!(a[2].nested && a[2].attr_type == IPSET_ATTR_DATA);
+        let data = a[2].value;
+        // IP { IPV6 }, PORT (net order flag), PROTO, IP2 { IPV6 }: raw type bits checked.
+        assert_eq!(&data[..4], &[24, 0, 0x01, 0x80]);
+        assert_eq!(&data[4..8], &[20, 0, 0x02, 0x40]);
+        assert_eq!(&data[8..24], &t.ip.octets());
+        assert_eq!(&data[24..30], &[6, 0, 0x04, 0x40, 0x9c, 0x40]);
+        assert_eq!(&data[32..37], &[5, 0, 0x07, 0x00, 6]);
+        assert_eq!(&data[40..44], &[24, 0, 20, 0x80]);
+        assert_eq!(&data[48..64], &t.ip2.octets());
+        assert_eq!(data.len(), 64);
+        let c = encode_create_typed(1, "mip6d-c1-in", SetType::IpPortIp, 5).unwrap();
+        let msgs = netlink::messages(&c).unwrap();
+        let a = netlink::attrs(&msgs[0].body[4..]).unwrap();
+        assert_eq!(a[2].value, b"hash:ip,port,ip\0");
     }
 
     #[test]

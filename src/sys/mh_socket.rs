@@ -140,6 +140,11 @@ impl MhSocket {
         Ok(MhSocket { fd })
     }
 
+    /// Makes `recv` return `WouldBlock` instead of waiting (for the event loop).
+    pub fn set_nonblocking(&self) -> io::Result<()> {
+        super::raw::set_nonblocking(self.fd.as_raw_fd())
+    }
+
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         super::raw::set_rcvtimeo(self.fd.as_raw_fd(), timeout)
     }

@@ -135,3 +135,12 @@ pub fn unblock_signals_in_child(cmd: &mut Command) -> &mut Command {
         })
     }
 }
+
+/// Kills this process with SIGKILL, as a crash would: no destructor runs, and the kernel
+/// closes every descriptor (for the test suite's fault injection).
+pub fn kill_self() -> ! {
+    // SAFETY: kill() with our own pid and a valid signal number has no memory effects.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    // SIGKILL cannot be caught; should delivery somehow not stop us, abort does.
+    std::process::abort()
+}

@@ -201,18 +201,7 @@ impl RawSocket {
 
     /// Makes `recv_from` return `WouldBlock` instead of waiting (for the event loop).
     pub fn set_nonblocking(&self) -> io::Result<()> {
-        // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-        let flags = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_GETFL) };
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        let rc =
-            unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        set_nonblocking(self.fd.as_raw_fd())
     }
 
     /// Asks the kernel to report each datagram's hop limit (`IPV6_RECVHOPLIMIT`), read
@@ -282,6 +271,21 @@ impl AsRawFd for RawSocket {
 }
 
 /// `SO_RCVTIMEO` on any socket fd.
+/// Sets `O_NONBLOCK` on `fd`, keeping its other status flags.
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl with integer arguments only; a bad descriptor is an error return.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(crate) fn set_rcvtimeo(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
     let tv = match timeout {
         None => libc::timeval {

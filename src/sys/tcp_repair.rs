@@ -606,6 +606,12 @@ pub fn unacked_bytes(fd: BorrowedFd<'_>) -> Result<u32> {
     at("SIOCOUTQ", ioctl_int(fd.as_raw_fd(), SIOCOUTQ))
 }
 
+/// The bytes written and never transmitted (SIOCOUTQNSD): the part of a send queue a
+/// handoff ships without the client having seen it.
+pub fn unsent_bytes(fd: BorrowedFd<'_>) -> Result<u32> {
+    at("SIOCOUTQNSD", ioctl_int(fd.as_raw_fd(), SIOCOUTQNSD))
+}
+
 /// Bytes received and not yet read (SIOCINQ).
 pub fn unread_bytes(fd: BorrowedFd<'_>) -> Result<u32> {
     at("SIOCINQ", ioctl_int(fd.as_raw_fd(), SIOCINQ))

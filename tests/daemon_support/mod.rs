@@ -145,6 +145,11 @@ impl Daemon {
 
     /// As [`spawn_in_netns`](Self::spawn_in_netns), with more command-line arguments.
     pub fn spawn_in_netns_with(&mut self, ns: &str, args: &[&str]) {
+        self.spawn_in_netns_with_env(ns, args, &[]);
+    }
+
+    /// As [`spawn_in_netns_with`](Self::spawn_in_netns_with), with environment variables.
+    pub fn spawn_in_netns_with_env(&mut self, ns: &str, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns])
             .arg(env!("CARGO_BIN_EXE_mip6d"))
@@ -168,6 +173,7 @@ impl Daemon {
         ] {
             cmd.env_remove(v);
         }
+        cmd.envs(env.iter().copied());
         self.spawn(cmd);
     }
 

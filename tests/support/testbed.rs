@@ -148,6 +148,11 @@ impl ScenarioRun {
             .count()
     }
 
+    /// The scenario's state directory (its run directories are inside).
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
     /// Removes the state directory (keep it when the run failed: it has the logs).
     pub fn remove_state(&self) {
         let _ = std::fs::remove_dir_all(&self.state);

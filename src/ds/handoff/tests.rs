@@ -234,6 +234,11 @@ fn every_message_seals_opens_and_decodes_to_itself() {
     let mut state = drained();
     state.send_queue = vec![1, 2, 3];
     let msgs = [
+        Message::Prepare {
+            id: 9,
+            local: "[2001:db8::1]:8000".parse().unwrap(),
+            peer: "[2001:db8::2]:40000".parse().unwrap(),
+        },
         Message::Offer {
             id: 1,
             state: Box::new(state),
@@ -270,7 +275,7 @@ fn every_message_seals_opens_and_decodes_to_itself() {
     let other = SharedKey::from_bytes(&[0x43; 32])
         .unwrap()
         .derive("handoff");
-    let frame = seal(&other, 11, 999, &msgs[3]);
+    let frame = seal(&other, 11, 999, &msgs[4]);
     assert!(matches!(
         open(&key, &mut replay, &frame, &Limits::default()),
         Err(MessageError::Auth(AuthError::BadTag))

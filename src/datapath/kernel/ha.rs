@@ -1,0 +1,157 @@
+//! The home agent on the `kernel` data path: the [`Ha`] machine (with its correspondent
+//! node) on the Mobility Header socket ([`Signalling`]); each home registration becomes
+//! umip's objects through [`KernelPath`]: an ip6ip6 tunnel home agent → care-of address
+//! (`ip6_tunnel` decapsulates what the mobile node tunnels back, §10.4.5 by its endpoint
+//! check), the home address's route into it (metric 192), and the route-optimisation
+//! states and sub-policies that let the Binding Update in with its Home Address option and
+//! send the Binding Acknowledgement with its Type 2 Routing Header. The home link's duties
+//! (DAD, proxy ND, DHAAD) are [`HomeLink`]'s, as on the user path.
+
+use super::cn::{on_binding_action, start_path};
+use super::signalling::Signalling;
+use super::{KernelPath, PlanConfig};
+use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
+use crate::daemon::registry::Registry;
+use crate::datapath::ha_user::cache_rows;
+use crate::datapath::home_link::{self, HomeLink};
+use crate::datapath::{Binding, BindingKey, DataPath};
+use crate::proto::event::Action;
+use crate::proto::ha::Ha;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+pub struct HaKernelPath {
+    ha: Ha,
+    sig: Signalling,
+    path: KernelPath,
+    home: HomeLink,
+}
+
+impl HaKernelPath {
+    pub fn start(ha: Ha, home_if: &str, registry: &mut Registry) -> Result<HaKernelPath, String> {
+        let home = HomeLink::open(home_if)?;
+        home_link::warn_without_forwarding();
+        let sig = Signalling::open()?;
+        // Proxy entries stay with HomeLink (it also advertises them), so the plan has no
+        // home interface.
+        let path = start_path(
+            PlanConfig {
+                cn_route_optimization: ha.cn().config().route_optimization,
+                ha_home_interface: None,
+                mn: None,
+            },
+            registry,
+        )?;
+        tracing::info!("home agent on {home_if}: kernel data path (ip6ip6 tunnels, XFRM, Mobility Header socket)");
+        Ok(HaKernelPath {
+            ha,
+            sig,
+            path,
+            home,
+        })
+    }
+
+    pub fn ha(&self) -> &Ha {
+        &self.ha
+    }
+}
+
+impl Machine for HaKernelPath {
+    fn name(&self) -> &str {
+        "ha"
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.ha.poll_timeout(), self.home.icmp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.home.icmp.handle_timeout(now, &mut self.ha);
+        self.ha.handle_timeout(now);
+    }
+
+    fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
+        cache_rows(&self.ha, now)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let list = self.home.icmp.home_agents(Instant::now());
+        serde_json::json!({
+            "home_agents_list": list.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        })
+    }
+
+    fn sources(&self) -> Vec<RawFd> {
+        let mut v = self.sig.fds().to_vec();
+        v.extend_from_slice(&self.home.icmp.fds());
+        v
+    }
+
+    fn on_readable(&mut self, fd: RawFd, now: Instant, ctx: &mut Ctx<'_>) {
+        if self.home.icmp.fds().contains(&fd) {
+            self.home.icmp.on_readable(fd, now, &mut self.ha);
+        } else {
+            self.sig.on_readable(fd, &mut self.ha, now, ctx);
+        }
+    }
+
+    fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        while let Some(a) = self.ha.poll_action() {
+            match a {
+                Action::Send(t) => self.sig.send(&t, &self.path, ctx),
+                Action::StartDad { hoa, link_local } => {
+                    self.home.dad(&mut self.ha, hoa, link_local, now)
+                }
+                // The route's action names the tunnel: the plan makes both from it.
+                Action::TunnelAdd { .. } | Action::TunnelDel { .. } => {}
+                Action::RouteAdd {
+                    hoa,
+                    tunnel_local,
+                    tunnel_remote,
+                } => {
+                    let b = Binding::HomeRegistration {
+                        ha: tunnel_local,
+                        hoa,
+                        coa: tunnel_remote,
+                    };
+                    tracing::info!(
+                        "home registration {hoa} -> tunnel {tunnel_local} -> {tunnel_remote}"
+                    );
+                    if let Err(e) = self.path.install(&b, ctx.registry) {
+                        tracing::error!("home registration {hoa}: {e}");
+                    }
+                }
+                Action::RouteDel { hoa } => {
+                    let key = BindingKey::HomeRegistration { hoa };
+                    if let Err(e) = self.path.remove(&key, ctx.registry) {
+                        tracing::warn!("home registration {hoa}: {e}");
+                    }
+                }
+                Action::ProxyNdAdd { addr, router } => {
+                    self.home.proxy_add(addr, router, ctx.registry, now)
+                }
+                Action::ProxyNdDel { addr } => self.home.proxy_del(addr, ctx.registry),
+                Action::BindingInstalled {
+                    local,
+                    hoa,
+                    coa,
+                    home: true,
+                    ..
+                } => tracing::info!("home registration {hoa} -> {coa} (at {local})"),
+                Action::BindingRemoved {
+                    local,
+                    hoa,
+                    home: true,
+                } => tracing::info!("home registration of {hoa} (at {local}) removed"),
+                other => {
+                    if !on_binding_action(&mut self.path, &other, ctx.registry) {
+                        tracing::debug!("home agent: ignoring {other:?}")
+                    }
+                }
+            }
+        }
+    }
+}
