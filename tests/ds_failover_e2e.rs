@@ -62,12 +62,12 @@ fn contact_failover_through_the_home_agent_on_the_testbed() {
     )
     .expect(&all);
     eprintln!("{binding}\n{connect}");
-    // Detection alone takes FailureTimeout − HeartbeatInterval at least: a faster
-    // "failover" would mean the measurement saw something else move.
+    // Detection alone takes FailureTimeout − HeartbeatInterval at least (250 − 100 ms on
+    // the testbed): a faster "failover" would mean the measurement saw something else move.
     for (what, ms) in [("binding", binding_ms), ("connection", connect_ms)] {
         assert!(
-            (200.0..3000.0).contains(&ms),
-            "{what} after {ms} ms: outside 200 ms .. 3 s\n{all}"
+            (150.0..3000.0).contains(&ms),
+            "{what} after {ms} ms: outside 150 ms .. 3 s\n{all}"
         );
     }
     // The node ha1 binds the DSA to is the one that answered the new connection.

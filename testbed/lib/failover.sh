@@ -38,7 +38,7 @@ fo_conf() {
     echo "	SharedKeyFile \"$key\";"
     echo "	StateFile \"$state\";"
     echo "	HeartbeatInterval 0.1;"
-    echo "	FailureTimeout 0.3;"
+    echo "	FailureTimeout ${M6_FO_FAILURE_TIMEOUT:-0.25};"
     echo "	ControlPort $FO_CPORT;"
     [ -z "$iface" ] || echo "	ContactInterface \"$iface\";"
     echo "}"
@@ -239,7 +239,7 @@ cmd_failover() {
   new_coa=$(fo_addr "${new_node:-none}" 2>/dev/null)
   echo "failover: kill -9 of the contact -> ha1's binding for the DSA at ${new_node:-?} (${new_coa:-?}): ${binding_ms:-never} ms"
   echo "failover: kill -9 of the contact -> a new client connection to the DSA answered by ${server:-nobody}: ${connect_ms:-never} ms"
-  echo "failover: target 300 ms with HeartbeatInterval 0.1 and FailureTimeout 0.3"
+  echo "failover: target 300 ms with HeartbeatInterval 0.1 and FailureTimeout ${M6_FO_FAILURE_TIMEOUT:-0.25}"
   rm -f "$dir/sn1.job"
   FO_LIVE="sn2 sn3"
   [ -n "$binding_ms" ] && [ -n "$connect_ms" ] && [ "$server" = "$new_node" ] &&
