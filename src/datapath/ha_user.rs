@@ -549,15 +549,11 @@ impl Machine for HaUserPath {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        [self.ha.poll_timeout(), self.home.icmp.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        self.home.poll_timeout(&self.ha)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.home.icmp.handle_timeout(now, &mut self.ha);
-        self.ha.handle_timeout(now);
+        self.home.handle_timeout(now, &mut self.ha);
     }
 
     fn binding_cache(&self, now: Instant) -> Vec<BindingCacheEntry> {
@@ -565,10 +561,7 @@ impl Machine for HaUserPath {
     }
 
     fn status(&self) -> serde_json::Value {
-        let list = self.home.icmp.home_agents(Instant::now());
-        serde_json::json!({
-            "home_agents_list": list.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        })
+        self.home.status()
     }
 
     fn sources(&self) -> Vec<RawFd> {

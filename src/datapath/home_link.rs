@@ -34,6 +34,30 @@ pub fn warn_without_forwarding() {
 }
 
 impl HomeLink {
+    /// The home agent's next deadline: its own (binding lifetimes) or the link's (DAD,
+    /// unsolicited NAs, the Home Agents List).
+    pub fn poll_timeout(&self, ha: &Ha) -> Option<Instant> {
+        [ha.poll_timeout(), self.icmp.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The link's timers (DAD, unsolicited NAs, the Home Agents List), then the home
+    /// agent's.
+    pub fn handle_timeout(&mut self, now: Instant, ha: &mut Ha) {
+        self.icmp.handle_timeout(now, ha);
+        ha.handle_timeout(now);
+    }
+
+    /// What `mip6ctl status` shows of the home link.
+    pub fn status(&self) -> serde_json::Value {
+        let list = self.icmp.home_agents(Instant::now());
+        serde_json::json!({
+            "home_agents_list": list.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        })
+    }
+
     pub fn open(home_if: &str) -> Result<HomeLink, String> {
         let mut rtnl = Rtnl::open().map_err(|e| format!("rtnetlink: {e}"))?;
         let home_index = rtnl
