@@ -31,8 +31,8 @@
 //!   `mip6d::dsnode::acceptor`, writes the second half, reads the request and the
 //!   client's upload, and closes (which releases the client's binding).
 //! - The client downloads, checks the bytes, uploads, and reports the pause it saw
-//!   around the middle (last byte of the first half → first byte after it) and the
-//!   longest pause between two reads.
+//!   around the middle (last byte of the first half → first byte after it), the
+//!   longest pause between two reads once data flows, and every read's offset and time.
 //!
 //! Byte `i` of a download is a fixed function of `i` and the run number, so every
 //! party can check what it got. Root (raw sockets, netfilter queues, TCP_REPAIR).
@@ -454,7 +454,7 @@ fn client(r: Role) -> Result<(), String> {
         // the middle: the pause the client saw lies at the byte where the donor stopped
         // transmitting, which only the donor knows (`unsent` in its report).
         let mut reads: Vec<(usize, u64)> = Vec::new();
-        let (mut longest, mut middle) = (Duration::ZERO, None);
+        let mut middle = None;
         // The longest pause once data flows: the wait for the first byte (the donor's
         // home test) is not the handoff's, and when the donor hands off a full send queue
         // the acceptor resends bytes before the middle, so the pause is not at the middle.
@@ -473,7 +473,6 @@ fn client(r: Role) -> Result<(), String> {
                     if off >= size / 2 && middle.is_none() {
                         middle = Some(now - last);
                     }
-                    longest = longest.max(now - last);
                     if off <= size / 2 {
                         reads.push((off + n, (now - start).as_micros() as u64));
                     }
@@ -520,7 +519,6 @@ fn client(r: Role) -> Result<(), String> {
                 "intact": intact,
                 "error": error,
                 "gap_us": middle.map(|d| d.as_micros() as u64),
-                "longest_pause_us": longest.as_micros() as u64,
                 "uploaded": uploaded,
                 "reads": reads,
                 "stall_us": stall.as_micros() as u64,

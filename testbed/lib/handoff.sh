@@ -224,7 +224,7 @@ for c in client:
     during = f", {c['uploaded']} bytes uploaded during the download" if c.get("uploaded") is not None else ""
     print(f"run {run} ({what}): sha256 {'intact' if c.get('intact') else 'CORRUPT'}"
           f"{', request+upload intact' if up else ', request/upload NOT intact'}{during}"
-          f", longest pause {c.get('longest_pause_us', 0)/1e3:.3f} ms"
+          f", longest pause {c.get('stall_us', 0)/1e3:.3f} ms"
           f"{'' if not c.get('error') else ', error: ' + c['error']}"
           f"{'' if good else ' [handoffs: ' + ', '.join(hops) + ']'}")
 for a in apps:
