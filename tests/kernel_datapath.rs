@@ -402,19 +402,16 @@ fn mobile_node_away_from_home_with_route_optimisation() {
         pol(&hosts(CN, HOA), "in", 15, Some(("route2", "use"))),
         pol(&mh_hosts(HOA, CN, 1), "out", 10, None),
         pol(&mh_hosts(CN, HOA, 3), "in", 10, None),
-        // The RO trigger: tunnelled data from any correspondent to the home address.
-        format!("src ::/0 dst {HOA}/128 dir in priority 18 ptype sub"),
+        // The RO trigger: what leaves from the home address without a state asks the
+        // daemon (XFRM_MSG_ACQUIRE) and goes on through the tunnel (optional template).
+        pol(
+            &format!("src {HOA}/128 dst ::/0"),
+            "out",
+            18,
+            Some(("hao", "use")),
+        ),
     ]);
     assert_objects("policy", &l.policies, &want);
-    let trig = l
-        .policies
-        .iter()
-        .find(|p| p.contains("priority 18"))
-        .unwrap();
-    assert!(
-        trig.contains("proto route2") && trig.contains("mode in_trigger"),
-        "{trig}"
-    );
     assert_states(
         &l.states,
         &[

@@ -1,11 +1,11 @@
-//! `testbed/run mipv6 --datapath kernel`: the home agent (ha1) and the correspondent
-//! (client, with `--datapath auto`) on the kernel data path — XFRM route optimisation and
-//! ip6ip6 tunnels, no netfilter queue — with the mobile node on the user one (it does
-//! not run on the kernel data path yet). Six checks of `tests/mipv6_e2e.rs` plus a
-//! seventh: umip's XFRM states and sub-policies and the tunnel are in ha1's and the
-//! client's kernels, neither has an NFQUEUE rule, and the client's `auto` chose kernel.
-//! The RH2 / HAO counts of check 4 are then the kernel's work, seen on the router; check
-//! 6 compares `ip xfrm` and the links before and after SIGTERM.
+//! `testbed/run mipv6 --datapath kernel`: the home agent (ha1), the mobile node and the
+//! correspondent (client, with `--datapath auto`) on the kernel data path — XFRM route
+//! optimisation and ip6ip6 tunnels, no netfilter queue. Six checks of
+//! `tests/mipv6_e2e.rs` plus a seventh: umip's XFRM states and sub-policies, the tunnels
+//! and the mobile node's table 252 are in the three kernels, none has an NFQUEUE rule,
+//! and the client's `auto` chose kernel. The RH2 / HAO counts of check 4 are then the
+//! kernel's work, seen on the router; check 6 compares `ip xfrm` and the links before
+//! and after SIGTERM.
 //!
 //! Needs a kernel with CONFIG_IPV6_MIP6 and ip6_tunnel: `scripts/vm-test kernel-roles`.
 //! On a kernel without them (this project's CI host) it checks instead that
@@ -64,6 +64,11 @@ fn mipv6_on_the_kernel_data_path() {
         "ha1.tunnels",
         "client.xfrm-state",
         "client.xfrm-policy",
+        "mn.xfrm-state",
+        "mn.xfrm-policy",
+        "mn.tunnels",
+        "mn.rules",
+        "mn.table252",
     ] {
         let body = std::fs::read_to_string(run.state_dir().join(&run_dir).join(f))
             .unwrap_or_else(|e| format!("({e})"));

@@ -332,11 +332,18 @@ fn start_roles(
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
     if matches!(cfg.node_config, NodeRole::Mn) {
-        let kernel_tunnel = kernel_tunnels(tunnel)?;
+        use mip6d::datapath::mn_user::EngineChoice;
+        // The kernel's own tunnel makes the SRv6 reverse tunnel moot.
+        let kernel_tunnel = !kernel && kernel_tunnels(tunnel)?;
+        let engine = if kernel {
+            EngineChoice::Kernel
+        } else {
+            EngineChoice::Queues(queue)
+        };
         let path = mip6d::datapath::mn_kernel::start(
             &cfg,
             cn,
-            queue,
+            engine,
             kernel_tunnel,
             daemon.registry_mut(),
             now,
@@ -376,9 +383,8 @@ fn kernel_tunnels(asked: TunnelArg) -> Result<bool, String> {
 }
 
 /// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice
-/// with its reason. The correspondent node and the home agent run on either backend; the
-/// mobile node on the user one only so far: `auto` gives it `user` (and says why), and
-/// `kernel` is refused.
+/// with its reason. Every role runs on either backend (a Distributed Servers contact
+/// node's held mobile node role on the user one, whatever was picked).
 fn select_datapath(cfg: &config::Config) -> Result<Backend, String> {
     use mip6d::datapath::probe;
     let tunnels = matches!(cfg.node_config, NodeRole::Ha | NodeRole::Mn);
@@ -393,15 +399,6 @@ fn select_datapath(cfg: &config::Config) -> Result<Backend, String> {
         sel.backend.keyword(),
         sel.reason
     );
-    if sel.backend == Backend::Kernel && matches!(cfg.node_config, NodeRole::Mn) {
-        if cfg.datapath == Datapath::Kernel {
-            return Err("Datapath kernel: this kernel supports it, but the mobile node does not run on the kernel data path yet; use Datapath user or auto".into());
-        }
-        tracing::info!(
-            "Datapath auto: user after all: the mobile node does not run on the kernel data path yet"
-        );
-        return Ok(Backend::User);
-    }
     Ok(sel.backend)
 }
 

@@ -478,18 +478,20 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                     prio::HOME_SIG,
                     rh2(true),
                 ));
-                // Home-addressed traffic never leaks out natively while away.
+                if !acknowledged {
+                    // Until the BA the BU routes like any packet of the care-of address
+                    // (the kernel looks its route up from the home address first, so no
+                    // blackhole rule may be in the way); `MnBlock` keeps the rest in.
+                    continue;
+                }
+                // Home-addressed traffic never leaks out natively while away, should
+                // table 252 lose its route.
                 out.push(KernelObject::Rule {
                     priority: rule_prio::MN_HOA_BLOCK,
                     src: (hoa, 128),
                     table: 0,
                     action: RuleAction::Blackhole,
                 });
-                if !acknowledged {
-                    // Until the BA: nothing but the BU from the home address to the HA.
-                    out.push(block(Selector::hosts(hoa, ha), Dir::Out, prio::HOME_BLOCK));
-                    continue;
-                }
                 let tnl = tunnel_name(coa, ha);
                 out.push(KernelObject::Tunnel {
                     name: tnl.clone(),
@@ -522,12 +524,17 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                     action: RuleAction::ToTable,
                 });
                 if cfg.mn.is_some_and(|m| m.route_optimization) {
-                    // Tunnelled data from a correspondent triggers route optimisation.
+                    // What leaves from the home address with no route-optimisation state
+                    // makes the kernel ask for one (XFRM_MSG_ACQUIRE): the optional
+                    // template lets the packet go on through the tunnel meanwhile. umip's
+                    // inbound trigger (XFRM_MODE_IN_TRIGGER on any -> HoA) drops every
+                    // tunnelled packet on Linux 6.1 (XfrmInTmplMismatch) and sends no
+                    // ACQUIRE; measured in the VM.
                     out.push(sub(
-                        Selector::hosts(any(), hoa),
-                        Dir::In,
+                        Selector::hosts(hoa, any()),
+                        Dir::Out,
                         prio::RO_TRIG_ANY,
-                        vec![Template::trigger(IPPROTO_ROUTING)],
+                        hao(true),
                     ));
                 }
             }
@@ -567,6 +574,39 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                     Selector::hosts(cn, hoa).mh_type(mh::HOT),
                     Dir::In,
                     prio::RO_SIG_RR,
+                    vec![],
+                ));
+            }
+            Binding::MnCorrespondentUpdate { hoa, coa, cn } => {
+                // umip's pre-BU state: the BU leaves from the care-of address with a
+                // Home Address option before route optimisation carries any data.
+                out.push(KernelObject::State(State::ro(
+                    hoa,
+                    cn,
+                    IPPROTO_DSTOPTS,
+                    coa,
+                )));
+                // HOME_SIG, not umip's RO_SIG: it must win over `MnBlock`'s signalling
+                // bypass, or a BU sent while blocked would leave without its option.
+                out.push(sub(
+                    Selector::hosts(hoa, cn).mh_type(mh::BU),
+                    Dir::Out,
+                    prio::HOME_SIG,
+                    hao(false),
+                ));
+            }
+            Binding::MnBlock { hoa } => {
+                out.push(block(
+                    Selector::hosts(hoa, any()),
+                    Dir::Out,
+                    prio::HOME_BLOCK,
+                ));
+                // Signalling still leaves (the deregistration from home, sent from the
+                // home address before the block is lifted), as on the user data path.
+                out.push(sub(
+                    Selector::hosts(hoa, any()).proto(IPPROTO_MH),
+                    Dir::Out,
+                    prio::HOME_SIG_ANY,
                     vec![],
                 ));
             }
@@ -694,7 +734,14 @@ impl Kernel for SysKernel {
                 let i = self.index(dev)?;
                 self.rtnl.add_proxy_neigh(i, *addr)
             }
-            KernelObject::State(s) => self.xfrm.add_state(s),
+            KernelObject::State(s) => match self.xfrm.add_state(s) {
+                // The larval state of an ACQUIRE (the mobile node's trigger) holds the
+                // addresses for 30 s; an update replaces it.
+                Err(e) if crate::sys::xfrm::errno(&e) == Some(libc::EEXIST) => {
+                    self.xfrm.update_state(s)
+                }
+                r => r,
+            },
             KernelObject::Policy(p) => self.xfrm.add_policy(p),
         }
     }
@@ -765,14 +812,40 @@ impl KernelPath {
     /// The care-of address of the installed route-optimisation state that gives packets
     /// from `local` to `hoa` a Type 2 Routing Header, if there is one.
     pub fn rh2_coa(&self, local: Ipv6Addr, hoa: Ipv6Addr) -> Option<Ipv6Addr> {
+        self.state_coa(local, hoa, IPPROTO_ROUTING)
+    }
+
+    /// The care-of address of the installed route-optimisation state from `src` to
+    /// `dst` for `proto` (routing header or Home Address option), if there is one.
+    pub fn state_coa(&self, src: Ipv6Addr, dst: Ipv6Addr, proto: u8) -> Option<Ipv6Addr> {
         self.installed.values().find_map(|(o, _)| match o {
-            KernelObject::State(s)
-                if s.id.src == local && s.id.dst == hoa && s.id.proto == IPPROTO_ROUTING =>
-            {
+            KernelObject::State(s) if s.id.src == src && s.id.dst == dst && s.id.proto == proto => {
                 s.coaddr
             }
             _ => None,
         })
+    }
+
+    /// Makes the bindings whose keys `mine` selects exactly `want`, in one pass over
+    /// the kernel (nothing is touched when they already are).
+    pub fn set_bindings(
+        &mut self,
+        mine: impl Fn(&BindingKey) -> bool,
+        want: &[Binding],
+        registry: &mut Registry,
+    ) -> io::Result<()> {
+        let mut next: BTreeMap<BindingKey, Binding> = self
+            .bindings
+            .iter()
+            .filter(|(k, _)| !mine(k))
+            .map(|(k, b)| (*k, b.clone()))
+            .collect();
+        next.extend(want.iter().map(|b| (b.key(), b.clone())));
+        if next == self.bindings {
+            return Ok(());
+        }
+        self.bindings = next;
+        self.sync(registry)
     }
 
     /// What is installed now, in install order.
@@ -872,6 +945,7 @@ impl DataPath for KernelPath {
 
 pub mod cn;
 pub mod ha;
+pub mod mn;
 pub mod signalling;
 
 #[cfg(test)]

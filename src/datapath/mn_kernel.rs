@@ -230,11 +230,11 @@ impl HomeKernel for RtnlHome {
 pub fn start(
     cfg: &crate::config::Config,
     cn: crate::proto::cn::Cn,
-    queue: u16,
+    engine: super::mn_user::EngineChoice,
     kernel_tunnel: bool,
     registry: &mut crate::daemon::registry::Registry,
     now: std::time::Instant,
-) -> Result<super::mn_user::MnUserPath, String> {
+) -> Result<super::mn_user::MnPath, String> {
     use crate::config::NodeRole;
     use crate::proto::mn::{Mn, MnConfig};
     use crate::proto::movement::{Detector, MovementConfig};
@@ -290,13 +290,13 @@ pub fn start(
     } else {
         None
     };
-    let mut path = super::mn_user::MnUserPath::start(
+    let mut path = super::mn_user::MnPath::start(
         mn,
         cn,
         detector,
         Box::new(kernel),
         hl.ro_policies.clone(),
-        queue,
+        engine,
         registry,
         now,
     )?;

@@ -51,12 +51,14 @@
 
 use super::drain;
 use super::ha_user::defrag_rule;
+use super::kernel::mn::MnKernel;
 use super::mn_dhaad::MnDhaad;
 use super::rewrite;
 use super::user::{
     self, bind_queue, bind_receive_queue, check_ip6tables, drain_route_optimisation, send_transmit,
     Disposition, RoRules, Rule,
 };
+use super::Binding;
 use crate::config::RoPolicy;
 use crate::daemon::machine::{BindingCacheEntry, BindingUpdateListEntry, Ctx, Machine};
 use crate::daemon::registry::{EntryId, Registry};
@@ -183,7 +185,7 @@ pub enum InVerdict {
 }
 
 /// Message types the correspondent node part answers (the rest are the mobile node's).
-fn for_correspondent(t: u8) -> bool {
+pub(crate) fn for_correspondent(t: u8) -> bool {
     matches!(
         t,
         mh_type::HOME_TEST_INIT | mh_type::CARE_OF_TEST_INIT | mh_type::BINDING_UPDATE
@@ -434,18 +436,41 @@ struct Held {
     tunnel: Option<((Ipv6Addr, Ipv6Addr, u32), EntryId)>,
 }
 
-/// The mobile node role on the user data path.
-pub struct MnUserPath {
-    mn: Mn,
-    cn: Cn,
-    detector: Detector,
-    kernel: Box<dyn HomeKernel>,
+/// The `user` engine: the netfilter queues and the correspondent node's
+/// route-optimisation rules.
+struct Queues {
     rx: NfQueue,
     out: NfQueue,
     ro: NfQueue,
     out_queue: u16,
-    raw: RawSocket,
     ro_rules: RoRules,
+}
+
+/// What gives the mobile node's packets their Mobile IPv6 treatment.
+enum Engine {
+    Queues(Box<Queues>),
+    Kernel(Box<MnKernel>),
+}
+
+/// Which engine [`MnPath::start`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// The `user` data path on netfilter queues `N` to `N + 2`.
+    Queues(u16),
+    /// The `kernel` data path (a kernel with `CONFIG_IPV6_MIP6` and `ip6_tunnel`).
+    Kernel,
+}
+
+/// The mobile node role: the machines, movement detection and the home address, on
+/// either engine.
+pub struct MnPath {
+    mn: Mn,
+    cn: Cn,
+    detector: Detector,
+    kernel: Box<dyn HomeKernel>,
+    engine: Engine,
+    /// Raw IPv6 (header included): the user engine's Mobility Headers, DHAAD on both.
+    raw: RawSocket,
     paths: Paths,
     held: Held,
     ro_policies: Vec<RoPolicy>,
@@ -463,20 +488,9 @@ pub struct MnUserPath {
     dsa: Option<crate::ds::contact_home::DsaLink>,
 }
 
-impl MnUserPath {
-    /// Binds queues `queue` to `queue + 2`, opens the raw socket, installs the receive
-    /// rules, then reads the links and addresses the kernel has now.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        mn: Mn,
-        cn: Cn,
-        detector: Detector,
-        kernel: Box<dyn HomeKernel>,
-        ro_policies: Vec<RoPolicy>,
-        queue: u16,
-        registry: &mut Registry,
-        now: Instant,
-    ) -> Result<MnUserPath, String> {
+impl Queues {
+    /// Binds queues `queue` to `queue + 2` and installs the receive rules.
+    fn start(queue: u16, hoa: Ipv6Addr, registry: &mut Registry) -> Result<Queues, String> {
         check_ip6tables()?;
         let (out_queue, ro_queue) = match (queue.checked_add(1), queue.checked_add(2)) {
             (Some(a), Some(b)) => (a, b),
@@ -489,28 +503,60 @@ impl MnUserPath {
         let rx = bind_receive_queue(queue)?;
         let out = bind_queue(out_queue)?;
         let ro = bind_queue(ro_queue)?;
-        let raw = RawSocket::new(IPPROTO_RAW)
-            .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
         for rule in receive_rules(queue).into_iter().chain([defrag_rule()]) {
             rule.install(registry)
                 .map_err(|e| format!("cannot add a netfilter rule: {e}"))?;
         }
         tracing::info!(
-            "mobile node {}: user data path on netfilter queues {queue} (receive), {out_queue} (home address out) and {ro_queue} (route optimisation)",
-            mn.home_address()
+            "mobile node {hoa}: user data path on netfilter queues {queue} (receive), {out_queue} (home address out) and {ro_queue} (route optimisation)"
         );
-        let ro_default = mn.config().route_optimization;
-        let mut path = MnUserPath {
-            mn,
-            cn,
-            detector,
-            kernel,
+        Ok(Queues {
             rx,
             out,
             ro,
             out_queue,
-            raw,
             ro_rules: RoRules::start(ro_queue, registry)?,
+        })
+    }
+}
+
+impl MnPath {
+    /// Starts `engine`, opens the raw socket, then reads the links and addresses the
+    /// kernel has now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        mn: Mn,
+        cn: Cn,
+        detector: Detector,
+        kernel: Box<dyn HomeKernel>,
+        ro_policies: Vec<RoPolicy>,
+        engine: EngineChoice,
+        registry: &mut Registry,
+        now: Instant,
+    ) -> Result<MnPath, String> {
+        let hoa = mn.home_address();
+        let ro_default = mn.config().route_optimization;
+        let ro_possible = ro_default || ro_policies.iter().any(|p| p.enabled);
+        let engine = match engine {
+            EngineChoice::Queues(queue) => {
+                Engine::Queues(Box::new(Queues::start(queue, hoa, registry)?))
+            }
+            EngineChoice::Kernel => Engine::Kernel(Box::new(MnKernel::start(
+                hoa,
+                ro_possible,
+                cn.config().route_optimization,
+                registry,
+            )?)),
+        };
+        let raw = RawSocket::new(IPPROTO_RAW)
+            .map_err(|e| format!("cannot open a raw IPv6 socket: {e}"))?;
+        let mut path = MnPath {
+            mn,
+            cn,
+            detector,
+            kernel,
+            engine,
+            raw,
             paths: Paths::default(),
             held: Held::default(),
             ro_policies,
@@ -578,10 +624,13 @@ impl MnUserPath {
     }
 
     fn drain_rx(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        let Engine::Queues(q) = &mut self.engine else {
+            return;
+        };
         let (mn, cn) = (&mut self.mn, &mut self.cn);
         drain(
             "netfilter queue (receive)",
-            &mut self.rx,
+            &mut q.rx,
             NfQueue::recv,
             |rx, p| {
                 let v = incoming(mn, cn, &p.payload, now, &mut |t| ctx.mh.count_received(t));
@@ -605,9 +654,12 @@ impl MnUserPath {
         // queue is drained (the machine is not reachable from inside the loop).
         let mut tunnelled = Vec::new();
         let paths = &self.paths;
+        let Engine::Queues(q) = &mut self.engine else {
+            return;
+        };
         drain(
             "netfilter queue (home address out)",
-            &mut self.out,
+            &mut q.out,
             NfQueue::recv,
             |out, p| {
                 let v = outgoing(paths, hoa, &p.payload);
@@ -655,6 +707,9 @@ impl MnUserPath {
     }
 
     fn send(&self, t: &Transmit, ctx: &mut Ctx<'_>) {
+        if let Engine::Kernel(k) = &self.engine {
+            return k.send_mn(t, ctx);
+        }
         let Some((pkt, to)) = build_packet(t) else {
             tracing::warn!("not sending {}: cannot build it", t.repr);
             return;
@@ -668,9 +723,12 @@ impl MnUserPath {
         }
     }
 
-    fn apply_mn_action(&mut self, a: Action, ctx: &mut Ctx<'_>) {
+    /// Applies one of the mobile node machine's actions; what it sends is returned, to
+    /// leave once the kernel matches the machine (the kernel engine's Binding Update
+    /// needs its state, a deregistration from home the home binding's objects gone).
+    fn apply_mn_action(&mut self, a: Action, sends: &mut Vec<Transmit>) {
         match a {
-            Action::Send(t) => self.send(&t, ctx),
+            Action::Send(t) => sends.push(t),
             Action::HomeTunnelSet { ha, coa, .. } => {
                 tracing::info!("home registration: tunnel {coa} <-> {ha}");
                 self.paths.tunnel = Some((ha, coa));
@@ -729,8 +787,10 @@ impl MnUserPath {
             Location::Home => attached(&|a| *a == Attachment::Home).map(|i| (i, home_len)),
             Location::Away(_) | Location::Detached => Some((self.kernel.loopback(), 128)),
         };
+        let queues = matches!(self.engine, Engine::Queues(_));
+        // The kernel engine's home-address route is the tunnel's, in the plan.
         let want_route = match loc {
-            _ if held => None,
+            _ if held || !queues => None,
             Location::Away(coa) => attached(&|a| *a == Attachment::Away(coa)),
             _ => None,
         };
@@ -776,6 +836,11 @@ impl MnUserPath {
             }
         }
         self.sync_kernel_tunnel(want_route, registry);
+        let bindings = self.kernel_bindings();
+        let out_queue = match &mut self.engine {
+            Engine::Kernel(k) => return k.sync(&bindings, registry),
+            Engine::Queues(q) => q.out_queue,
+        };
         let want_rule = if self.paths.kernel_tunnel {
             // The kernel tunnels; the queue only starts and does route optimisation.
             !self.paths.ro.is_empty() || self.ro_possible()
@@ -783,7 +848,7 @@ impl MnUserPath {
             self.paths.blocked || self.paths.tunnel.is_some() || !self.paths.ro.is_empty()
         };
         match (want_rule, self.held.output_rule) {
-            (true, None) => match output_rule(hoa, self.out_queue).install(registry) {
+            (true, None) => match output_rule(hoa, out_queue).install(registry) {
                 Ok(id) => self.held.output_rule = Some(id),
                 Err(e) => tracing::error!("home address out: cannot add its rule: {e}"),
             },
@@ -841,6 +906,52 @@ impl MnUserPath {
             .is_some_and(|((ha, coa, _), _)| self.paths.tunnel == Some((ha, coa)));
     }
 
+    /// The kernel engine's bindings for what the machine says now: the home binding
+    /// and each correspondent's Binding Update (their Home Address option states), route
+    /// optimisation, and the block while no registration covers the node.
+    fn kernel_bindings(&self) -> Vec<Binding> {
+        let hoa = self.mn.home_address();
+        let mut v = Vec::new();
+        // A Binding Update sent from home carries no option: nothing to install for it.
+        for r in self.mn.bul().into_iter().filter(|r| r.coa != hoa) {
+            v.push(if r.home {
+                Binding::MnHome {
+                    hoa,
+                    coa: r.coa,
+                    ha: r.peer,
+                    acknowledged: self.paths.tunnel == Some((r.peer, r.coa)),
+                }
+            } else {
+                Binding::MnCorrespondentUpdate {
+                    hoa,
+                    coa: r.coa,
+                    cn: r.peer,
+                }
+            });
+        }
+        if let Some((ha, coa)) = self.paths.tunnel {
+            let key = Binding::MnHome {
+                hoa,
+                coa,
+                ha,
+                acknowledged: true,
+            };
+            if !v.iter().any(|b| b.key() == key.key()) {
+                v.push(key);
+            }
+        }
+        v.extend(
+            self.paths
+                .ro
+                .iter()
+                .map(|(&cn, &coa)| Binding::MnRouteOptimization { hoa, coa, cn }),
+        );
+        if self.paths.blocked {
+            v.push(Binding::MnBlock { hoa });
+        }
+        v
+    }
+
     /// What `mip6ctl status` shows of the mobile node.
     pub fn status(&self) -> Value {
         let loc = match self.mn.location() {
@@ -850,6 +961,10 @@ impl MnUserPath {
         };
         json!({
             "home_address": self.mn.home_address().to_string(),
+            "datapath": match self.engine {
+                Engine::Queues(_) => "user",
+                Engine::Kernel(_) => "kernel",
+            },
             "home_agent": self.mn.home_agent().map(|a| a.to_string()),
             "location": loc,
             "registered": self.mn.home_binding().is_some(),
@@ -867,7 +982,7 @@ impl MnUserPath {
     }
 }
 
-impl Machine for MnUserPath {
+impl Machine for MnPath {
     fn name(&self) -> &str {
         "mn"
     }
@@ -928,23 +1043,37 @@ impl Machine for MnUserPath {
     }
 
     fn sources(&self) -> Vec<RawFd> {
-        let mut v = vec![
-            self.rx.as_raw_fd(),
-            self.out.as_raw_fd(),
-            self.ro.as_raw_fd(),
-        ];
+        let mut v = match &self.engine {
+            Engine::Queues(q) => vec![q.rx.as_raw_fd(), q.out.as_raw_fd(), q.ro.as_raw_fd()],
+            Engine::Kernel(k) => k.fds().to_vec(),
+        };
         v.extend(self.kernel.event_fd());
         v.extend(self.dhaad.as_ref().map(MnDhaad::fd));
         v
     }
 
     fn on_readable(&mut self, fd: RawFd, now: Instant, ctx: &mut Ctx<'_>) {
-        if fd == self.rx.as_raw_fd() {
+        let (rx, out, ro) = match &mut self.engine {
+            Engine::Queues(q) => (q.rx.as_raw_fd(), q.out.as_raw_fd(), q.ro.as_raw_fd()),
+            Engine::Kernel(k) if k.owns(fd) => {
+                let acquired = k.on_readable(fd, &mut self.mn, &mut self.cn, now, ctx);
+                if let Some((ha, _)) = self.paths.tunnel {
+                    for peer in acquired {
+                        self.maybe_start_ro(peer, ha, now);
+                    }
+                }
+                return;
+            }
+            Engine::Kernel(_) => (-1, -1, -1),
+        };
+        if fd == rx {
             self.drain_rx(now, ctx);
-        } else if fd == self.out.as_raw_fd() {
+        } else if fd == out {
             self.drain_out(now);
-        } else if fd == self.ro.as_raw_fd() {
-            drain_route_optimisation(&mut self.ro, &mut self.cn, now);
+        } else if fd == ro {
+            if let Engine::Queues(q) = &mut self.engine {
+                drain_route_optimisation(&mut q.ro, &mut self.cn, now);
+            }
         } else if Some(fd) == self.kernel.event_fd() {
             self.read_kernel_events(now);
         } else if let Some(d) = self.dhaad.as_mut().filter(|d| d.fd() == fd) {
@@ -957,27 +1086,37 @@ impl Machine for MnUserPath {
         if let Some(d) = self.dhaad.as_mut() {
             d.drive(&mut self.mn, &self.raw, now);
         }
+        let mut sends = Vec::new();
         while let Some(a) = self.mn.poll_action() {
-            self.apply_mn_action(a, ctx);
+            self.apply_mn_action(a, &mut sends);
         }
         while let Some(a) = self.cn.poll_action() {
-            match a {
-                Action::Send(t) => send_transmit(&self.raw, &t, ctx),
-                other => {
-                    if !self.ro_rules.on_action(&other, ctx.registry) {
+            match (a, &mut self.engine) {
+                (Action::Send(t), Engine::Queues(_)) => send_transmit(&self.raw, &t, ctx),
+                (Action::Send(t), Engine::Kernel(k)) => k.send_cn(&t, ctx),
+                (other, Engine::Queues(q)) => {
+                    if !q.ro_rules.on_action(&other, ctx.registry) {
+                        tracing::debug!("correspondent node: ignoring {other:?}")
+                    }
+                }
+                (other, Engine::Kernel(k)) => {
+                    if !k.on_cn_action(&other, ctx.registry) {
                         tracing::debug!("correspondent node: ignoring {other:?}")
                     }
                 }
             }
         }
         self.sync_kernel(ctx.registry);
+        for t in sends {
+            self.send(&t, ctx);
+        }
         if let Some(link) = &self.dsa {
             link.set_bound(self.mn.home_binding().map(|b| b.seq.get()));
         }
     }
 
     fn status(&self) -> Value {
-        MnUserPath::status(self)
+        MnPath::status(self)
     }
 }
 

@@ -85,7 +85,7 @@ pub enum Binding {
         coa: Ipv6Addr,
     },
     /// Mobile node: the home binding; `acknowledged` once the home agent's BA arrived
-    /// (before that, only the BU may leave from the home address).
+    /// (then the tunnel carries what leaves from the home address).
     MnHome {
         hoa: Ipv6Addr,
         coa: Ipv6Addr,
@@ -98,6 +98,16 @@ pub enum Binding {
         coa: Ipv6Addr,
         cn: Ipv6Addr,
     },
+    /// Mobile node: a Binding Update to correspondent `cn` from `coa` is outstanding or
+    /// bound, so Binding Updates to it leave with a Home Address option naming `coa`.
+    MnCorrespondentUpdate {
+        hoa: Ipv6Addr,
+        coa: Ipv6Addr,
+        cn: Ipv6Addr,
+    },
+    /// Mobile node: no registration covers where the node is; nothing but signalling
+    /// leaves from the home address (umip's `xfrm_block_hoa`).
+    MnBlock { hoa: Ipv6Addr },
 }
 
 /// What identifies a binding: installing a binding with the key of an installed one
@@ -108,6 +118,8 @@ pub enum BindingKey {
     Correspondent { local: Ipv6Addr, hoa: Ipv6Addr },
     MnHome { hoa: Ipv6Addr },
     MnRouteOptimization { hoa: Ipv6Addr, cn: Ipv6Addr },
+    MnCorrespondentUpdate { hoa: Ipv6Addr, cn: Ipv6Addr },
+    MnBlock { hoa: Ipv6Addr },
 }
 
 impl Binding {
@@ -119,6 +131,10 @@ impl Binding {
             Binding::MnRouteOptimization { hoa, cn, .. } => {
                 BindingKey::MnRouteOptimization { hoa, cn }
             }
+            Binding::MnCorrespondentUpdate { hoa, cn, .. } => {
+                BindingKey::MnCorrespondentUpdate { hoa, cn }
+            }
+            Binding::MnBlock { hoa } => BindingKey::MnBlock { hoa },
         }
     }
 }

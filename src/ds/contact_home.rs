@@ -1,7 +1,7 @@
 //! The contact node's registration of the DSA at the home agent (`ContactInterface`):
 //! the membership protocol decides when and with which sequence number
 //! ([`super::membership_machine::DsaRegistrar`]), and a mobile node role whose home address
-//! is the DSA ([`MnUserPath`], started *held*) sends the Binding Updates, keeps the tunnel
+//! is the DSA ([`MnPath`], started *held*) sends the Binding Updates, keeps the tunnel
 //! to the home agent and receives what clients send to the DSA through it.
 //!
 //! The two run as separate machines of the event loop; a [`DsaLink`] is what they share:
@@ -13,7 +13,7 @@
 use super::membership::Command;
 use super::membership_machine::DsaRegistrar;
 use crate::config::model::DistributedServer;
-use crate::datapath::mn_user::MnUserPath;
+use crate::datapath::mn_user::MnPath;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -119,7 +119,7 @@ pub fn start(
     queue: u16,
     registry: &mut crate::daemon::registry::Registry,
     now: Instant,
-) -> Result<(MnUserPath, DsaLink), String> {
+) -> Result<(MnPath, DsaLink), String> {
     use crate::datapath::mn_kernel::RtnlHome;
     use crate::proto::mn::{Mn, MnConfig};
     use crate::proto::movement::{Detector, MovementConfig, DEFAULT_PREFERENCE};
@@ -149,13 +149,13 @@ pub fn start(
     });
     let kernel = RtnlHome::open(hoa).map_err(|e| format!("rtnetlink: {e}"))?;
     let mn = Mn::new(mn_config, Arc::new(ring::rand::SystemRandom::new()));
-    let mut path = MnUserPath::start(
+    let mut path = MnPath::start(
         mn,
         cn,
         detector,
         Box::new(kernel),
         Vec::new(),
-        queue,
+        crate::datapath::mn_user::EngineChoice::Queues(queue),
         registry,
         now,
     )?;

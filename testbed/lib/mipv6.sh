@@ -5,21 +5,13 @@
 # TCP transfer, capture on the router; cmd_mipv6 strings them into the six checks.
 
 M6_DATAPATH=${M6_DATAPATH:-user}
-# Per node: M6_DATAPATH_HA1, M6_DATAPATH_CLIENT, M6_DATAPATH_MN override M6_DATAPATH (the
-# mobile node runs on the user data path only so far, so `--datapath kernel` gives it
-# `user`; see m6_node_datapath).
+# Per node: M6_DATAPATH_HA1, M6_DATAPATH_CLIENT, M6_DATAPATH_MN override M6_DATAPATH.
 
 # m6_node_datapath NODE: the --datapath NODE's daemon gets.
 m6_node_datapath() {
   local var
   var=M6_DATAPATH_$(m6_upper "$1")
-  if [ -n "${!var:-}" ]; then
-    echo "${!var}"
-  elif [ "$1" = mn ] && [ "$M6_DATAPATH" = kernel ]; then
-    echo user
-  else
-    echo "$M6_DATAPATH"
-  fi
+  echo "${!var:-$M6_DATAPATH}"
 }
 
 # The binary NAME: $M6_MIP6D / $M6_MIP6CTL / $M6_NETBENCH (m6-netbench), else the build in
@@ -206,15 +198,17 @@ ha1_tunnelled() {
   fi
 }
 
-# m6_kernel_proof HA CN COA: with ha1 and the client on the kernel data path, the MN
-# registered at COA and route-optimised with the client: the XFRM objects umip installs
-# are there (listings saved in the run directory), neither daemon installed a single
-# netfilter rule (so no packet can reach its queues), and the client's `auto` was logged
-# as kernel. Prints "ok" or what is missing.
+# m6_kernel_proof HA CN COA: with ha1, the client and (unless M6_DATAPATH_MN says
+# otherwise) the MN on the kernel data path, the MN registered at COA and route-optimised
+# with the client: the XFRM objects umip installs are there (listings saved in the run
+# directory), no daemon on the kernel path installed a single netfilter rule (so no packet
+# can reach its queues), and the client's `auto` was logged as kernel. Prints "ok" or what
+# is missing.
 m6_kernel_proof() {
-  local ha=$1 cn=$2 coa=$3 dir miss="" node f
+  local ha=$1 cn=$2 coa=$3 dir miss="" node f nodes=(ha1 client)
   dir=$(m6_run_dir)
-  for node in ha1 client; do
+  [ "$(m6_node_datapath mn)" = kernel ] && nodes+=(mn)
+  for node in "${nodes[@]}"; do
     ip -n "$(m6_ns "$node")" -o xfrm state list >"$dir/$node.xfrm-state"
     ip -n "$(m6_ns "$node")" -o xfrm policy list >"$dir/$node.xfrm-policy"
     ip -n "$(m6_ns "$node")" -d -o link show type ip6tnl >"$dir/$node.tunnels"
@@ -236,7 +230,23 @@ m6_kernel_proof() {
   need client.xfrm-policy "src $cn/128 dst $M6_HOA/128 .*dir out priority 16 ptype sub.*tmpl.*proto route2.*mode ro" "client RO data sub-policy out (priority 16)"
   need client.xfrm-policy "src $M6_HOA/128 dst $cn/128 .*dir in priority 16 ptype sub.*tmpl.*proto hao.*mode ro" "client RO data sub-policy in (priority 16)"
   need client.xfrm-policy "src ::/0 dst ::/0 proto (ipv6-mh|mobility-header|135) type 5.*dir in priority 9 ptype sub" "client BU-in sub-policy (priority 9)"
-  for node in ha1 client; do
+  if [ "${nodes[2]:-}" = mn ]; then
+    # Mobile node: the BU's and the data's Home Address option, the routing header taken
+    # off by the wildcard state, the reverse tunnel and table 252 (umip's objects).
+    need mn.xfrm-state "src $M6_HOA dst $ha.*proto hao .*mode ro.*coa $coa" "mn HAO state to ha1"
+    need mn.xfrm-state "src $M6_HOA dst $cn.*proto hao .*mode ro.*coa $coa" "mn HAO state to the client"
+    need mn.xfrm-state "src $cn dst $M6_HOA.*proto route2 .*mode ro.*coa $coa" "mn RH2 state from the client"
+    need mn.xfrm-state "src :: dst ::.*proto route2 .*mode ro.*flag wildrecv" "mn wildcard RH2 receive state"
+    need mn.xfrm-policy "src $M6_HOA/128 dst $ha/128 proto (ipv6-mh|mobility-header|135) type 5.*dir out priority 2 ptype sub.*tmpl.*proto hao.*mode ro" "mn BU sub-policy (priority 2)"
+    need mn.xfrm-policy "src $M6_HOA/128 dst $cn/128 .*dir out priority 15 ptype sub.*tmpl.*proto hao.*mode ro" "mn RO data sub-policy out (priority 15)"
+    need mn.xfrm-policy "src $M6_HOA/128 dst $cn/128 proto (ipv6-mh|mobility-header|135) type 1.*dir out priority 10 ptype sub" "mn HoTI bypass (priority 10)"
+    need mn.tunnels "ip6tnl ip6ip6 remote $ha local $coa" "mn ip6ip6 tunnel to ha1"
+    ip -n "$(m6_ns mn)" -6 rule show >"$dir/mn.rules"
+    ip -n "$(m6_ns mn)" -6 route show table 252 >"$dir/mn.table252"
+    need mn.rules "^1001:.*from $M6_HOA lookup 252" "mn rule 1001 from the HoA to table 252"
+    need mn.table252 "^default dev ip6m" "mn table 252 default route into the tunnel"
+  fi
+  for node in "${nodes[@]}"; do
     grep -q NFQUEUE "$dir/$node.ip6tables" && miss+=" $node has NFQUEUE rules;"
   done
   grep -q "Datapath auto: kernel" "$dir/client.log" || miss+=" the client's --datapath auto was not logged as kernel;"
@@ -381,9 +391,9 @@ cmd_mipv6() {
     checks=7
     r=0
     [ "${proof:-}" = ok ] && r=1
-    m6_check 7 "the kernel does it: ha1's and the client's XFRM states/sub-policies and ip6ip6 tunnel as umip's, no NFQUEUE rule on either, client's auto = kernel" $r \
+    m6_check 7 "the kernel does it: ha1's, the client's and the MN's XFRM states/sub-policies, ip6ip6 tunnels and table 252 as umip's, no NFQUEUE rule on any, client's auto = kernel" $r \
       "${proof:-not reached}"
-    echo "   (ip xfrm listings: $dir/{ha1,client}.xfrm-{state,policy})"
+    echo "   (ip xfrm listings: $dir/{ha1,client,mn}.xfrm-{state,policy})"
   fi
 
   # 5. Home again: deregistration, and ha1 keeps nothing for the home address.

@@ -68,7 +68,7 @@ pub struct CnKernelPath {
 
 impl CnKernelPath {
     pub fn start(cn: Cn, registry: &mut Registry) -> Result<CnKernelPath, String> {
-        let sig = Signalling::open()?;
+        let sig = Signalling::open(false)?;
         let path = start_path(
             PlanConfig {
                 cn_route_optimization: cn.config().route_optimization,

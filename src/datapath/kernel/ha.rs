@@ -31,7 +31,7 @@ impl HaKernelPath {
     pub fn start(ha: Ha, home_if: &str, registry: &mut Registry) -> Result<HaKernelPath, String> {
         let home = HomeLink::open(home_if)?;
         home_link::warn_without_forwarding();
-        let sig = Signalling::open()?;
+        let sig = Signalling::open(false)?;
         // Proxy entries stay with HomeLink (it also advertises them), so the plan has no
         // home interface.
         let path = start_path(

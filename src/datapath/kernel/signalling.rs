@@ -27,8 +27,24 @@ pub struct Arrived {
     pub src: Ipv6Addr,
     pub dst: Ipv6Addr,
     pub hao: Option<Ipv6Addr>,
+    /// The home address of its Type 2 Routing Header, if it had one.
+    pub rh2: Option<Ipv6Addr>,
+    /// The interface it arrived on (a tunnel's, for what the home agent tunnelled).
+    pub ifindex: Option<u32>,
     pub repr: MhRepr,
     pub raw: Vec<u8>,
+}
+
+impl Arrived {
+    pub fn inbound(&self) -> Inbound<'_> {
+        Inbound {
+            src: self.src,
+            dst: self.dst,
+            hao: self.hao,
+            repr: &self.repr,
+            raw: &self.raw,
+        }
+    }
 }
 
 /// Undoes the kernel's swaps and parses the header; `None` for what the machines must
@@ -46,6 +62,8 @@ pub fn arrived(r: ReceivedMh) -> Option<Arrived> {
         src,
         dst: r.rh2.unwrap_or(final_dst),
         hao,
+        rh2: r.rh2.map(|_| final_dst),
+        ifindex: r.ifindex,
         repr,
         raw: r.bytes,
     })
@@ -99,13 +117,15 @@ pub struct Signalling {
 }
 
 impl Signalling {
-    pub fn open() -> Result<Signalling, String> {
+    /// The socket and the kernel's reports (`XFRM_MSG_REPORT`); with `acquire`, its
+    /// route-optimisation triggers too (`XFRM_MSG_ACQUIRE`, a mobile node's).
+    pub fn open(acquire: bool) -> Result<Signalling, String> {
         let sock =
             MhSocket::open().map_err(|e| format!("cannot open the Mobility Header socket: {e}"))?;
         sock.set_nonblocking()
             .map_err(|e| format!("Mobility Header socket: {e}"))?;
         let reports = XfrmMonitor::open(Groups {
-            acquire: false,
+            acquire,
             report: true,
             expire: false,
         })
@@ -117,6 +137,33 @@ impl Signalling {
         [self.sock.as_raw_fd(), self.reports.as_raw_fd()]
     }
 
+    /// What `fd` had: the Mobility Headers as they were on the wire (counted as
+    /// received), and the kernel's XFRM events.
+    pub fn read(&mut self, fd: RawFd, ctx: &mut Ctx<'_>) -> (Vec<Arrived>, Vec<XfrmEvent>) {
+        let mut mhs = Vec::new();
+        let mut events = Vec::new();
+        if fd == self.sock.as_raw_fd() {
+            drain(
+                "Mobility Header socket",
+                &mut self.sock,
+                |s| s.recv(),
+                |_, r| match arrived(r) {
+                    Some(a) => {
+                        ctx.mh.count_received(a.repr.mh_type());
+                        mhs.push(a);
+                    }
+                    None => tracing::debug!("Mobility Header socket: dropped a malformed header"),
+                },
+            );
+        } else if fd == self.reports.as_raw_fd() {
+            match self.reports.recv() {
+                Ok(e) => events = e,
+                Err(e) => tracing::warn!("XFRM reports: {e}"),
+            }
+        }
+        (mhs, events)
+    }
+
     /// Hands what `fd` has to `machine`.
     pub fn on_readable(
         &mut self,
@@ -125,41 +172,15 @@ impl Signalling {
         now: Instant,
         ctx: &mut Ctx<'_>,
     ) {
-        if fd == self.sock.as_raw_fd() {
-            drain(
-                "Mobility Header socket",
-                &mut self.sock,
-                |s| s.recv(),
-                |_, r| {
-                    let Some(a) = arrived(r) else {
-                        tracing::debug!("Mobility Header socket: dropped a malformed header");
-                        return;
-                    };
-                    ctx.mh.count_received(a.repr.mh_type());
-                    machine.handle(
-                        Event::Mh(Inbound {
-                            src: a.src,
-                            dst: a.dst,
-                            hao: a.hao,
-                            repr: &a.repr,
-                            raw: &a.raw,
-                        }),
-                        now,
-                    );
-                },
-            );
-        } else if fd == self.reports.as_raw_fd() {
-            match self.reports.recv() {
-                Ok(events) => {
-                    for e in events {
-                        if let XfrmEvent::Report(r) = e {
-                            if let Some(ev) = unbound_hao(&r) {
-                                machine.handle(ev, now);
-                            }
-                        }
-                    }
+        let (mhs, events) = self.read(fd, ctx);
+        for a in mhs {
+            machine.handle(Event::Mh(a.inbound()), now);
+        }
+        for e in events {
+            if let XfrmEvent::Report(r) = e {
+                if let Some(ev) = unbound_hao(&r) {
+                    machine.handle(ev, now);
                 }
-                Err(e) => tracing::warn!("XFRM reports: {e}"),
             }
         }
     }
@@ -174,6 +195,11 @@ impl Signalling {
             );
             return;
         };
+        self.send_with(t, to, opts, ctx);
+    }
+
+    /// Sends `t`'s header to `to` with `opts` as they are.
+    pub fn send_with(&self, t: &Transmit, to: Ipv6Addr, opts: SendOptions, ctx: &mut Ctx<'_>) {
         match self.sock.send(&t.bytes, to, opts) {
             Ok(_) => {
                 ctx.mh.count_sent(t.repr.mh_type());
@@ -222,6 +248,7 @@ mod tests {
         })
         .expect("parses");
         assert_eq!((got.src, got.dst, got.hao), (coa, cn, Some(hoa)));
+        assert_eq!((got.rh2, got.ifindex), (None, Some(2)));
         assert_eq!((got.repr, got.raw), (repr, bytes));
     }
 
@@ -243,6 +270,11 @@ mod tests {
         })
         .expect("parses");
         assert_eq!((got.src, got.dst, got.hao), (ha, coa, None));
+        assert_eq!(
+            got.rh2,
+            Some(hoa),
+            "the mobile node checks the routing header's address"
+        );
     }
 
     #[test]

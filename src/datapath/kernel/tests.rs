@@ -1,5 +1,5 @@
 use super::*;
-use crate::sys::xfrm::{PolicyType, XFRM_MODE_IN_TRIGGER, XFRM_STATE_WILDRECV};
+use crate::sys::xfrm::{PolicyType, XFRM_STATE_WILDRECV};
 
 fn a(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -175,8 +175,9 @@ fn mobile_node_blocks_home_traffic_until_the_ack_then_tunnels_it() {
         ha: a(HA),
         acknowledged: false,
     };
-    let p = plan(&mn_cfg(true), &[pending]);
-    let blk = find_policy(&p, Selector::hosts(a(HOA), a(HA)), Dir::Out);
+    let blocked = Binding::MnBlock { hoa: a(HOA) };
+    let p = plan(&mn_cfg(true), &[pending, blocked]);
+    let blk = find_policy(&p, Selector::hosts(a(HOA), Ipv6Addr::UNSPECIFIED), Dir::Out);
     assert_eq!(blk.action, PolicyAction::Block);
     assert_eq!(blk.priority, prio::HOME_BLOCK);
     let bu = find_policy(&p, Selector::hosts(a(HOA), a(HA)).mh_type(5), Dir::Out);
@@ -186,13 +187,14 @@ fn mobile_node_blocks_home_traffic_until_the_ack_then_tunnels_it() {
         find_state(&p, HOA, HA, IPPROTO_DSTOPTS).coaddr,
         Some(a(COA))
     );
-    assert!(p.contains(&KernelObject::Rule {
-        priority: rule_prio::MN_HOA_BLOCK,
-        src: (a(HOA), 128),
-        table: 0,
-        action: RuleAction::Blackhole
-    }));
+    // The kernel looks the BU's route up from the home address before the state moves
+    // it to the care-of address: a blackhole rule for the home address would kill it.
+    assert!(!p.iter().any(|o| matches!(o, KernelObject::Rule { .. })));
     assert!(!p.iter().any(|o| matches!(o, KernelObject::Tunnel { .. })));
+    // Neighbour discovery gets past the block (a node back home answers for its address).
+    assert!(policies(&p)
+        .iter()
+        .any(|x| x.sel == Selector::any().icmp6_type(136) && x.priority < blk.priority));
     // The MN accepts a routing header from anyone (a CN's BA).
     assert!(states(&p)
         .iter()
@@ -232,19 +234,27 @@ fn mobile_node_blocks_home_traffic_until_the_ack_then_tunnels_it() {
         action: RuleAction::ToTable
     }));
     assert!(p.contains(&KernelObject::Rule {
+        priority: rule_prio::MN_HOA_BLOCK,
+        src: (a(HOA), 128),
+        table: 0,
+        action: RuleAction::Blackhole
+    }));
+    assert!(p.contains(&KernelObject::Rule {
         priority: rule_prio::MN_COA,
         src: (a(COA), 128),
         table: RT_TABLE_MAIN,
         action: RuleAction::ToTable
     }));
-    let trig = find_policy(&p, Selector::hosts(Ipv6Addr::UNSPECIFIED, a(HOA)), Dir::In);
+    let trig = find_policy(&p, Selector::hosts(a(HOA), Ipv6Addr::UNSPECIFIED), Dir::Out);
     assert_eq!(trig.priority, prio::RO_TRIG_ANY);
-    assert_eq!(trig.templates[0].mode, XFRM_MODE_IN_TRIGGER);
+    assert_eq!(trig.templates, vec![Template::ro(IPPROTO_DSTOPTS, true)]);
+    assert!(
+        trig.templates[0].optional,
+        "data goes on through the tunnel"
+    );
     // DoRouteOptimizationMN disabled: no trigger.
     let p = plan(&mn_cfg(false), &[bound]);
-    assert!(policies(&p)
-        .iter()
-        .all(|x| x.templates.iter().all(|t| t.mode != XFRM_MODE_IN_TRIGGER)));
+    assert!(policies(&p).iter().all(|x| x.priority != prio::RO_TRIG_ANY));
 }
 
 #[test]
@@ -272,6 +282,26 @@ fn mobile_node_route_optimisation_with_a_correspondent() {
         "the HoTI goes through the tunnel"
     );
     assert!(hoti.priority < data.priority);
+}
+
+#[test]
+fn mobile_node_binding_update_to_a_correspondent_leaves_with_a_home_address_option() {
+    let b = Binding::MnCorrespondentUpdate {
+        hoa: a(HOA),
+        coa: a(COA),
+        cn: a(CN),
+    };
+    let p = plan(&mn_cfg(true), &[b, Binding::MnBlock { hoa: a(HOA) }]);
+    assert_eq!(
+        find_state(&p, HOA, CN, IPPROTO_DSTOPTS).coaddr,
+        Some(a(COA))
+    );
+    let bu = find_policy(&p, Selector::hosts(a(HOA), a(CN)).mh_type(5), Dir::Out);
+    assert_eq!(bu.templates, vec![Template::ro(IPPROTO_DSTOPTS, false)]);
+    // Only the BU: data to the correspondent is not route-optimised before its BA.
+    assert!(policies(&p)
+        .iter()
+        .all(|x| x.sel != Selector::hosts(a(HOA), a(CN))));
 }
 
 #[test]

@@ -227,8 +227,10 @@ impl Template {
         }
     }
 
-    /// An inbound trigger: a matching packet makes the kernel send `XFRM_MSG_ACQUIRE`
-    /// (umip starts route optimisation with the peer on it).
+    /// umip's inbound trigger (`XFRM_MODE_IN_TRIGGER`). Linux 6.1 neither sends
+    /// `XFRM_MSG_ACQUIRE` for it nor lets a matching packet in (measured in the VM), so
+    /// the daemon triggers on the way out instead (an optional template); this stays
+    /// for the codec.
     pub fn trigger(proto: u8) -> Template {
         Template {
             mode: XFRM_MODE_IN_TRIGGER,
