@@ -514,3 +514,71 @@ fn correspondent_with_a_binding_cache_entry() {
     assert!(!l.tunnels.contains("ip6m"), "{}", l.tunnels);
     testbed::ran_supported_branch("kernel_datapath::correspondent");
 }
+
+/// The Binding Refresh Request's input on the kernel data path: a datagram to the home
+/// address goes out with the binding's routing header, and `KernelPath` reads that use
+/// back from the state's `lastused`; a binding nothing used is not reported.
+#[test]
+fn correspondent_binding_use_is_read_from_the_kernel() {
+    testbed::require("kernel_datapath", &[testbed::Tool::Ip]);
+    if testbed::mip6_kernel("kernel_datapath") != Some(true) {
+        // The other tests prove the refusal without MIP6; there is no state to use here.
+        return;
+    }
+    let ns = Ns::new("kdp-use");
+    for cmd in [
+        &["link", "set", "lo", "up"][..],
+        &["link", "add", "d0", "type", "dummy"],
+        &["link", "set", "d0", "up"],
+        &["addr", "add", &format!("{CN}/64"), "dev", "d0", "nodad"],
+        &["-6", "route", "add", &format!("{COA}/128"), "dev", "d0"],
+        &["-6", "route", "add", &format!("{HOA}/128"), "dev", "d0"],
+        &["-6", "route", "add", &format!("{COA2}/128"), "dev", "d0"],
+    ] {
+        ns.ip(cmd);
+    }
+    let (before, after, idle) = ns.run(|| {
+        let mut registry = Registry::new();
+        let kernel: Rc<RefCell<dyn mip6d::datapath::kernel::Kernel>> =
+            Rc::new(RefCell::new(SysKernel::open().expect("xfrm")));
+        let cfg = PlanConfig {
+            cn_route_optimization: true,
+            ha_home_interface: None,
+            mn: None,
+        };
+        let mut path = KernelPath::start(cfg, kernel, &mut registry).expect("baseline");
+        for (hoa, coa) in [(HOA, COA), ("2001:db8:6b:5::100", COA2)] {
+            path.install(
+                &Binding::Correspondent {
+                    local: a(CN),
+                    hoa: a(hoa),
+                    coa: a(coa),
+                },
+                &mut registry,
+            )
+            .expect("binding");
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .saturating_sub(60);
+        let before = path.correspondents_used_since(since);
+        let sock = std::net::UdpSocket::bind((a(CN), 0)).expect("bind");
+        sock.send_to(b"use", (a(HOA), 9))
+            .expect("send through the binding");
+        let after = path.correspondents_used_since(since);
+        let idle = path.correspondents_used_since(u64::MAX);
+        let errors = registry.undo_all();
+        assert!(errors.is_empty(), "{errors:?}");
+        (before, after, idle)
+    });
+    assert!(before.is_empty(), "used before any packet: {before:?}");
+    assert_eq!(
+        after,
+        vec![(a(CN), a(HOA))],
+        "only the binding the datagram used"
+    );
+    assert!(idle.is_empty(), "{idle:?}");
+    testbed::ran_supported_branch("kernel_datapath::binding_use");
+}

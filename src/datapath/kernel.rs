@@ -25,8 +25,8 @@ use super::{Binding, BindingKey, DataPath};
 use crate::daemon::registry::{EntryId, Registry};
 use crate::sys::rtnl::{self, Rtnl, RuleAction, MIP6D_TABLE, RTPROT_MIP, RT_TABLE_MAIN};
 use crate::sys::xfrm::{
-    self, Dir, Policy, PolicyAction, Selector, State, Template, Xfrm, IPPROTO_DSTOPTS, IPPROTO_MH,
-    IPPROTO_ROUTING,
+    self, Dir, Policy, PolicyAction, Selector, State, StateId, Template, Xfrm, IPPROTO_DSTOPTS,
+    IPPROTO_MH, IPPROTO_ROUTING,
 };
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -626,6 +626,9 @@ pub trait Kernel {
     /// Replaces an object with the same key (a new care-of address).
     fn replace(&mut self, o: &KernelObject) -> io::Result<()>;
     fn remove(&mut self, o: &KernelObject) -> io::Result<()>;
+    /// When a packet last used the state `id` (seconds since the epoch); `None` if never
+    /// or if the state is gone.
+    fn last_used(&mut self, id: &StateId) -> io::Result<Option<u64>>;
 }
 
 /// The kernel through `sys::xfrm` and `sys::rtnl`, in the daemon's network namespace.
@@ -782,6 +785,14 @@ impl Kernel for SysKernel {
             KernelObject::Policy(p) => self.xfrm.del_policy(&p.id()),
         }
     }
+
+    fn last_used(&mut self, id: &StateId) -> io::Result<Option<u64>> {
+        Ok(self
+            .xfrm
+            .get_state(id)?
+            .and_then(|s| s.last_used)
+            .filter(|&t| t != 0))
+    }
 }
 
 /// The `kernel` data path as the roles see it: bindings in, kernel objects kept in step.
@@ -824,6 +835,38 @@ impl KernelPath {
             }
             _ => None,
         })
+    }
+
+    /// The correspondent bindings (local, home address) whose route-optimisation states
+    /// a packet used at `since` (seconds since the epoch) or later, either way.
+    pub fn correspondents_used_since(&self, since: u64) -> Vec<(Ipv6Addr, Ipv6Addr)> {
+        let mut kernel = self.kernel.borrow_mut();
+        let mut used = Vec::new();
+        for b in self.bindings.values() {
+            let Binding::Correspondent { local, hoa, .. } = *b else {
+                continue;
+            };
+            let ids = self.installed.values().filter_map(|(o, _)| match o {
+                KernelObject::State(s)
+                    if (s.id.src, s.id.dst, s.id.proto) == (local, hoa, IPPROTO_ROUTING)
+                        || (s.id.src, s.id.dst, s.id.proto) == (hoa, local, IPPROTO_DSTOPTS) =>
+                {
+                    Some(s.id)
+                }
+                _ => None,
+            });
+            let mut last = None;
+            for id in ids {
+                match kernel.last_used(&id) {
+                    Ok(t) => last = last.max(t),
+                    Err(e) => tracing::debug!("last use of {id:?}: {e}"),
+                }
+            }
+            if last.is_some_and(|t| t >= since) {
+                used.push((local, hoa));
+            }
+        }
+        used
     }
 
     /// Makes the bindings whose keys `mine` selects exactly `want`, in one pass over

@@ -1007,6 +1007,9 @@ impl Machine for MnPath {
             self.mn.handle_timeout(now);
         }
         if self.cn.poll_timeout().is_some_and(|t| t <= now) {
+            if let Engine::Kernel(k) = &self.engine {
+                k.report_use(&mut self.cn, now);
+            }
             self.cn.handle_timeout(now);
         }
         if let Some(d) = self.dhaad.as_mut() {

@@ -19,7 +19,7 @@ def main():
     user, kernel = sys.argv[1], sys.argv[2]
     paths = [("direct (no MIPv6)", "direct"), ("HA tunnel", "tunnel"), ("route optimised", "ro")]
     missing = False
-    print("kernel vs user data path (home agent and correspondent; the MN is on the user path in both)")
+    print("kernel vs user data path (home agent, mobile node and correspondent on each)")
     print(f"{'UDP echo RTT median':28} {'user µs':>9} {'kernel µs':>10} {'kernel/user':>12}")
     for label, key in paths:
         u = load(user, f"udp-{key}.json").get("median_us")

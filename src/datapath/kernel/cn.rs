@@ -4,22 +4,24 @@
 //! policy out, a HAO state and policy in, per binding, over the wildcard HAO receive
 //! state). The kernel inserts and removes the headers; no packet goes through mip6d.
 //!
-//! Not done here: the Binding Refresh Request for bindings in use (the `BindingUsed`
-//! event, which would come from the states' `lastused`), so the correspondent never asks
-//! for a refresh on this path; the mobile node refreshes on its own.
+//! Bindings in use get their Binding Refresh Request as on the user path: before the
+//! machine's timers run, [`report_use`] reads the states' `lastused` and tells it which
+//! bindings a packet used within [`USED_WINDOW`].
 
 use super::signalling::Signalling;
 use super::{KernelPath, PlanConfig, SysKernel};
 use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::Registry;
 use crate::datapath::user::cache_rows;
+use crate::datapath::user::Responder;
 use crate::datapath::{Binding, BindingKey, DataPath};
 use crate::proto::cn::Cn;
-use crate::proto::event::Action;
+use crate::proto::cn::USED_WINDOW;
+use crate::proto::event::{Action, Event};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Opens the kernel's XFRM and rtnetlink sockets and installs the baseline of `cfg`
 /// (recorded in `registry`).
@@ -60,6 +62,20 @@ pub fn on_binding_action(path: &mut KernelPath, a: &Action, registry: &mut Regis
     true
 }
 
+/// Tells `machine` which of its route-optimisation bindings the kernel used within
+/// [`USED_WINDOW`] (their states' `lastused`): what decides a Binding Refresh Request
+/// (§9.5.5). Called just before the machine's timers run.
+pub fn report_use(path: &KernelPath, machine: &mut impl Responder, now: Instant) {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(USED_WINDOW)
+        .as_secs();
+    for (local, hoa) in path.correspondents_used_since(wall) {
+        machine.handle(Event::BindingUsed { local, hoa }, now);
+    }
+}
+
 pub struct CnKernelPath {
     cn: Cn,
     sig: Signalling,
@@ -96,6 +112,7 @@ impl Machine for CnKernelPath {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        report_use(&self.path, &mut self.cn, now);
         self.cn.handle_timeout(now);
     }
 

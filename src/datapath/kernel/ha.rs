@@ -66,6 +66,7 @@ impl Machine for HaKernelPath {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        super::cn::report_use(&self.path, &mut self.ha, now);
         self.home.handle_timeout(now, &mut self.ha);
     }
 

@@ -223,6 +223,11 @@ impl MnKernel {
         self.sig.send(t, &self.path, ctx);
     }
 
+    /// Tells the correspondent node part which of its bindings are in use.
+    pub fn report_use(&self, cn: &mut Cn, now: Instant) {
+        super::cn::report_use(&self.path, cn, now);
+    }
+
     /// A correspondent node action (a binding of the part every node runs).
     pub fn on_cn_action(&mut self, a: &Action, registry: &mut Registry) -> bool {
         super::cn::on_binding_action(&mut self.path, a, registry)

@@ -1,5 +1,5 @@
 use super::*;
-use crate::sys::xfrm::{PolicyType, XFRM_STATE_WILDRECV};
+use crate::sys::xfrm::{PolicyType, StateId, XFRM_STATE_WILDRECV};
 
 fn a(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -356,6 +356,8 @@ struct Fake {
     objects: BTreeMap<ObjectKey, KernelObject>,
     log: Vec<String>,
     fail_on: Option<ObjectKey>,
+    /// `last_used` of states, by (src, dst, proto).
+    used: BTreeMap<(Ipv6Addr, Ipv6Addr, u8), u64>,
 }
 
 impl Kernel for Fake {
@@ -385,6 +387,39 @@ impl Kernel for Fake {
         );
         Ok(())
     }
+    fn last_used(&mut self, id: &StateId) -> io::Result<Option<u64>> {
+        assert!(
+            self.objects.contains_key(&ObjectKey::State(*id)),
+            "asked about a state it does not have"
+        );
+        Ok(self.used.get(&(id.src, id.dst, id.proto)).copied())
+    }
+}
+
+#[test]
+fn bindings_in_use_are_the_ones_whose_states_a_packet_used_lately() {
+    let (fake, mut path, mut reg) = fake_path(cn_only());
+    for hoa in [HOA, COA2] {
+        path.install(
+            &Binding::Correspondent {
+                local: a(CN),
+                hoa: a(hoa),
+                coa: a(COA),
+            },
+            &mut reg,
+        )
+        .unwrap();
+    }
+    assert!(path.correspondents_used_since(0).is_empty(), "never used");
+    // Data to the mobile node (RH2 out) long ago, from the other (HAO in) just now.
+    fake.borrow_mut()
+        .used
+        .insert((a(CN), a(HOA), IPPROTO_ROUTING), 100);
+    fake.borrow_mut()
+        .used
+        .insert((a(COA2), a(CN), IPPROTO_DSTOPTS), 1000);
+    assert_eq!(path.correspondents_used_since(500), vec![(a(CN), a(COA2))]);
+    assert_eq!(path.correspondents_used_since(50).len(), 2);
 }
 
 fn fake_path(cfg: PlanConfig) -> (Rc<RefCell<Fake>>, KernelPath, Registry) {
