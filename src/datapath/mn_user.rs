@@ -1,8 +1,11 @@
-//! The `user` data path of a mobile node (RFC 6275 §11), on a kernel without
-//! `CONFIG_IPV6_MIP6` and without `ip6_tunnel`: the [`Mn`] machine (with the
+//! The mobile node role (RFC 6275 §11), [`MnPath`]: the [`Mn`] machine (with the
 //! correspondent node every role embeds) driven by movement detection over rtnetlink,
-//! netfilter queues for what the node receives and what it sends from its home address,
-//! and an `IPPROTO_RAW` socket for the Mobility Headers the machines write.
+//! the home address kept on the node, DHAAD, and one of two engines for the packets —
+//! the kernel's own MIP6 code ([`MnKernel`], `Datapath kernel`) or, on a kernel without
+//! `CONFIG_IPV6_MIP6` and without `ip6_tunnel`, this file's `user` engine: netfilter
+//! queues for what the node receives and what it sends from its home address, and an
+//! `IPPROTO_RAW` socket for the Mobility Headers the machines write. What follows is
+//! the `user` engine's.
 //!
 //! Queues (each bound before any rule that feeds it exists):
 //!
