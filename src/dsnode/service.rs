@@ -515,11 +515,17 @@ impl HandoffService {
             .and_then(|b| b.last.get(peer.ip()).copied());
         thread::spawn(move || {
             // Nothing is frozen for a node that cannot prove it holds our key.
-            let (result, untouched) =
-                match hello::probe(to, node_id, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT) {
-                    Ok(()) => donate(&side, s, original, to, id, app, Err(carried)),
-                    Err(e) => (Err(e), Some(s)),
-                };
+            let (result, untouched) = match hello::probe(
+                side.cfg.contact.care_of,
+                to,
+                node_id,
+                &side.cfg.key,
+                side.cfg.node_id,
+                HELLO_TIMEOUT,
+            ) {
+                Ok(()) => donate(&side, s, original, to, id, app, Err(carried)),
+                Err(e) => (Err(e), Some(s)),
+            };
             notify.send(Event::Donated {
                 id,
                 requester,
@@ -1089,9 +1095,14 @@ fn keep(
             Ok(h) => {
                 // Checked before the binding's machine is given up: on failure the
                 // connection stays as it was, and the application gets a copy back.
-                if let Err(e) =
-                    hello::probe(h.to, h.node, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT)
-                {
+                if let Err(e) = hello::probe(
+                    side.cfg.contact.care_of,
+                    h.to,
+                    h.node,
+                    &side.cfg.key,
+                    side.cfg.node_id,
+                    HELLO_TIMEOUT,
+                ) {
                     let copy = kept.fd().try_clone_to_owned().ok().map(TcpStream::from);
                     notify.send(Event::Donated {
                         id: h.id,
