@@ -7,13 +7,14 @@
 //!   client sends to this node with an RH2 naming the DSA is delivered to the DSA;
 //! - per client: a route-optimisation state DSA → client that puts a Home Address option
 //!   (the DSA) in and sends from this node's address (its care-of address), and an
-//!   inbound sub-policy that lets the client's Mobility Headers for the DSA in with their
-//!   RH2 (the Binding Acknowledgement);
-//! - per connection: two sub-policies naming its four-tuple — outbound with the Home
-//!   Address option template, inbound with an optional RH2 template (a packet whose
-//!   routing header a route-optimisation state processed is refused unless a policy
-//!   names that transformation). Other connections of the client are left alone: their
-//!   segments with an RH2 match no policy and are dropped, as the queues drop them.
+//!   inbound sub-policy client → DSA with an optional RH2 template (a packet whose routing
+//!   header a route-optimisation state processed is refused unless a policy names that
+//!   transformation): the connections' segments and the client's Binding
+//!   Acknowledgement;
+//! - per connection: an outbound sub-policy naming its four-tuple, with the Home Address
+//!   option template. The client's other traffic from this node leaves untouched. (Its
+//!   other segments *to* the DSA reach this node's DSA while it is bound here, as with
+//!   any RFC 6275 client: see `ds::redirect`.)
 //!
 //! The client's Mobility Headers (Care-of Test, Binding Acknowledgement) come from a raw
 //! `IPPROTO_MH` socket ([`MhSocket`]) after the kernel processed their routing header;
@@ -40,8 +41,8 @@ use crate::datapath::user;
 use crate::proto::event::Transmit;
 use crate::sys::mh_socket::{MhSocket, ReceivedMh};
 use crate::sys::xfrm::{
-    self, Dir, Policy, Selector, State, Template, Xfrm, IPPROTO_DSTOPTS, IPPROTO_MH,
-    IPPROTO_ROUTING, IPPROTO_TCP,
+    self, Dir, Policy, Selector, State, Template, Xfrm, IPPROTO_DSTOPTS, IPPROTO_ROUTING,
+    IPPROTO_TCP,
 };
 use crate::wire::mh::MhRepr;
 
@@ -72,10 +73,14 @@ pub fn plan(conns: &[ConnBinding]) -> Vec<KernelObject> {
             IPPROTO_DSTOPTS,
             b.coa,
         )));
+        // Inbound per client, not per connection: on a segment whose RH2 the kernel
+        // processed, its XFRM flow decoder reads the ports at the routing header
+        // (`_decode_session6` starts at `IP6CB->nhoff`, which then points into it), so
+        // a selector with ports never matches (seen on Debian's 6.1 in the VM).
         out.push(sub(
-            Selector::hosts(client, dsa).proto(IPPROTO_MH),
+            Selector::hosts(client, dsa),
             Dir::In,
-            prio::RO_SIG,
+            prio::RO_BULE_DATA,
             IPPROTO_ROUTING,
             true,
         ));
@@ -85,13 +90,6 @@ pub fn plan(conns: &[ConnBinding]) -> Vec<KernelObject> {
             prio::RO_BULE_DATA,
             IPPROTO_DSTOPTS,
             false,
-        ));
-        out.push(sub(
-            Selector::hosts(client, dsa).ports(IPPROTO_TCP, port, service),
-            Dir::In,
-            prio::RO_BULE_DATA,
-            IPPROTO_ROUTING,
-            true,
         ));
     }
     let mut seen = BTreeSet::new();
@@ -445,18 +443,13 @@ mod tests {
         );
         assert_eq!((out.sel.sport_mask, out.sel.dport_mask), (0xffff, 0xffff));
         assert_eq!(out.templates, vec![Template::ro(IPPROTO_DSTOPTS, false)]);
-        let tcp_in = pols
-            .iter()
-            .find(|p| p.dir == Dir::In && p.sel.proto == IPPROTO_TCP)
-            .expect("in policy");
+        let inbound = pols.iter().find(|p| p.dir == Dir::In).expect("in policy");
+        // Every protocol (the segments and the Mobility Headers), no ports.
         assert_eq!(
-            (tcp_in.sel.src, tcp_in.sel.sport, tcp_in.sel.dport),
-            (*b.peer.ip(), 40000, 8000)
+            (inbound.sel.src, inbound.sel.dst, inbound.sel.proto),
+            (*b.peer.ip(), *b.local.ip(), 0)
         );
-        assert_eq!(tcp_in.templates, vec![Template::ro(IPPROTO_ROUTING, true)]);
-        assert!(pols
-            .iter()
-            .any(|p| p.dir == Dir::In && p.sel.proto == IPPROTO_MH && p.sel.src == *b.peer.ip()));
+        assert_eq!(inbound.templates, vec![Template::ro(IPPROTO_ROUTING, true)]);
         // umip's priorities, which the leftover sweep recognises.
         assert!(pols.iter().all(|p| (1..=19).contains(&p.priority)));
         // Install order: the state before the outbound policy that needs it.
@@ -472,8 +465,12 @@ mod tests {
         let (b1, b2) = (binding(40000), binding(40001));
         let both = plan(&[b1, b2]);
         let one = plan(&[b1]);
-        assert_eq!(policies(&both).len(), 5, "2 per connection + the MH policy");
-        assert_eq!(both.len() - one.len(), 2);
+        assert_eq!(
+            policies(&both).len(),
+            3,
+            "1 per connection + the client's inbound"
+        );
+        assert_eq!(both.len() - one.len(), 1);
         let gone: Vec<ObjectKey> = {
             let keep: BTreeSet<ObjectKey> = one.iter().map(KernelObject::key).collect();
             both.iter()
@@ -485,7 +482,7 @@ mod tests {
             let ObjectKey::Policy(id) = k else {
                 panic!("only policies go: {k:?}")
             };
-            assert_eq!(id.sel.dport.max(id.sel.sport), 40001);
+            assert_eq!((id.dir, id.sel.dport), (Dir::Out, 40001));
         }
         assert_eq!(plan(&[b1, b2]), plan(&[b1, b2]), "deterministic");
     }

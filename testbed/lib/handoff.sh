@@ -255,10 +255,10 @@ m6_ds_kernel_checks() {
   sed 's/^/M6-XFRM sn2 monitor: /' "$dir/sn2-xfrm-monitor"
   ip -n "$ns" xfrm policy list | sed 's/^/M6-XFRM sn2 policy after: /'
   ip -n "$ns" xfrm state list | sed 's/^/M6-XFRM sn2 state after: /'
-  # A per-connection policy names the service port: `sport 8000` out, `dport 8000` in.
+  # The per-connection policy names the connection's ports: `sport 8000` (out).
   added=$(grep -v '^Deleted' "$dir/sn2-xfrm-monitor" | grep -c "proto tcp sport $M6_DS_PORT " || true)
   deleted=$(grep '^Deleted' "$dir/sn2-xfrm-monitor" | grep -c "proto tcp sport $M6_DS_PORT " || true)
-  left=$(ip -n "$ns" xfrm policy list | grep -c "proto tcp" || true)
+  left=$(ip -n "$ns" xfrm policy list | grep -c "^src" || true)
   queues=$(ip netns exec "$ns" ip6tables-save 2>/dev/null | grep -c NFQUEUE || true)
   if [ "$added" -ge 1 ] && [ "$deleted" -eq "$added" ]; then
     echo "PASS sn2: $added per-connection XFRM policies (DSA:$M6_DS_PORT -> client, HAO) installed and removed"
@@ -267,9 +267,9 @@ m6_ds_kernel_checks() {
     fail=1
   fi
   if [ "$left" -eq 0 ]; then
-    echo "PASS sn2: no per-connection XFRM policy left once the connections ended"
+    echo "PASS sn2: no XFRM policy left once the connections ended"
   else
-    echo "FAIL sn2: $left per-connection XFRM policies left"
+    echo "FAIL sn2: $left XFRM policies left"
     fail=1
   fi
   if [ "$queues" -eq 0 ]; then
