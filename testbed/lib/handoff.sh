@@ -255,6 +255,13 @@ m6_ds_kernel_checks() {
   sed 's/^/M6-XFRM sn2 monitor: /' "$dir/sn2-xfrm-monitor"
   ip -n "$ns" xfrm policy list | sed 's/^/M6-XFRM sn2 policy after: /'
   ip -n "$ns" xfrm state list | sed 's/^/M6-XFRM sn2 state after: /'
+  # Where packets went missing, if they did: the kernel's XFRM and IPv6 counters.
+  local n
+  for n in sn2 client; do
+    ip netns exec "$(m6_ns "$n")" sh -c 'grep -v " 0$" /proc/net/xfrm_stat; grep -E "^Ip6(InAddrErrors|InHdrErrors|InNoRoutes|InDiscards|OutNoRoutes) " /proc/net/snmp6' |
+      sed "s/^/M6-XFRM $n counter: /"
+    ip -n "$(m6_ns "$n")" -s xfrm state list | grep -E "^src|proto|coa|bytes|packets|lastused" | sed "s/^/M6-XFRM $n state: /"
+  done
   # The per-connection policy names the connection's ports: `sport 8000` (out).
   added=$(grep -v '^Deleted' "$dir/sn2-xfrm-monitor" | grep -c "proto tcp sport $M6_DS_PORT " || true)
   deleted=$(grep '^Deleted' "$dir/sn2-xfrm-monitor" | grep -c "proto tcp sport $M6_DS_PORT " || true)
