@@ -258,7 +258,7 @@ m6_ds_kernel_checks() {
   # Where packets went missing, if they did: the kernel's XFRM and IPv6 counters.
   local n
   for n in sn2 client; do
-    ip netns exec "$(m6_ns "$n")" sh -c 'grep -v " 0$" /proc/net/xfrm_stat; grep -E "^Ip6(InAddrErrors|InHdrErrors|InNoRoutes|InDiscards|OutNoRoutes) " /proc/net/snmp6' |
+    ip netns exec "$(m6_ns "$n")" sh -c 'awk "\$2 != 0" /proc/net/xfrm_stat; grep -E "^Ip6(InAddrErrors|InHdrErrors|InNoRoutes|InDiscards|OutNoRoutes) " /proc/net/snmp6' |
       sed "s/^/M6-XFRM $n counter: /"
     ip -n "$(m6_ns "$n")" -s xfrm state list | grep -E "^src|proto|coa|bytes|packets|lastused" | sed "s/^/M6-XFRM $n state: /"
   done
