@@ -37,6 +37,7 @@ use mip6d::config::model::HandoffDrain;
 use mip6d::crypto::auth::SharedKey;
 use mip6d::ds::handoff::{Outcome, Timeouts};
 use mip6d::dsnode::acceptor::{accept_one, AcceptorConfig, Sequences};
+use mip6d::dsnode::conn_path::PathBackend;
 use mip6d::dsnode::donor::{hand_off, Contact, DonorConfig, DonorReport};
 use mip6d::sys::{netlock::NetLock, netns, tcp_repair};
 use stream::{sha256, stream};
@@ -131,7 +132,7 @@ fn acceptor(n: Nodes, runs: usize, total: usize, ready: mpsc::Sender<()>) -> Vec
         node_id: 2,
         key: key(),
         timeouts: Timeouts::default(),
-        queue: QUEUE,
+        path: PathBackend::Queue(QUEUE),
         ports: vec![PORT],
         contact: false,
     };
@@ -474,7 +475,7 @@ fn a_connection_goes_to_sn2_and_back_to_the_contact_node() {
         node_id: me,
         key: key(),
         timeouts: Timeouts::default(),
-        queue: QUEUE,
+        path: PathBackend::Queue(QUEUE),
         ports: vec![PORT],
         contact,
     };

@@ -54,7 +54,7 @@ use mip6d::ds::handoff::Timeouts;
 use mip6d::ds::phases::Spans;
 use mip6d::dsapp::DsApp;
 use mip6d::dsnode::acceptor::{accept_one, Accepted, AcceptorConfig, Sequences};
-use mip6d::dsnode::conn_path::ConnPaths;
+use mip6d::dsnode::conn_path::{ConnPaths, PathBackend};
 use mip6d::dsnode::donor::{hand_off, prepare, Contact, DonorConfig};
 use mip6d::sys::netlock::NetLock;
 use mip6d::sys::tcp_repair;
@@ -346,7 +346,7 @@ fn acceptor(r: Role) -> Result<(), String> {
             node_id: 2,
             key: key(&key_file)?,
             timeouts: Timeouts::default(),
-            queue,
+            path: PathBackend::Queue(queue),
             ports: vec![port],
             contact: false,
         };

@@ -156,7 +156,7 @@ impl KernelObject {
     /// templates are optional and the wildcard receive state satisfies them, and a mobile
     /// node that route-optimises as soon as it sends its Binding Update (no A flag,
     /// RFC 6275 §11.7.2) has its packets accepted sooner. Removal goes the other way.
-    fn rank(&self) -> u8 {
+    pub(crate) fn rank(&self) -> u8 {
         match self {
             KernelObject::Tunnel { .. } => 0,
             KernelObject::Address { .. } => 1,
@@ -224,10 +224,12 @@ impl KernelObject {
                 p.sel.dst,
                 p.sel.dst_len,
                 p.sel.proto,
-                if p.sel.sport_mask != 0 {
-                    format!(" type {}", p.sel.sport)
-                } else {
-                    String::new()
+                match (p.sel.proto, p.sel.sport_mask, p.sel.dport_mask) {
+                    (_, 0, 0) => String::new(),
+                    // A transport flow (the acceptor's per-connection binding).
+                    (xfrm::IPPROTO_TCP | 17, _, _) =>
+                        format!(" sport {} dport {}", p.sel.sport, p.sel.dport),
+                    _ => format!(" type {}", p.sel.sport),
                 },
                 p.dir,
                 p.priority,

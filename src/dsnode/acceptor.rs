@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::channel::Channel;
-use super::conn_path::ConnPath;
+use super::conn_path::{ConnPath, PathBackend};
 use super::donor::{send_mh, Prepared};
 use super::other;
 use crate::crypto::auth::SharedKey;
@@ -38,8 +38,8 @@ pub struct AcceptorConfig {
     /// The shared key (the channel derives its `handoff` subkey).
     pub key: SharedKey,
     pub timeouts: Timeouts,
-    /// First of the two netfilter queues of the per-connection data path.
-    pub queue: u16,
+    /// The per-connection data path: netfilter queues (the first of two), or XFRM.
+    pub path: PathBackend,
     /// The DSA's service ports taken here; an Offer for another is rejected.
     pub ports: Vec<u16>,
     /// This node holds the DSA's home registration: a connection coming here is
@@ -385,7 +385,7 @@ fn start_path(
         peer,
         coa: cfg.care_of,
     };
-    Ok((ConnPath::start(b, cfg.queue, tx)?, rx))
+    Ok((ConnPath::start(b, &cfg.path, tx)?, rx))
 }
 
 /// Phases 4–6: the per-connection binding first (the Binding Acknowledgement arrives

@@ -16,6 +16,7 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread;
 use std::time::Duration;
 
+use super::conn_xfrm::{XfrmConn, XfrmPaths};
 use super::other;
 use crate::datapath::conn_binding::{self, tcp_tuple, ConnBinding, In};
 use crate::datapath::sets::PREFIX;
@@ -147,8 +148,10 @@ impl ConnPaths {
             );
         }
         let path = ConnPath {
-            node: self.clone(),
-            key,
+            held: Held::Queue {
+                node: self.clone(),
+                key,
+            },
             binding: b,
             counters,
         };
@@ -326,19 +329,63 @@ fn outgoing(t: &Table, payload: &[u8]) -> (Verdict, Option<Vec<u8>>) {
     }
 }
 
+/// Which per-connection binding a node runs: the netfilter queues from `N` (any
+/// kernel), or XFRM on a kernel with `CONFIG_IPV6_MIP6` ([`XfrmPaths`], opened once by
+/// whoever keeps it).
+#[derive(Clone)]
+pub enum PathBackend {
+    Queue(u16),
+    Kernel(XfrmPaths),
+}
+
+impl PathBackend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PathBackend::Queue(_) => "netfilter queues",
+            PathBackend::Kernel(_) => "XFRM",
+        }
+    }
+}
+
+/// Where a connection's binding lives.
+enum Held {
+    Queue {
+        node: ConnPaths,
+        key: Key,
+    },
+    /// Held for its `Drop`, which takes the connection's objects out.
+    Kernel {
+        _conn: XfrmConn,
+    },
+}
+
 /// One connection on its node's data path; dropping it takes the connection off.
 pub struct ConnPath {
-    node: ConnPaths,
-    key: Key,
+    held: Held,
     binding: ConnBinding,
     pub counters: Arc<Counters>,
 }
 
 impl ConnPath {
-    /// Takes `b` on the node's data path on `queue` and `queue + 1`, opening that path
+    /// Takes `b` on the node's data path: for queues `N` and `N + 1`, opening that path
     /// if nobody keeps it open ([`ConnPaths::open`]: then this forks `ip6tables`).
-    pub fn start(b: ConnBinding, queue: u16, mh: mpsc::Sender<Vec<u8>>) -> io::Result<ConnPath> {
-        ConnPaths::open(queue)?.add(b, mh)
+    pub fn start(
+        b: ConnBinding,
+        backend: &PathBackend,
+        mh: mpsc::Sender<Vec<u8>>,
+    ) -> io::Result<ConnPath> {
+        match backend {
+            PathBackend::Queue(queue) => ConnPaths::open(*queue)?.add(b, mh),
+            PathBackend::Kernel(x) => x.add(b, mh),
+        }
+    }
+
+    pub(super) fn on_kernel(b: ConnBinding, counters: Arc<Counters>, held: XfrmConn) -> ConnPath {
+        ConnPath {
+            held: Held::Kernel { _conn: held },
+            binding: b,
+            counters,
+        }
     }
 
     pub fn binding(&self) -> &ConnBinding {
@@ -353,11 +400,15 @@ impl ConnPath {
 
 impl Drop for ConnPath {
     fn drop(&mut self) {
+        // XfrmConn takes its own objects out.
+        let Held::Queue { node, key } = &self.held else {
+            return;
+        };
         // The entry first (the elements of a client's other connections are decided by
         // what stays): a packet the elements still bring finds no entry and passes.
-        let entry = lock(&self.node.0.table).remove(&self.key);
+        let entry = lock(&node.0.table).remove(key);
         if entry.is_some() {
-            if let Err(e) = self.node.0.elements(&self.binding, false) {
+            if let Err(e) = node.0.elements(&self.binding, false) {
                 tracing::warn!("per-connection binding: {e}");
             }
         }

@@ -23,7 +23,7 @@ use crate::ds::redirect::HomeTest;
 use crate::proto::event::Transmit;
 use crate::sys::netlock::NetLock;
 use crate::sys::raw::{RawSocket, IPPROTO_RAW};
-use crate::sys::tcp_repair;
+use crate::sys::{tcp_connect, tcp_repair};
 
 /// The Mobility Header protocol number, for the raw socket the Home Test arrives on.
 pub const IPPROTO_MH: i32 = 135;
@@ -45,6 +45,9 @@ fn v6(a: SocketAddr) -> io::Result<SocketAddrV6> {
 /// How long the network lock stays after the acceptor's Done (off the client's pause:
 /// the connection runs at the acceptor by then).
 const UNLOCK_LINGER: Duration = Duration::from_millis(50);
+/// How long connecting to the acceptor's `ControlPort` may take (before the freeze:
+/// the connection still serves meanwhile).
+const CONTROL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the donor knows of the DSA's registration.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +202,9 @@ pub fn hand_off_keeping(
     // Connect before freezing: the connection's pause should not include a handshake.
     // And tell the acceptor what comes, so that it sets its data path up while we drain.
     let mut ch = spans.time("control connect", || {
-        TcpStream::connect(to)
+        // From this node's own address: a MIP6 kernel would pick the DSA, a home
+        // address, and the acceptor owns the DSA too.
+        tcp_connect::connect_from(cfg.contact.care_of, to, CONTROL_CONNECT_TIMEOUT)
             .and_then(|c| Channel::new(c, &cfg.key, cfg.node_id, Limits::default()))
             .and_then(|mut ch| {
                 ch.send(&Message::Prepare { id, local, peer })?;

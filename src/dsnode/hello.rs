@@ -2,7 +2,7 @@
 //! to the acceptor's `ControlPort`: the donor's [`probe`], the acceptor's [`answer_on`].
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, SocketAddrV6, TcpStream};
+use std::net::{Ipv6Addr, SocketAddrV6, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -10,6 +10,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::other;
 use crate::crypto::auth::SharedKey;
 use crate::ds::hello::{self, ANSWER_HEAD, HELLO_HEAD, NONCE_LEN};
+use crate::sys::tcp_connect;
 
 fn counter() -> u64 {
     SystemTime::now()
@@ -21,9 +22,10 @@ fn refused(e: hello::HelloError) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, e.to_string())
 }
 
-/// Checks that node `node` at `to` holds our group's key; the error of a node that does
-/// not says "authentication failed".
+/// Checks, from our own address `from`, that node `node` at `to` holds our group's key;
+/// the error of a node that does not says "authentication failed".
 pub fn probe(
+    from: Ipv6Addr,
     to: SocketAddrV6,
     node: u32,
     group: &SharedKey,
@@ -34,7 +36,7 @@ pub fn probe(
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| other("no randomness"))?;
-    let mut s = TcpStream::connect_timeout(&SocketAddr::V6(to), give_up)
+    let mut s = tcp_connect::connect_from(from, to, give_up)
         .map_err(|e| io::Error::new(e.kind(), format!("node {node} at {to}: {e}")))?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(give_up))?;

@@ -7,7 +7,8 @@
 //! directly.
 //!
 //! - [`channel`]: the sealed, length-prefixed control channel between two nodes.
-//! - [`conn_path`]: the acceptor's per-connection binding on netfilter queues.
+//! - [`conn_path`]: the acceptor's per-connection binding on netfilter queues, and the
+//!   choice between those and [`conn_xfrm`], the same binding on XFRM (MIP6 kernels).
 //! - [`donor`]: the contact's home test, drain, freeze, extract, offer, commit.
 //! - [`hello`]: the donor's authentication check of the acceptor before a handoff.
 //! - [`acceptor`]: restore, redirect the client (care-of test, BU), activate; and the
@@ -18,6 +19,7 @@
 pub mod acceptor;
 pub mod channel;
 pub mod conn_path;
+pub mod conn_xfrm;
 pub mod donor;
 pub mod hello;
 pub mod service;

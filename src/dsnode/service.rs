@@ -43,7 +43,8 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::acceptor::{accept_on, Accepted, AcceptorConfig, Sequences};
-use super::conn_path::{ConnPath, ConnPaths};
+use super::conn_path::{ConnPath, ConnPaths, PathBackend};
+use super::conn_xfrm::XfrmPaths;
 use super::donor::{
     hand_off_keeping, prepare, send_mh, Contact, DonorConfig, DonorReport, Prepared,
 };
@@ -262,8 +263,10 @@ pub struct HandoffService {
     sequences: Arc<Mutex<SeqBook>>,
     held: HashMap<ConnKey, mpsc::Sender<HandOn>>,
     slots: Vec<bool>,
-    /// The per-connection data path, opened by the first connection taken and kept
-    /// open (its rules fork `ip6tables`; each later connection is set elements).
+    /// The per-connection data path: netfilter queues, or XFRM on a MIP6 kernel.
+    backend: PathBackend,
+    /// The queues, opened by the first connection taken and kept open (its rules fork
+    /// `ip6tables`; each later connection is set elements).
     paths: Arc<Mutex<Option<ConnPaths>>>,
     app_path: PathBuf,
     app_stop: Arc<AtomicBool>,
@@ -276,8 +279,13 @@ pub struct HandoffService {
 
 impl HandoffService {
     /// Binds `ControlPort` (TCP) on `LocalAddress` and the application socket, and
-    /// installs the network lock (an nftables table) the donor needs.
-    pub fn new(ds: &DistributedServer, control_socket: &Path) -> Result<HandoffService, String> {
+    /// installs the network lock (an nftables table) the donor needs. Connections taken
+    /// here go on `backend`'s per-connection binding.
+    pub fn new(
+        ds: &DistributedServer,
+        control_socket: &Path,
+        backend: PathBackend,
+    ) -> Result<HandoffService, String> {
         let title = format!("DistributedServer \"{}\"", ds.name);
         let local = ds
             .local_address
@@ -334,10 +342,11 @@ impl HandoffService {
         let app_stop = Arc::new(AtomicBool::new(false));
         spawn_app_listener(apps, app_stop.clone(), notify.clone());
         info!(
-            "{title}: handoffs on {bind} (node {}, {}), applications on {}",
+            "{title}: handoffs on {bind} (node {}, {}), applications on {}; per-connection binding on {}",
             ds.node_id,
             if donor.contact { "contact" } else { "acceptor" },
-            app_path.display()
+            app_path.display(),
+            backend.name()
         );
         Ok(HandoffService {
             name: format!("ds-handoff:{}", ds.name),
@@ -352,6 +361,7 @@ impl HandoffService {
             sequences: Arc::default(),
             held: HashMap::new(),
             slots: vec![false; usize::from(QUEUE_SLOTS)],
+            backend,
             paths: Arc::default(),
             app_path,
             app_stop,
@@ -505,11 +515,17 @@ impl HandoffService {
             .and_then(|b| b.last.get(peer.ip()).copied());
         thread::spawn(move || {
             // Nothing is frozen for a node that cannot prove it holds our key.
-            let (result, untouched) =
-                match hello::probe(to, node_id, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT) {
-                    Ok(()) => donate(&side, s, original, to, id, app, Err(carried)),
-                    Err(e) => (Err(e), Some(s)),
-                };
+            let (result, untouched) = match hello::probe(
+                side.cfg.contact.care_of,
+                to,
+                node_id,
+                &side.cfg.key,
+                side.cfg.node_id,
+                HELLO_TIMEOUT,
+            ) {
+                Ok(()) => donate(&side, s, original, to, id, app, Err(carried)),
+                Err(e) => (Err(e), Some(s)),
+            };
             notify.send(Event::Donated {
                 id,
                 requester,
@@ -861,7 +877,7 @@ impl HandoffService {
                 node_id: self.ds.node_id,
                 key: self.key.clone(),
                 timeouts: Timeouts::default(),
-                queue: QUEUE_BASE,
+                path: self.backend.clone(),
                 ports: self.registered.keys().copied().collect(),
                 contact: self.donor.contact,
             };
@@ -892,8 +908,8 @@ impl HandoffService {
                         return;
                     }
                 }
-                if !cfg.contact {
-                    keep_open(&paths, cfg.queue);
+                if let (false, PathBackend::Queue(q)) = (cfg.contact, &cfg.path) {
+                    keep_open(&paths, *q);
                 }
                 let snapshot = sequences
                     .lock()
@@ -1079,9 +1095,14 @@ fn keep(
             Ok(h) => {
                 // Checked before the binding's machine is given up: on failure the
                 // connection stays as it was, and the application gets a copy back.
-                if let Err(e) =
-                    hello::probe(h.to, h.node, &side.cfg.key, side.cfg.node_id, HELLO_TIMEOUT)
-                {
+                if let Err(e) = hello::probe(
+                    side.cfg.contact.care_of,
+                    h.to,
+                    h.node,
+                    &side.cfg.key,
+                    side.cfg.node_id,
+                    HELLO_TIMEOUT,
+                ) {
                     let copy = kept.fd().try_clone_to_owned().ok().map(TcpStream::from);
                     notify.send(Event::Donated {
                         id: h.id,
@@ -1295,11 +1316,48 @@ impl Drop for HandoffService {
 pub fn start_all(daemon: &mut crate::daemon::Daemon) -> Result<(), String> {
     let blocks = daemon.config().distributed_servers.clone();
     let control = daemon.control_socket().to_path_buf();
+    let datapath = daemon.config().datapath;
     for ds in blocks.iter().filter(|d| d.local_address.is_some()) {
-        let m = HandoffService::new(ds, &control)?;
+        let backend = if ds.role == DsRole::Contact {
+            // The contact node redirects a returning connection by deleting the
+            // client's binding: it holds no per-connection binding.
+            PathBackend::Queue(QUEUE_BASE)
+        } else {
+            backend_for(datapath, &ds.name, daemon.registry_mut())?
+        };
+        let m = HandoffService::new(ds, &control, backend)?;
         daemon.add_machine(Box::new(m))?;
     }
     Ok(())
+}
+
+/// Settles the per-connection binding against `Datapath` and the running kernel as the
+/// roles do (`datapath::probe`): XFRM where the kernel data path runs, netfilter queues
+/// otherwise. The XFRM binding's objects are the registry's to remove on shutdown.
+fn backend_for(
+    datapath: crate::config::Datapath,
+    name: &str,
+    registry: &mut crate::daemon::registry::Registry,
+) -> Result<PathBackend, String> {
+    use crate::datapath::probe::{self, Backend};
+    let title = format!("DistributedServer \"{name}\"");
+    let sel = probe::select(datapath, || probe::probe_kernel(false))
+        .map_err(|e| format!("{title}: per-connection binding: {e}"))?;
+    if sel.backend != Backend::Kernel {
+        info!(
+            "{title}: per-connection binding on netfilter queues ({})",
+            sel.reason
+        );
+        return Ok(PathBackend::Queue(QUEUE_BASE));
+    }
+    let paths = XfrmPaths::open().map_err(|e| format!("{title}: per-connection binding: {e}"))?;
+    info!("{title}: per-connection binding on XFRM ({})", sel.reason);
+    let p = paths.clone();
+    registry.record(
+        format!("{title}: per-connection XFRM policies and states"),
+        move || p.cleanup(),
+    );
+    Ok(PathBackend::Kernel(paths))
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub mod seqpacket;
 pub mod signals;
 pub mod sockbuf;
 pub mod tap;
+pub mod tcp_connect;
 pub mod tcp_repair;
 pub mod timer;
 pub mod udp;

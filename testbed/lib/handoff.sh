@@ -67,17 +67,20 @@ m6_ds_up() {
   # The acceptor owns the DSA too; what it sends from the DSA gets a 24-byte Home Address
   # option, so it is sized for that (a rule, not a host route: the rewritten packet
   # leaves from sn2 and is routed again).
-  ip -n "$(m6_ns sn2)" addr add "$dsa/128" dev lo nodad
+  # On the kernel data path the kernel delivers a Type 2 Routing Header's segments only
+  # to an address flagged as a home address (ipv6_chk_home_addr).
+  ip -n "$(m6_ns sn2)" addr add "$dsa/128" dev lo nodad $([ "${M6_DS_DATAPATH:-user}" = kernel ] && echo home)
   ip -n "$(m6_ns sn2)" -6 rule add from "$dsa" lookup 4242
   ip -n "$(m6_ns sn2)" -6 route add default via "$gw" mtu 1476 table 4242
   { cat "$conf/contact.conf"; m6_ds_conf 1 contact "$sn1" 2 "$sn2" snode "$key" "$drain"; } >"$dir/sn1.conf"
   # The acceptor's per-connection binding takes the client's Mobility Headers for the
-  # connection: no correspondent-node data path beside it (--no-datapath).
+  # connection: no correspondent-node data path beside it (--no-datapath). --datapath
+  # picks that binding: netfilter queues (user) or XFRM (kernel).
   { echo "NodeConfig CN;"; m6_ds_conf 2 snode "$sn2" 1 "$sn1" contact "${2:-$key}" "$drain"; } >"$dir/sn2.conf"
   mip6d_start ha1 "$conf/ha1.conf"
   mip6d_start client "$conf/cn.conf"
   mip6d_start sn1 "$dir/sn1.conf"
-  ip netns exec "$(m6_ns sn2)" "$(m6_bin mip6d)" -f -d 1 -c "$dir/sn2.conf" --no-datapath \
+  ip netns exec "$(m6_ns sn2)" "$(m6_bin mip6d)" -f -d 1 -c "$dir/sn2.conf" --no-datapath --datapath "${M6_DS_DATAPATH:-user}" \
     --control-socket "$dir/sn2.sock" --pid-file "$dir/sn2.pid" </dev/null >"$dir/sn2.log" 2>&1 &
   echo $! >"$dir/sn2.job"
   m6_wait 15 sh -c "'$(m6_bin mip6ctl)' bc --socket '$dir/ha1.sock' 2>/dev/null | grep -q '$sn1'" ||
@@ -239,6 +242,52 @@ sys.exit(1 if bad or resets or len(client) == 0 else 0)
 PY
 }
 
+# m6_ds_kernel_checks MONITOR_PID: after a `--datapath kernel` run, with the daemons still
+# up: the kernel installed and removed sn2's per-connection XFRM policies (`ip xfrm
+# monitor`, printed as M6-XFRM lines), none is left, and sn2 has no NFQUEUE rule.
+m6_ds_kernel_checks() {
+  local dir ns fail=0 added deleted left queues
+  dir=$(m6_run_dir)
+  ns=$(m6_ns sn2)
+  sleep 0.5
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  sed 's/^/M6-XFRM sn2 monitor: /' "$dir/sn2-xfrm-monitor"
+  ip -n "$ns" xfrm policy list | sed 's/^/M6-XFRM sn2 policy after: /'
+  ip -n "$ns" xfrm state list | sed 's/^/M6-XFRM sn2 state after: /'
+  # Where packets went missing, if they did: the kernel's XFRM and IPv6 counters.
+  local n
+  for n in sn2 client; do
+    ip netns exec "$(m6_ns "$n")" sh -c 'awk "\$2 != 0" /proc/net/xfrm_stat; grep -E "^Ip6(InAddrErrors|InHdrErrors|InNoRoutes|InDiscards|OutNoRoutes) " /proc/net/snmp6' |
+      sed "s/^/M6-XFRM $n counter: /"
+    ip -n "$(m6_ns "$n")" -s xfrm state list | grep -E "^src|proto|coa|bytes|packets|lastused" | sed "s/^/M6-XFRM $n state: /"
+  done
+  # The per-connection policy names the connection's ports: `sport 8000` (out).
+  added=$(grep -v '^Deleted' "$dir/sn2-xfrm-monitor" | grep -c "proto tcp sport $M6_DS_PORT " || true)
+  deleted=$(grep '^Deleted' "$dir/sn2-xfrm-monitor" | grep -c "proto tcp sport $M6_DS_PORT " || true)
+  left=$(ip -n "$ns" xfrm policy list | grep -c "^src" || true)
+  queues=$(ip netns exec "$ns" ip6tables-save 2>/dev/null | grep -c NFQUEUE || true)
+  if [ "$added" -ge 1 ] && [ "$deleted" -eq "$added" ]; then
+    echo "PASS sn2: $added per-connection XFRM policies (DSA:$M6_DS_PORT -> client, HAO) installed and removed"
+  else
+    echo "FAIL sn2: per-connection XFRM policies installed $added, removed $deleted"
+    fail=1
+  fi
+  if [ "$left" -eq 0 ]; then
+    echo "PASS sn2: no XFRM policy left once the connections ended"
+  else
+    echo "FAIL sn2: $left XFRM policies left"
+    fail=1
+  fi
+  if [ "$queues" -eq 0 ]; then
+    echo "PASS sn2: no NFQUEUE rule (the kernel, not mip6d, rewrote the handed-off segments)"
+  else
+    echo "FAIL sn2: $queues NFQUEUE rules"
+    fail=1
+  fi
+  return $fail
+}
+
 cmd_handoff() {
   local count=5 size=1000000 drain=off datapath=${M6_DATAPATH:-user}
   while [ $# -gt 0 ]; do
@@ -255,11 +304,12 @@ cmd_handoff() {
   case $drain in off | on | auto) ;; *) m6_die "handoff: --drain $drain: off, on or auto" ;; esac
   case $datapath in
     user) ;;
-    kernel | auto)
-      m6_die "handoff: --datapath $datapath is not supported yet: the acceptor's per-connection binding exists on the user data path only (and this kernel has no CONFIG_IPV6_MIP6)" ;;
+    # ha1 and the client on the kernel data path, sn2's per-connection binding on XFRM;
+    # sn1 (the contact node: a mobile node role for the DSA) stays on the user one.
+    kernel) M6_DATAPATH_SN1=${M6_DATAPATH_SN1:-user} ;;
     *) m6_die "handoff: --datapath $datapath: user or kernel" ;;
   esac
-  M6_DATAPATH=user
+  M6_DATAPATH=$datapath M6_DS_DATAPATH=$datapath
   command -v python3 >/dev/null || m6_die "python3 not found: apt-get install python3"
   command -v ip6tables >/dev/null || m6_die "ip6tables not found: apt-get install iptables"
   command -v ipset >/dev/null || m6_die "ipset not found: apt-get install ipset"
@@ -271,6 +321,12 @@ cmd_handoff() {
   rm -rf "$dir"
   mkdir -p "$dir"
   m6_ds_up "$drain"
+  local monitor=
+  if [ "$datapath" = kernel ]; then
+    # What the kernel reports as sn2's per-connection objects come and go.
+    ip -n "$(m6_ns sn2)" xfrm monitor >"$dir/sn2-xfrm-monitor" 2>&1 &
+    monitor=$!
+  fi
   local resets_before resets_after
   resets_before=$(m6_client_resets)
   # COUNT downloads handed sn1 -> sn2 at half, the client uploading after its download;
@@ -291,6 +347,9 @@ cmd_handoff() {
   m6_ds_app_stop sn1-back
   m6_ds_app_stop sn2
   m6_ds_report "$size" "$drain" "$((resets_after - resets_before))" || fail=1
+  if [ "$datapath" = kernel ]; then
+    m6_ds_kernel_checks "$monitor" || fail=1
+  fi
   m6_ds_down
   if [ "$fail" != 0 ]; then
     echo "handoff: FAILED; logs in $dir" >&2

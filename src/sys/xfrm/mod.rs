@@ -36,6 +36,7 @@ pub const IPPROTO_ROUTING: u8 = 43;
 pub const IPPROTO_DSTOPTS: u8 = 60;
 pub const IPPROTO_ESP: u8 = 50;
 pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_MH: u8 = 135;
 /// For flushes: the IPsec protocols only (AH, ESP, IPComp) — *not* the route-optimisation
 /// states; 0 flushes every protocol (the kernel's `xfrm_id_proto_match`).
@@ -138,6 +139,17 @@ impl Selector {
         self.proto = IPPROTO_MH;
         self.sport = u16::from(mh_type);
         self.sport_mask = 0xffff;
+        self
+    }
+
+    /// One transport flow: `proto` (TCP, UDP) from source port `sport` to `dport`, both
+    /// matched exactly (the acceptor's per-connection binding names one connection).
+    pub fn ports(mut self, proto: u8, sport: u16, dport: u16) -> Selector {
+        self.proto = proto;
+        self.sport = sport;
+        self.sport_mask = 0xffff;
+        self.dport = dport;
+        self.dport_mask = 0xffff;
         self
     }
 

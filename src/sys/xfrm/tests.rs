@@ -45,6 +45,26 @@ fn selector_fields_sit_at_their_offsets() {
 }
 
 #[test]
+fn port_selectors_are_big_endian_with_full_masks_and_round_trip() {
+    let s = Selector::hosts(a("2001:db8::1"), a("2001:db8::3")).ports(IPPROTO_TCP, 8000, 40001);
+    let b = selector_bytes(&s);
+    assert_eq!(&b[32..36], &[0x9c, 0x41, 0xff, 0xff], "dport 40001, mask");
+    assert_eq!(&b[36..40], &[0x1f, 0x40, 0xff, 0xff], "sport 8000, mask");
+    assert_eq!(b[44], 6, "TCP");
+    let p = Policy::sub(s, Dir::Out, 15, vec![Template::ro(IPPROTO_DSTOPTS, false)]);
+    let m = encode_new_policy(9, &p, false);
+    let parsed = parse_datagram(&m).unwrap();
+    let Some(Message::Policy { policy, .. }) = parsed.first() else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(policy.sel, s);
+    assert_eq!((policy.sel.sport, policy.sel.dport), (8000, 40001));
+    // The key names the ports too: two connections of one client are two policies.
+    let other = Selector::hosts(a("2001:db8::1"), a("2001:db8::3")).ports(IPPROTO_TCP, 8000, 40002);
+    assert_ne!(Policy::sub(other, Dir::Out, 15, vec![]).id(), p.id());
+}
+
+#[test]
 fn new_policy_layout() {
     let p = Policy::sub(
         Selector::hosts(a("2001:db8::1"), a("2001:db8::3")).mh_type(5),
