@@ -327,6 +327,13 @@ cmd_handoff() {
     ip -n "$(m6_ns sn2)" xfrm monitor >"$dir/sn2-xfrm-monitor" 2>&1 &
     monitor=$!
   fi
+  local capture=
+  if [ -n "${M6_HANDOFF_CAPTURE:-}" ]; then
+    # Debugging: the client's side of every download, printed when a run fails.
+    ip netns exec "$(m6_ns client)" tshark -q -i any -w "$dir/client.pcap" >/dev/null 2>&1 &
+    capture=$!
+    sleep 1
+  fi
   local resets_before resets_after
   resets_before=$(m6_client_resets)
   # COUNT downloads handed sn1 -> sn2 at half, the client uploading after its download;
@@ -351,6 +358,11 @@ cmd_handoff() {
     m6_ds_kernel_checks "$monitor" || fail=1
   fi
   m6_ds_down
+  if [ -n "$capture" ]; then
+    kill "$capture" 2>/dev/null
+    wait "$capture" 2>/dev/null
+    [ "$fail" != 0 ] && tshark -n -r "$dir/client.pcap" 2>/dev/null | tail -n "${M6_HANDOFF_CAPTURE_LINES:-150}" | sed 's/^/   capture: /'
+  fi
   if [ "$fail" != 0 ]; then
     echo "handoff: FAILED; logs in $dir" >&2
     M6_QUIET=1 cmd_down
