@@ -365,6 +365,25 @@ fn cn_binding(out: &mut Vec<KernelObject>, local: Ipv6Addr, hoa: Ipv6Addr, coa: 
     }
 }
 
+/// A mobile node's Binding Updates to `peer`: sent from the home address, they get a Home
+/// Address option and the care-of address as source from the state. The sub-policy is
+/// HOME_SIG for correspondents too (umip: RO_SIG): it must win over `MnBlock`'s
+/// signalling bypass, or a BU sent while blocked would leave without its option.
+fn mn_binding_update(out: &mut Vec<KernelObject>, hoa: Ipv6Addr, peer: Ipv6Addr, coa: Ipv6Addr) {
+    out.push(KernelObject::State(State::ro(
+        hoa,
+        peer,
+        IPPROTO_DSTOPTS,
+        coa,
+    )));
+    out.push(sub(
+        Selector::hosts(hoa, peer).mh_type(mh::BU),
+        Dir::Out,
+        prio::HOME_SIG,
+        hao(false),
+    ));
+}
+
 /// Computes every kernel object for `cfg` and `bindings`. Pure and deterministic: the
 /// same input gives the same objects in the same order, without duplicates.
 pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
@@ -456,24 +475,13 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                 ha,
                 acknowledged,
             } => {
-                out.push(KernelObject::State(State::ro(
-                    hoa,
-                    ha,
-                    IPPROTO_DSTOPTS,
-                    coa,
-                )));
+                mn_binding_update(&mut out, hoa, ha, coa);
                 out.push(KernelObject::State(State::ro(
                     ha,
                     hoa,
                     IPPROTO_ROUTING,
                     coa,
                 )));
-                out.push(sub(
-                    Selector::hosts(hoa, ha).mh_type(mh::BU),
-                    Dir::Out,
-                    prio::HOME_SIG,
-                    hao(false),
-                ));
                 out.push(sub(
                     Selector::hosts(ha, hoa).mh_type(mh::BA),
                     Dir::In,
@@ -582,20 +590,7 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
             Binding::MnCorrespondentUpdate { hoa, coa, cn } => {
                 // umip's pre-BU state: the BU leaves from the care-of address with a
                 // Home Address option before route optimisation carries any data.
-                out.push(KernelObject::State(State::ro(
-                    hoa,
-                    cn,
-                    IPPROTO_DSTOPTS,
-                    coa,
-                )));
-                // HOME_SIG, not umip's RO_SIG: it must win over `MnBlock`'s signalling
-                // bypass, or a BU sent while blocked would leave without its option.
-                out.push(sub(
-                    Selector::hosts(hoa, cn).mh_type(mh::BU),
-                    Dir::Out,
-                    prio::HOME_SIG,
-                    hao(false),
-                ));
+                mn_binding_update(&mut out, hoa, cn, coa);
             }
             Binding::MnBlock { hoa } => {
                 out.push(block(
