@@ -22,7 +22,9 @@ mod scratch_ns;
 mod testbed;
 
 use mip6d::daemon::registry::Registry;
-use mip6d::datapath::kernel::{tunnel_name, KernelPath, MnSettings, PlanConfig, SysKernel};
+use mip6d::datapath::kernel::{
+    tunnel_name, KernelPath, MnSettings, PlanConfig, SysKernel, TRIGGER_REQID,
+};
 use mip6d::datapath::{Binding, DataPath};
 use scratch_ns::Ns;
 use std::cell::RefCell;
@@ -404,11 +406,9 @@ fn mobile_node_away_from_home_with_route_optimisation() {
         pol(&mh_hosts(CN, HOA, 3), "in", 10, None),
         // The RO trigger: what leaves from the home address without a state asks the
         // daemon (XFRM_MSG_ACQUIRE) and goes on through the tunnel (optional template).
-        pol(
-            &format!("src {HOA}/128 dst ::/0"),
-            "out",
-            18,
-            Some(("hao", "use")),
+        format!(
+            "src {HOA}/128 dst ::/0 dir out priority 18 ptype sub tmpl src :: dst :: \
+             proto hao reqid {TRIGGER_REQID} mode ro level use"
         ),
     ]);
     assert_objects("policy", &l.policies, &want);

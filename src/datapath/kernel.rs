@@ -68,6 +68,11 @@ pub mod rule_prio {
     pub const MN_HOA_BLOCK: u32 = 1003;
 }
 
+/// The reqid of the mobile node's trigger template, which no state has: the kernel asks
+/// for one (`XFRM_MSG_ACQUIRE`) and never takes a Binding Update's Home Address option
+/// state for data before route optimisation with that correspondent is in place.
+pub const TRIGGER_REQID: u32 = 0x6d69_7036;
+
 /// Route metric of the HA's home-address routes (umip `IP6_RT_PRIO_MIP6_FWD`).
 pub const METRIC_FWD: u32 = 192;
 /// Route metric of the MN's routes in table 252 (`IP6_RT_PRIO_MIP6_OUT`).
@@ -544,7 +549,10 @@ pub fn plan(cfg: &PlanConfig, bindings: &[Binding]) -> Vec<KernelObject> {
                         Selector::hosts(hoa, any()),
                         Dir::Out,
                         prio::RO_TRIG_ANY,
-                        hao(true),
+                        vec![Template {
+                            reqid: TRIGGER_REQID,
+                            ..Template::ro(IPPROTO_DSTOPTS, true)
+                        }],
                     ));
                 }
             }
