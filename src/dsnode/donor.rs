@@ -229,6 +229,19 @@ pub fn hand_off_keeping(
             return Err(other_repair(e));
         }
     };
+    {
+        let outq = state.send_queue.len() as u32;
+        tracing::info!(
+            "handoff {id}: dumped {peer}: snd_una {} snd_nxt {} write_seq {} rcv_nxt {} (inq {}) window {:?} timestamp {}",
+            state.write_seq.wrapping_sub(outq),
+            state.write_seq.wrapping_sub(state.unsent),
+            state.write_seq,
+            state.rcv_nxt,
+            state.recv_queue.len(),
+            state.window,
+            state.timestamp
+        );
+    }
     // Closed in repair mode: nothing goes out.
     spans.time("close", || drop(s));
     let extraction = t.elapsed();
