@@ -5,10 +5,10 @@
 //! see the segments first if the lock shared its priority (-300): the VM's handoffs
 //! then leaked the frozen socket's transmissions to the client (issue 9).
 
-#[path = "support/testbed.rs"]
-mod testbed;
 #[path = "support/scratch_ns.rs"]
 mod scratch_ns;
+#[path = "support/testbed.rs"]
+mod testbed;
 
 use std::io::Write;
 use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream};
