@@ -236,6 +236,19 @@ pub fn accept_on(
                     let t = Instant::now();
                     match tcp_repair::restore(&st) {
                         Ok(fd) => {
+                            match tcp_repair::send_seqs(fd.as_fd()) {
+                                Ok(q) => tracing::info!(
+                                    "handoff {}: restored {}: snd_una {} snd_nxt {} write_seq {} (donor: write_seq {} unsent {})",
+                                    acc.id(),
+                                    st.peer,
+                                    q.snd_una,
+                                    q.snd_nxt,
+                                    q.write_seq,
+                                    st.write_seq,
+                                    st.unsent
+                                ),
+                                Err(e) => tracing::warn!("handoff {}: {e}", acc.id()),
+                            }
                             sock = Some(fd);
                             state = Some(st);
                             spans.add("restore", t.elapsed());

@@ -220,7 +220,9 @@ pub fn hand_off_keeping(
     let t = Instant::now();
     spans.time("nft lock", || lock.lock(&local, &peer))?;
     let state = spans.time("freeze + dump", || {
-        tcp_repair::freeze(s.as_fd()).and_then(|()| tcp_repair::extract(s.as_fd()))
+        tcp_repair::freeze(s.as_fd())
+            .and_then(|()| tcp_repair::extract(s.as_fd()))
+            .and_then(|st| recheck(s.as_fd(), st, id))
     });
     let mut state = match state {
         Ok(st) => st,
@@ -229,6 +231,19 @@ pub fn hand_off_keeping(
             return Err(other_repair(e));
         }
     };
+    {
+        let outq = state.send_queue.len() as u32;
+        tracing::info!(
+            "handoff {id}: dumped {peer}: snd_una {} snd_nxt {} write_seq {} rcv_nxt {} (inq {}) window {:?} timestamp {}",
+            state.write_seq.wrapping_sub(outq),
+            state.write_seq.wrapping_sub(state.unsent),
+            state.write_seq,
+            state.rcv_nxt,
+            state.recv_queue.len(),
+            state.window,
+            state.timestamp
+        );
+    }
     // Closed in repair mode: nothing goes out.
     spans.time("close", || drop(s));
     let extraction = t.elapsed();
@@ -323,6 +338,29 @@ pub fn hand_off_keeping(
             }
         };
     }
+}
+
+/// A frozen socket still transmits whatever its timers or freed transmit slots let go:
+/// only the network lock keeps that from the client. Had something passed it since the
+/// dump, the client would hold bytes the dump calls unsent, and the acceptor, which
+/// never sent them, would drop every ACK for them (issue 9): say so, and dump again.
+fn recheck(
+    fd: std::os::fd::BorrowedFd<'_>,
+    st: crate::ds::conn_state::ConnState,
+    id: u64,
+) -> Result<crate::ds::conn_state::ConnState, tcp_repair::RepairError> {
+    let now = tcp_repair::send_seqs(fd)?;
+    let dumped = st.write_seq.wrapping_sub(st.unsent);
+    if now.snd_nxt == dumped {
+        return Ok(st);
+    }
+    tracing::warn!(
+        "handoff {id}: the frozen connection sent {} bytes past its dump (snd_nxt {dumped} -> {}): \
+         the network lock did not hold; dumping again",
+        now.snd_nxt.wrapping_sub(dumped),
+        now.snd_nxt
+    );
+    tcp_repair::extract(fd)
 }
 
 fn other_repair(e: tcp_repair::RepairError) -> io::Error {

@@ -31,6 +31,15 @@ use super::netlink::Requester;
 
 const SET: &str = "frozen";
 
+/// The lock's chains run before the raw table (-300), where the user data paths queue
+/// the node's outgoing segments to mip6d, which tunnels them or gives them a Home Address
+/// option: a rewritten segment no longer matches the set, so a lock behind the queue
+/// lets the frozen socket's transmissions through to the client, which then holds data
+/// the dump calls unsent — and the acceptor, never having sent it, drops every ACK for
+/// it. Hooks of equal priority run newest first, so at -300 the order would depend on
+/// whether mip6d or ip6tables created its chain last.
+pub const PRIORITY: i32 = -310;
+
 /// The table and its set, installed in the network namespace the thread that called
 /// [`NetLock::install`] was in; the lock works on that namespace from any thread.
 pub struct NetLock {
@@ -96,8 +105,8 @@ fn element_batch(seq: u32, add: bool, table: &str, key: &[u8; 24]) -> io::Result
 impl NetLock {
     /// Creates (or replaces) table `inet TABLE` with set `frozen` of (client address,
     /// client port, local port) and two chains that drop the set's packets before
-    /// anything else sees them (priority -300: before conntrack and any filter). The
-    /// table is per network namespace; `TABLE` must be a plain nft identifier.
+    /// anything else sees them ([`PRIORITY`]). The table is per network namespace;
+    /// `TABLE` must be a plain nft identifier.
     pub fn install(table: &str) -> io::Result<NetLock> {
         if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(io::Error::new(
@@ -113,11 +122,11 @@ delete table inet {table}
 table inet {table} {{
   set frozen {{ type ipv6_addr . inet_service . inet_service; }}
   chain input {{
-    type filter hook input priority -300; policy accept;
+    type filter hook input priority {PRIORITY}; policy accept;
     ip6 saddr . tcp sport . tcp dport @frozen drop
   }}
   chain output {{
-    type filter hook output priority -300; policy accept;
+    type filter hook output priority {PRIORITY}; policy accept;
     ip6 daddr . tcp dport . tcp sport @frozen drop
   }}
 }}

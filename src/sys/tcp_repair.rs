@@ -600,6 +600,35 @@ fn wait_writable(fd: RawFd) {
     unsafe { libc::poll(&mut p, 1, 100) };
 }
 
+/// A socket's send sequence numbers: the unacknowledged, next-to-send and last-written
+/// positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendSeqs {
+    pub snd_una: u32,
+    pub snd_nxt: u32,
+    pub write_seq: u32,
+}
+
+/// The send sequence numbers of a socket in repair mode (what [`restore`] rebuilt, to
+/// compare with the donor's dump); leaves no repair queue selected.
+pub fn send_seqs(fd: BorrowedFd<'_>) -> Result<SendSeqs> {
+    let fd = fd.as_raw_fd();
+    let outq = at("SIOCOUTQ", ioctl_int(fd, SIOCOUTQ))?;
+    let unsent = at("SIOCOUTQNSD", ioctl_int(fd, SIOCOUTQNSD))?;
+    at("TCP_REPAIR_QUEUE send", select_queue(fd, TCP_SEND_QUEUE))?;
+    let write_seq = at(
+        "TCP_QUEUE_SEQ send",
+        get_opt::<u32>(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ),
+    );
+    at("TCP_REPAIR_QUEUE none", select_queue(fd, TCP_NO_QUEUE))?;
+    let write_seq = write_seq?;
+    Ok(SendSeqs {
+        snd_una: write_seq.wrapping_sub(outq),
+        snd_nxt: write_seq.wrapping_sub(unsent),
+        write_seq,
+    })
+}
+
 /// The bytes written and not yet acknowledged by the peer (SIOCOUTQ): what a drain waits
 /// to see reach zero.
 pub fn unacked_bytes(fd: BorrowedFd<'_>) -> Result<u32> {

@@ -288,6 +288,35 @@ m6_ds_kernel_checks() {
   return $fail
 }
 
+# m6_ds_capture_report DIR: what M6_HANDOFF_CAPTURE recorded, for a failed run: the
+# donor's dumped and the acceptor's restored sequence numbers; for each dump, what the
+# client, sn1 and sn2 saw of that connection from 0.3 s before to 2 s after it, near the
+# dumped snd_nxt (absolute sequence numbers); every anomaly (reset, retransmission,
+# duplicate ACK, D-SACK) on the service port.
+m6_ds_capture_report() {
+  local dir=$1 n line t cport una nxt from to lines=${M6_HANDOFF_CAPTURE_LINES:-150}
+  grep -h -E "handoff [0-9]+: (dumped|restored)" "$dir/sn1.log" "$dir/sn2.log" | sed 's/^/   seqs: /'
+  grep -h -E "handoff [0-9]+: dumped" "$dir/sn1.log" "$dir/sn2.log" | while read -r line; do
+    t=$(date -d "${line%% *}" +%s.%N)
+    cport=$(echo "$line" | sed -E 's/.*\]:([0-9]+): .*/\1/')
+    una=$(echo "$line" | sed -E 's/.* snd_una ([0-9]+) .*/\1/')
+    nxt=$(echo "$line" | sed -E 's/.* snd_nxt ([0-9]+) .*/\1/')
+    from=$(awk -v t="$t" 'BEGIN {printf "%.6f", t - 0.3}')
+    to=$(awk -v t="$t" 'BEGIN {printf "%.6f", t + 2}')
+    echo "   capture: port $cport, dumped at $t with snd_una $una snd_nxt $nxt"
+    for n in client sn1 sn2; do
+      { tshark -n -r "$dir/$n.pcap" -t ud -o tcp.relative_sequence_numbers:FALSE \
+        -Y "frame.time_epoch >= $from && frame.time_epoch <= $to && ((tcp.srcport == $M6_DS_PORT && tcp.dstport == $cport && tcp.seq + tcp.len >= $((nxt > 3000 ? nxt - 3000 : 0))) || (tcp.dstport == $M6_DS_PORT && tcp.srcport == $cport && tcp.ack >= $una))" \
+        2>/dev/null || true; } | head -n "$lines" | sed "s/^/   capture $n: /" || true
+    done
+  done
+  for n in client sn1 sn2; do
+    { tshark -n -r "$dir/$n.pcap" -t ud -o tcp.relative_sequence_numbers:FALSE \
+      -Y "tcp.port == $M6_DS_PORT && (tcp.flags.reset == 1 || tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.duplicate_ack || tcp.options.sack.dsack || tcp.analysis.ack_lost_segment || tcp.analysis.lost_segment)" \
+      2>/dev/null || true; } | head -n "$lines" | sed "s/^/   capture $n anomaly: /" || true
+  done
+}
+
 cmd_handoff() {
   local count=5 size=1000000 drain=off datapath=${M6_DATAPATH:-user}
   while [ $# -gt 0 ]; do
@@ -329,10 +358,13 @@ cmd_handoff() {
   fi
   local capture=
   if [ -n "${M6_HANDOFF_CAPTURE:-}" ]; then
-    # Debugging: the client's side of every download, printed when a run fails.
-    ip netns exec "$(m6_ns client)" tshark -q -i any -w "$dir/client.pcap" >/dev/null 2>&1 &
-    capture=$!
-    sleep 1
+    # Debugging: every download as the client, sn1 and sn2 saw it, printed when a run
+    # fails.
+    local n
+    for n in client sn1 sn2; do
+      m6_capture "$n" "$dir/$n.pcap" -i any
+      capture="$capture $M6_CAPTURE_PID"
+    done
   fi
   local resets_before resets_after
   resets_before=$(m6_client_resets)
@@ -354,14 +386,18 @@ cmd_handoff() {
   m6_ds_app_stop sn1-back
   m6_ds_app_stop sn2
   m6_ds_report "$size" "$drain" "$((resets_after - resets_before))" || fail=1
+  # A frozen connection that sent past its dump (the donor dumped it again).
+  grep -h "network lock did not hold" "$dir/sn1.log" "$dir/sn2.log" | sed 's/^/   donor: /' || true
   if [ "$datapath" = kernel ]; then
     m6_ds_kernel_checks "$monitor" || fail=1
   fi
   m6_ds_down
   if [ -n "$capture" ]; then
-    kill "$capture" 2>/dev/null
-    wait "$capture" 2>/dev/null
-    [ "$fail" != 0 ] && tshark -n -r "$dir/client.pcap" 2>/dev/null | tail -n "${M6_HANDOFF_CAPTURE_LINES:-150}" | sed 's/^/   capture: /'
+    # shellcheck disable=SC2086
+    kill $capture 2>/dev/null
+    # shellcheck disable=SC2086
+    wait $capture 2>/dev/null
+    [ "$fail" = 0 ] || m6_ds_capture_report "$dir"
   fi
   if [ "$fail" != 0 ]; then
     echo "handoff: FAILED; logs in $dir" >&2
