@@ -351,8 +351,14 @@ fn start_roles(
         return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     if let Some(ds) = mip6d::ds::membership_machine::contact_block(&cfg) {
+        use mip6d::datapath::mn_user::EngineChoice;
+        let engine = if kernel {
+            EngineChoice::Kernel
+        } else {
+            EngineChoice::Queues(queue)
+        };
         let (path, link) =
-            mip6d::ds::contact_home::start(&cfg, ds, cn, queue, daemon.registry_mut(), now)?;
+            mip6d::ds::contact_home::start(&cfg, ds, cn, engine, daemon.registry_mut(), now)?;
         return daemon.add_machine(Box::new(path)).map(|()| Some(link));
     }
     if kernel {
@@ -383,8 +389,7 @@ fn kernel_tunnels(asked: TunnelArg) -> Result<bool, String> {
 }
 
 /// Settles `Datapath` against the running kernel (`datapath::probe`) and logs the choice
-/// with its reason. Every role runs on either backend (a Distributed Servers contact
-/// node's held mobile node role on the user one, whatever was picked).
+/// with its reason. Every role runs on either backend.
 fn select_datapath(cfg: &config::Config) -> Result<Backend, String> {
     use mip6d::datapath::probe;
     let tunnels = matches!(cfg.node_config, NodeRole::Ha | NodeRole::Mn);

@@ -116,7 +116,7 @@ pub fn start(
     cfg: &crate::config::Config,
     ds: &DistributedServer,
     cn: crate::proto::cn::Cn,
-    queue: u16,
+    engine: crate::datapath::mn_user::EngineChoice,
     registry: &mut crate::daemon::registry::Registry,
     now: Instant,
 ) -> Result<(MnPath, DsaLink), String> {
@@ -155,7 +155,7 @@ pub fn start(
         detector,
         Box::new(kernel),
         Vec::new(),
-        crate::datapath::mn_user::EngineChoice::Queues(queue),
+        engine,
         registry,
         now,
     )?;

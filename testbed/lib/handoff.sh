@@ -285,6 +285,18 @@ m6_ds_kernel_checks() {
     echo "FAIL sn2: $queues NFQUEUE rules"
     fail=1
   fi
+  if [ "$(m6_node_datapath sn1)" = kernel ]; then
+    # The contact node: the DSA's tunnel to ha1 is the kernel's, no queue rule.
+    local tunnels
+    queues=$(ip netns exec "$(m6_ns sn1)" ip6tables-save 2>/dev/null | grep -c NFQUEUE || true)
+    tunnels=$(ip -n "$(m6_ns sn1)" -o link show type ip6tnl | grep -c ' ip6m' || true)
+    if [ "$queues" -eq 0 ] && [ "$tunnels" -ge 1 ] && grep -q "mobile node .*: kernel data path" "$dir/sn1.log"; then
+      echo "PASS sn1: the contact node's DSA on the kernel data path (ip6ip6 tunnel to ha1, no NFQUEUE rule)"
+    else
+      echo "FAIL sn1: NFQUEUE rules $queues, ip6ip6 tunnels $tunnels, kernel data path $(grep -c 'mobile node .*: kernel data path' "$dir/sn1.log")"
+      fail=1
+    fi
+  fi
   return $fail
 }
 
@@ -333,9 +345,11 @@ cmd_handoff() {
   case $drain in off | on | auto) ;; *) m6_die "handoff: --drain $drain: off, on or auto" ;; esac
   case $datapath in
     user) ;;
-    # ha1 and the client on the kernel data path, sn2's per-connection binding on XFRM;
-    # sn1 (the contact node: a mobile node role for the DSA) stays on the user one.
-    kernel) M6_DATAPATH_SN1=${M6_DATAPATH_SN1:-user} ;;
+    # Every node on the kernel data path: ha1, the client, sn1 (the contact node: a
+    # mobile node role for the DSA, its tunnel an ip6ip6 device) and sn2's
+    # per-connection binding on XFRM. M6_DATAPATH_SN1=user puts the contact back on
+    # the netfilter queues.
+    kernel) ;;
     *) m6_die "handoff: --datapath $datapath: user or kernel" ;;
   esac
   M6_DATAPATH=$datapath M6_DS_DATAPATH=$datapath
