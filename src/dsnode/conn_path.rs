@@ -36,16 +36,44 @@ pub struct Counters {
     pub dropped: AtomicU64,
 }
 
-/// A connection in the queues' table: (client address and port, service port).
-type Key = (SocketAddrV6, u16);
+/// A connection in a node's table (both data paths): (client address and port, service
+/// port).
+pub(super) type Key = (SocketAddrV6, u16);
 
-struct Entry {
-    binding: ConnBinding,
-    mh: mpsc::Sender<Vec<u8>>,
-    counters: Arc<Counters>,
+pub(super) struct Entry {
+    pub(super) binding: ConnBinding,
+    pub(super) mh: mpsc::Sender<Vec<u8>>,
+    pub(super) counters: Arc<Counters>,
 }
 
-type Table = Arc<Mutex<HashMap<Key, Entry>>>;
+pub(super) type Table = Arc<Mutex<HashMap<Key, Entry>>>;
+
+/// Enters `b` in `table`, refusing a connection that is already there; its key and
+/// counters.
+pub(super) fn enter(
+    table: &Table,
+    b: ConnBinding,
+    mh: mpsc::Sender<Vec<u8>>,
+) -> io::Result<(Key, Arc<Counters>)> {
+    let key = (b.peer, b.local.port());
+    let counters = Arc::new(Counters::default());
+    let mut t = lock(table);
+    if t.contains_key(&key) {
+        return Err(other(format!(
+            "{} -> {}: already on the per-connection data path",
+            b.peer, b.local
+        )));
+    }
+    t.insert(
+        key,
+        Entry {
+            binding: b,
+            mh,
+            counters: counters.clone(),
+        },
+    );
+    Ok((key, counters))
+}
 
 /// The node's half: rules, sets, queue threads. Torn down when the last handle goes.
 struct Node {
@@ -86,7 +114,7 @@ fn bind(q: u16) -> io::Result<NfQueue> {
     Ok(nq)
 }
 
-fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+pub(super) fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
     // A panicking queue thread must not take the others down with it.
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -127,26 +155,8 @@ impl ConnPaths {
     /// Takes `b` on: its set elements, its entry. `mh` receives the client's Mobility
     /// Headers for the binding's care-of address.
     pub fn add(&self, b: ConnBinding, mh: mpsc::Sender<Vec<u8>>) -> io::Result<ConnPath> {
-        let key = (b.peer, b.local.port());
-        let counters = Arc::new(Counters::default());
-        {
-            let mut table = lock(&self.0.table);
-            if table.contains_key(&key) {
-                return Err(other(format!(
-                    "{} -> {}: already on the per-connection data path",
-                    b.peer, b.local
-                )));
-            }
-            // The entry before the elements: a packet the elements bring finds it.
-            table.insert(
-                key,
-                Entry {
-                    binding: b,
-                    mh,
-                    counters: counters.clone(),
-                },
-            );
-        }
+        // The entry before the elements: a packet the elements bring finds it.
+        let (key, counters) = enter(&self.0.table, b, mh)?;
         let path = ConnPath {
             held: Held::Queue {
                 node: self.clone(),

@@ -25,15 +25,14 @@
 //! kernel); [`XfrmPaths`] applies it as connections come and go, and removes everything
 //! when it is cleaned up (the daemon's registry does that on SIGTERM) or dropped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::net::SocketAddrV6;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
-use super::conn_path::{ConnPath, Counters};
+use super::conn_path::{self, ConnPath, Key, Table};
 use super::other;
 use crate::datapath::conn_binding::ConnBinding;
 use crate::datapath::kernel::{prio, KernelObject, ObjectKey};
@@ -118,17 +117,6 @@ pub fn wire_packet(r: &ReceivedMh) -> Option<Vec<u8>> {
     };
     user::build_packet(&t)
 }
-
-/// A connection: (client address and port, service port).
-type Key = (SocketAddrV6, u16);
-
-struct Entry {
-    binding: ConnBinding,
-    mh: mpsc::Sender<Vec<u8>>,
-    counters: Arc<Counters>,
-}
-
-type Table = Arc<Mutex<HashMap<Key, Entry>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking thread must not take the others down with it.
@@ -282,25 +270,7 @@ impl XfrmPaths {
     /// Takes `b` on: its policies (and its client's state, if it is the client's first
     /// connection here). `mh` receives the client's Mobility Headers, as on the wire.
     pub fn add(&self, b: ConnBinding, mh: mpsc::Sender<Vec<u8>>) -> io::Result<ConnPath> {
-        let key = (b.peer, b.local.port());
-        let counters = Arc::new(Counters::default());
-        {
-            let mut t = lock(&self.0.table);
-            if t.contains_key(&key) {
-                return Err(other(format!(
-                    "{} -> {}: already on the per-connection data path",
-                    b.peer, b.local
-                )));
-            }
-            t.insert(
-                key,
-                Entry {
-                    binding: b,
-                    mh,
-                    counters: counters.clone(),
-                },
-            );
-        }
+        let (key, counters) = conn_path::enter(&self.0.table, b, mh)?;
         let held = XfrmConn {
             node: self.clone(),
             key,
@@ -377,6 +347,7 @@ mod tests {
     use crate::wire::mh::{BaFlags, Message};
     use crate::wire::packet::{self, Header};
     use std::net::Ipv6Addr;
+    use std::net::SocketAddrV6;
 
     fn a(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
