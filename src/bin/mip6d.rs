@@ -332,7 +332,7 @@ fn start_roles(
     let cn = Cn::new(cn_config, Arc::new(SystemRandom::new()), now)
         .map_err(|_| "correspondent node: no randomness for the nonces".to_string())?;
     if matches!(cfg.node_config, NodeRole::Mn) {
-        use mip6d::datapath::mn_user::EngineChoice;
+        use mip6d::datapath::mn_path::EngineChoice;
         // The kernel's own tunnel makes the SRv6 reverse tunnel moot.
         let kernel_tunnel = !kernel && kernel_tunnels(tunnel)?;
         let engine = if kernel {
@@ -351,7 +351,7 @@ fn start_roles(
         return daemon.add_machine(Box::new(path)).map(|()| None);
     }
     if let Some(ds) = mip6d::ds::membership_machine::contact_block(&cfg) {
-        use mip6d::datapath::mn_user::EngineChoice;
+        use mip6d::datapath::mn_path::EngineChoice;
         let engine = if kernel {
             EngineChoice::Kernel
         } else {

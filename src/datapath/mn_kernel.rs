@@ -2,7 +2,7 @@
 //! address, the home-address rule and table-252 route, and the link / address events
 //! movement detection reads.
 
-use super::mn_user::{HomeKernel, Undo};
+use super::mn_path::{HomeKernel, Undo};
 use crate::proto::movement::Observation;
 use crate::sys::rtnl::{
     self, Address, Groups, Route, Rtnl, RtnlEvent, RtnlMonitor, IFA_F_DADFAILED, IFA_F_DEPRECATED,
@@ -230,11 +230,11 @@ impl HomeKernel for RtnlHome {
 pub fn start(
     cfg: &crate::config::Config,
     cn: crate::proto::cn::Cn,
-    engine: super::mn_user::EngineChoice,
+    engine: super::mn_path::EngineChoice,
     kernel_tunnel: bool,
     registry: &mut crate::daemon::registry::Registry,
     now: std::time::Instant,
-) -> Result<super::mn_user::MnPath, String> {
+) -> Result<super::mn_path::MnPath, String> {
     use crate::config::NodeRole;
     use crate::proto::mn::{Mn, MnConfig};
     use crate::proto::movement::{Detector, MovementConfig};
@@ -290,7 +290,7 @@ pub fn start(
     } else {
         None
     };
-    let mut path = super::mn_user::MnPath::start(
+    let mut path = super::mn_path::MnPath::start(
         mn,
         cn,
         detector,

@@ -20,7 +20,7 @@
 //! home address would be dropped (`Ip6InNoRoutes`).
 
 use super::mn_kernel::gone_is_fine;
-use super::mn_user::Undo;
+use super::mn_path::Undo;
 use crate::sys::rtnl::seg6::Encap;
 use crate::sys::rtnl::{Route, Rtnl, Rule, RTPROT_MIP};
 use std::io;

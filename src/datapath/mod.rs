@@ -18,6 +18,7 @@ pub mod home_link;
 pub mod kernel;
 pub mod mn_dhaad;
 pub mod mn_kernel;
+pub mod mn_path;
 pub mod mn_seg6;
 pub mod mn_user;
 pub mod probe;

@@ -13,7 +13,7 @@
 use super::membership::Command;
 use super::membership_machine::DsaRegistrar;
 use crate::config::model::DistributedServer;
-use crate::datapath::mn_user::MnPath;
+use crate::datapath::mn_path::MnPath;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -116,7 +116,7 @@ pub fn start(
     cfg: &crate::config::Config,
     ds: &DistributedServer,
     cn: crate::proto::cn::Cn,
-    engine: crate::datapath::mn_user::EngineChoice,
+    engine: crate::datapath::mn_path::EngineChoice,
     registry: &mut crate::daemon::registry::Registry,
     now: Instant,
 ) -> Result<(MnPath, DsaLink), String> {

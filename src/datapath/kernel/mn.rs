@@ -11,7 +11,7 @@
 //! correspondent for route optimisation.
 //!
 //! The movement detection, the home address itself and the machine stay with
-//! [`crate::datapath::mn_user::MnPath`], which drives this engine instead of its
+//! [`crate::datapath::mn_path::MnPath`], which drives this engine instead of its
 //! netfilter queues.
 
 use super::signalling::{Arrived, Signalling};
