@@ -588,64 +588,17 @@ impl Machine for HaUserPath {
 
     fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         while let Some(a) = self.ha.poll_action() {
-            match a {
-                Action::Send(t) => send_transmit(&self.raw, &t, ctx),
-                Action::StartDad { hoa, link_local } => {
-                    self.home.dad(&mut self.ha, hoa, link_local, now)
-                }
-                // On this data path a registration's tunnel is part of the registration:
-                // the route names it, so the route's actions carry both.
-                Action::TunnelAdd { .. } | Action::TunnelDel { .. } => {}
-                Action::RouteAdd {
-                    hoa,
-                    tunnel_local,
-                    tunnel_remote,
-                } => {
-                    let b = Binding::HomeRegistration {
-                        ha: tunnel_local,
-                        hoa,
-                        coa: tunnel_remote,
-                    };
-                    let path: &mut dyn DataPath = match self.seg6.as_mut() {
-                        Some(k) => k,
-                        None => &mut self.tunnels,
-                    };
-                    if let Err(e) = path.install(&b, ctx.registry) {
-                        tracing::error!("home registration {hoa}: {e}");
-                    }
-                }
-                Action::RouteDel { hoa } => {
-                    let key = BindingKey::HomeRegistration { hoa };
-                    let path: &mut dyn DataPath = match self.seg6.as_mut() {
-                        Some(k) => k,
-                        None => &mut self.tunnels,
-                    };
-                    if let Err(e) = path.remove(&key, ctx.registry) {
-                        tracing::warn!("home registration {hoa}: {e}");
-                    }
-                }
-                Action::ProxyNdAdd { addr, router } => {
-                    self.home.proxy_add(addr, router, ctx.registry, now)
-                }
-                Action::ProxyNdDel { addr } => self.home.proxy_del(addr, ctx.registry),
-                Action::BindingInstalled {
-                    local,
-                    hoa,
-                    coa,
-                    home: true,
-                    ..
-                } => tracing::info!("home registration {hoa} -> {coa} (at {local})"),
-                Action::BindingRemoved {
-                    local,
-                    hoa,
-                    home: true,
-                } => tracing::info!("home registration of {hoa} (at {local}) removed"),
+            let path: &mut dyn DataPath = match self.seg6.as_mut() {
+                Some(k) => k,
+                None => &mut self.tunnels,
+            };
+            match self.home.apply(a, &mut self.ha, path, ctx.registry, now) {
+                Some(Action::Send(t)) => send_transmit(&self.raw, &t, ctx),
                 // The embedded correspondent node's route optimisation.
-                other => {
-                    if !self.ro_rules.on_action(&other, ctx.registry) {
-                        tracing::debug!("home agent: ignoring {other:?}")
-                    }
+                Some(other) if !self.ro_rules.on_action(&other, ctx.registry) => {
+                    tracing::debug!("home agent: ignoring {other:?}")
                 }
+                _ => {}
             }
         }
     }

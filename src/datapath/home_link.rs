@@ -5,8 +5,9 @@
 //! Solicitations. Both the user and the kernel home agents hold one.
 
 use super::ha_icmp::HaIcmp;
+use super::{Binding, BindingKey, DataPath};
 use crate::daemon::registry::{EntryId, Registry};
-use crate::proto::event::Event;
+use crate::proto::event::{Action, Event};
 use crate::proto::ha::Ha;
 use crate::sys::rtnl::{self, Rtnl};
 use std::collections::HashMap;
@@ -91,6 +92,64 @@ impl HomeLink {
     }
 
     /// RFC 6275 §10.3.1 DAD for a home registration, answered to `ha` as `DadResult`.
+    /// The home agent's actions that every data path handles alike: DAD, proxy ND, the
+    /// registrations as bindings of `path` (whose tunnel each carries), their logs.
+    /// Returns what is left for the caller: a `Send`, or the embedded correspondent
+    /// node's actions.
+    pub fn apply(
+        &mut self,
+        a: Action,
+        ha: &mut Ha,
+        path: &mut dyn DataPath,
+        registry: &mut Registry,
+        now: Instant,
+    ) -> Option<Action> {
+        match a {
+            Action::StartDad { hoa, link_local } => self.dad(ha, hoa, link_local, now),
+            // A registration's tunnel is part of the registration: the route's actions
+            // name it, so they carry both.
+            Action::TunnelAdd { .. } | Action::TunnelDel { .. } => {}
+            Action::RouteAdd {
+                hoa,
+                tunnel_local,
+                tunnel_remote,
+            } => {
+                tracing::info!(
+                    "home registration {hoa} -> tunnel {tunnel_local} -> {tunnel_remote}"
+                );
+                let b = Binding::HomeRegistration {
+                    ha: tunnel_local,
+                    hoa,
+                    coa: tunnel_remote,
+                };
+                if let Err(e) = path.install(&b, registry) {
+                    tracing::error!("home registration {hoa}: {e}");
+                }
+            }
+            Action::RouteDel { hoa } => {
+                if let Err(e) = path.remove(&BindingKey::HomeRegistration { hoa }, registry) {
+                    tracing::warn!("home registration {hoa}: {e}");
+                }
+            }
+            Action::ProxyNdAdd { addr, router } => self.proxy_add(addr, router, registry, now),
+            Action::ProxyNdDel { addr } => self.proxy_del(addr, registry),
+            Action::BindingInstalled {
+                local,
+                hoa,
+                coa,
+                home: true,
+                ..
+            } => tracing::info!("home registration {hoa} -> {coa} (at {local})"),
+            Action::BindingRemoved {
+                local,
+                hoa,
+                home: true,
+            } => tracing::info!("home registration of {hoa} (at {local}) removed"),
+            other => return Some(other),
+        }
+        None
+    }
+
     pub fn dad(&mut self, ha: &mut Ha, hoa: Ipv6Addr, link_local: Option<Ipv6Addr>, now: Instant) {
         let taken = std::iter::once(hoa)
             .chain(link_local)

@@ -14,7 +14,6 @@ use crate::daemon::machine::{BindingCacheEntry, Ctx, Machine};
 use crate::daemon::registry::Registry;
 use crate::datapath::ha_user::cache_rows;
 use crate::datapath::home_link::{self, HomeLink};
-use crate::datapath::{Binding, BindingKey, DataPath};
 use crate::proto::event::Action;
 use crate::proto::ha::Ha;
 use std::os::fd::RawFd;
@@ -94,57 +93,15 @@ impl Machine for HaKernelPath {
 
     fn apply_actions(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
         while let Some(a) = self.ha.poll_action() {
-            match a {
-                Action::Send(t) => self.sig.send(&t, &self.path, ctx),
-                Action::StartDad { hoa, link_local } => {
-                    self.home.dad(&mut self.ha, hoa, link_local, now)
+            match self
+                .home
+                .apply(a, &mut self.ha, &mut self.path, ctx.registry, now)
+            {
+                Some(Action::Send(t)) => self.sig.send(&t, &self.path, ctx),
+                Some(other) if !on_binding_action(&mut self.path, &other, ctx.registry) => {
+                    tracing::debug!("home agent: ignoring {other:?}")
                 }
-                // The route's action names the tunnel: the plan makes both from it.
-                Action::TunnelAdd { .. } | Action::TunnelDel { .. } => {}
-                Action::RouteAdd {
-                    hoa,
-                    tunnel_local,
-                    tunnel_remote,
-                } => {
-                    let b = Binding::HomeRegistration {
-                        ha: tunnel_local,
-                        hoa,
-                        coa: tunnel_remote,
-                    };
-                    tracing::info!(
-                        "home registration {hoa} -> tunnel {tunnel_local} -> {tunnel_remote}"
-                    );
-                    if let Err(e) = self.path.install(&b, ctx.registry) {
-                        tracing::error!("home registration {hoa}: {e}");
-                    }
-                }
-                Action::RouteDel { hoa } => {
-                    let key = BindingKey::HomeRegistration { hoa };
-                    if let Err(e) = self.path.remove(&key, ctx.registry) {
-                        tracing::warn!("home registration {hoa}: {e}");
-                    }
-                }
-                Action::ProxyNdAdd { addr, router } => {
-                    self.home.proxy_add(addr, router, ctx.registry, now)
-                }
-                Action::ProxyNdDel { addr } => self.home.proxy_del(addr, ctx.registry),
-                Action::BindingInstalled {
-                    local,
-                    hoa,
-                    coa,
-                    home: true,
-                    ..
-                } => tracing::info!("home registration {hoa} -> {coa} (at {local})"),
-                Action::BindingRemoved {
-                    local,
-                    hoa,
-                    home: true,
-                } => tracing::info!("home registration of {hoa} (at {local}) removed"),
-                other => {
-                    if !on_binding_action(&mut self.path, &other, ctx.registry) {
-                        tracing::debug!("home agent: ignoring {other:?}")
-                    }
-                }
+                _ => {}
             }
         }
     }
